@@ -1,0 +1,250 @@
+package client
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Role is a user's role inside an organization.
+type Role string
+
+// The roles of DESIGN.md's permission table.
+const (
+	RoleOwner     Role = "owner"
+	RoleAuraOwner Role = "aura_owner"
+	RoleMember    Role = "member"
+)
+
+// AppKind is the kind of Container App a key protects.
+type AppKind string
+
+// The two kinds of app.
+const (
+	KindCloudFunction AppKind = "cloud_function"
+	KindDashboardApp  AppKind = "dashboard_app"
+)
+
+// KeyState is where a key is in its life. Revoked keys are never listed.
+type KeyState string
+
+// The states a listed key can be in. StateAny lists every non-revoked key.
+const (
+	StateAny      KeyState = ""
+	StateActive   KeyState = "active"
+	StateOrphaned KeyState = "orphaned"
+	StateExpired  KeyState = "expired"
+)
+
+// OrphanReason says why a key was orphaned. The empty reason is a key that is
+// not orphaned; it travels as JSON null, as the API sends it.
+type OrphanReason string
+
+// The two ways a key becomes orphaned.
+const (
+	OrphanAppDeleted     OrphanReason = "app_deleted"
+	OrphanCreatorDeleted OrphanReason = "creator_deleted"
+)
+
+// MarshalJSON writes the empty reason as null, the API's form.
+func (r OrphanReason) MarshalJSON() ([]byte, error) {
+	if r == "" {
+		return []byte("null"), nil
+	}
+	return json.Marshal(string(r))
+}
+
+// UnmarshalJSON reads null as the empty reason.
+func (r *OrphanReason) UnmarshalJSON(b []byte) error {
+	var s *string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*r = ""
+	if s != nil {
+		*r = OrphanReason(*s)
+	}
+	return nil
+}
+
+// VerifyCode is the verdict of POST /v1/verify.
+type VerifyCode string
+
+// Every verdict a verify can give; only VerifyValid authenticates.
+const (
+	VerifyValid     VerifyCode = "VALID"
+	VerifyMalformed VerifyCode = "MALFORMED"
+	VerifyNotFound  VerifyCode = "NOT_FOUND"
+	VerifyExpired   VerifyCode = "EXPIRED"
+	VerifyRevoked   VerifyCode = "REVOKED"
+	VerifyOrphaned  VerifyCode = "ORPHANED"
+	VerifyWrongApp  VerifyCode = "WRONG_APP"
+)
+
+// EventType names a change on the events feed.
+type EventType string
+
+// The changes a sidecar must react to.
+const (
+	EventKeyRevoked  EventType = "key.revoked"
+	EventKeyOrphaned EventType = "key.orphaned"
+	EventAppDeleted  EventType = "app.deleted"
+)
+
+// CreateOrgRequest is the body of POST /v1/orgs.
+type CreateOrgRequest struct {
+	Name       string `json:"name"`
+	OwnerEmail string `json:"owner_email"`
+}
+
+// CreatedOrg answers POST /v1/orgs: the organization and its first owner,
+// whose token is shown this once.
+type CreatedOrg struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at"`
+	Owner     OrgOwner  `json:"owner"`
+}
+
+// OrgOwner is the owner made with a new organization.
+type OrgOwner struct {
+	ID    string `json:"id"`
+	Email string `json:"email"`
+	Role  Role   `json:"role"`
+	Token string `json:"token"`
+}
+
+// CreateUserRequest is the body of POST /v1/users.
+type CreateUserRequest struct {
+	Email string `json:"email"`
+	Role  Role   `json:"role"`
+}
+
+// User is a member of the caller's organization.
+type User struct {
+	ID        string    `json:"id"`
+	Email     string    `json:"email"`
+	Role      Role      `json:"role"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// CreatedUser answers POST /v1/users; Token is shown this once.
+type CreatedUser struct {
+	User
+	Token string `json:"token"`
+}
+
+// Me answers GET /v1/me: who the token belongs to.
+type Me struct {
+	ID      string `json:"id"`
+	Email   string `json:"email"`
+	Role    Role   `json:"role"`
+	OrgID   string `json:"org_id"`
+	OrgName string `json:"org_name"`
+}
+
+// CreateAppRequest is the body of POST /v1/apps.
+type CreateAppRequest struct {
+	Name string  `json:"name"`
+	Kind AppKind `json:"kind"`
+}
+
+// App is a Container App with the counts of its live keys.
+type App struct {
+	ID           string    `json:"id"`
+	Name         string    `json:"name"`
+	Kind         AppKind   `json:"kind"`
+	CreatedAt    time.Time `json:"created_at"`
+	CreatedBy    string    `json:"created_by"`
+	ActiveKeys   int       `json:"active_keys"`
+	OrphanedKeys int       `json:"orphaned_keys"`
+}
+
+// CreatedApp answers POST /v1/apps. VerifierToken is what the app's sidecar
+// authenticates with; it is shown this once.
+type CreatedApp struct {
+	ID            string    `json:"id"`
+	Name          string    `json:"name"`
+	Kind          AppKind   `json:"kind"`
+	CreatedAt     time.Time `json:"created_at"`
+	CreatedBy     string    `json:"created_by"`
+	VerifierToken string    `json:"verifier_token"`
+}
+
+// CreateKeyRequest is the body of POST /v1/apps/{id}/keys. When SaveAsSecret
+// names a secret, the key is stored there and not returned.
+type CreateKeyRequest struct {
+	Name         string    `json:"name"`
+	ExpiresAt    time.Time `json:"expires_at"`
+	SaveAsSecret string    `json:"save_as_secret,omitempty"`
+}
+
+// Key is an API key as listed: never the key itself, only its display prefix.
+type Key struct {
+	ID           string       `json:"id"`
+	Name         string       `json:"name"`
+	AppID        string       `json:"app_id"`
+	AppName      string       `json:"app_name"`
+	Prefix       string       `json:"prefix"`
+	State        KeyState     `json:"state"`
+	OrphanReason OrphanReason `json:"orphan_reason"`
+	ExpiresAt    time.Time    `json:"expires_at"`
+	CreatedAt    time.Time    `json:"created_at"`
+	CreatedBy    string       `json:"created_by"`
+	LastUsedAt   *time.Time   `json:"last_used_at"`
+}
+
+// CreatedKey answers POST /v1/apps/{id}/keys. Exactly one of PlainKey (the
+// key, shown this once) and SecretName (where it was saved instead) is set.
+type CreatedKey struct {
+	Key
+	PlainKey   string `json:"key,omitempty"`
+	SecretName string `json:"secret_name,omitempty"`
+}
+
+// CreateSecretRequest is the body of POST /v1/secrets.
+type CreateSecretRequest struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// Secret is a stored secret without its value, as listed.
+type Secret struct {
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at"`
+	CreatedBy string    `json:"created_by"`
+}
+
+// SecretValue answers GET /v1/secrets/{name}.
+type SecretValue struct {
+	Name      string    `json:"name"`
+	Value     string    `json:"value"`
+	CreatedAt time.Time `json:"created_at"`
+	CreatedBy string    `json:"created_by"`
+}
+
+// VerifyResult answers POST /v1/verify. For a key the service does not know,
+// only Valid and Code are meaningful.
+type VerifyResult struct {
+	Valid     bool       `json:"valid"`
+	Code      VerifyCode `json:"code"`
+	KeyID     string     `json:"key_id,omitempty"`
+	KeyName   string     `json:"key_name,omitempty"`
+	AppID     string     `json:"app_id,omitempty"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+}
+
+// Event is one change on an app's events feed.
+type Event struct {
+	Seq   int64     `json:"seq"`
+	Type  EventType `json:"type"`
+	KeyID string    `json:"key_id,omitempty"`
+	AppID string    `json:"app_id"`
+	At    time.Time `json:"at"`
+}
+
+// EventPage answers GET /v1/events. Next is the cursor to pass as after in
+// the following call.
+type EventPage struct {
+	Events []Event `json:"events"`
+	Next   int64   `json:"next"`
+}
