@@ -1,0 +1,110 @@
+package store
+
+import "time"
+
+// Org is an organization.
+type Org struct {
+	ID        string
+	Name      string
+	CreatedAt time.Time
+}
+
+// User is a member of an organization. TokenHash is the keyed hash of the
+// user's API token; the token itself is never stored.
+type User struct {
+	ID        string
+	OrgID     string
+	Email     string
+	Role      string
+	TokenHash string
+	CreatedAt time.Time
+	DeletedAt *time.Time
+}
+
+// App is a Container App. VerifierHash is the keyed hash of its sidecar's
+// verifier token. ActiveKeys and OrphanedKeys are filled by ListApps and GetApp.
+type App struct {
+	ID           string
+	OrgID        string
+	Name         string
+	Kind         string
+	VerifierHash string
+	CreatedAt    time.Time
+	CreatedBy    string
+	DeletedAt    *time.Time
+	ActiveKeys   int
+	OrphanedKeys int
+}
+
+// Key is an API key's record. Hash is the versioned keyed hash ("v1:…");
+// the key itself is never stored.
+type Key struct {
+	ID           string
+	OrgID        string
+	AppID        string
+	AppName      string // filled by reads that join the app
+	Name         string
+	Prefix       string
+	Hash         string
+	ExpiresAt    time.Time
+	CreatedAt    time.Time
+	CreatedBy    string
+	CreatorEmail string // filled by reads that join the creator
+	RevokedAt    *time.Time
+	OrphanedAt   *time.Time
+	OrphanReason string // "", "app_deleted" or "creator_deleted"
+	LastUsedAt   *time.Time
+}
+
+// Secret is an entry of the Secrets store; Ciphertext is sealed by the caller.
+type Secret struct {
+	OrgID      string
+	Name       string
+	Ciphertext []byte
+	CreatedAt  time.Time
+	CreatedBy  string
+}
+
+// Event is an entry of the change feed.
+type Event struct {
+	Seq   int64
+	OrgID string
+	AppID string
+	Type  string // "key.revoked", "key.orphaned" or "app.deleted"
+	KeyID string
+	At    time.Time
+}
+
+// Event types.
+const (
+	EventKeyRevoked  = "key.revoked"
+	EventKeyOrphaned = "key.orphaned"
+	EventAppDeleted  = "app.deleted"
+)
+
+// Orphan reasons.
+const (
+	OrphanAppDeleted     = "app_deleted"
+	OrphanCreatorDeleted = "creator_deleted"
+)
+
+// Audit is an audit record.
+type Audit struct {
+	ID     int64
+	OrgID  string
+	At     time.Time
+	Actor  string // a user id, "admin" or "system"
+	Action string // e.g. "key.create", "secret.read"
+	Target string // the id or name acted on
+	Detail string
+}
+
+// KeyFilter selects keys in ListKeys. Empty fields select everything.
+type KeyFilter struct {
+	OrgID string
+	AppID string
+	// State is "", "active", "orphaned" or "expired"; revoked keys are never
+	// listed. Now decides expiry.
+	State string
+	Now   time.Time
+}
