@@ -161,9 +161,14 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		// The *url.Error names the method and URL; neither carries the token
-		// (it travels in a header) nor a key (keys travel in bodies).
-		return err
+		// Said once, as "METHOD URL: cause", rather than *url.Error's quoted
+		// form. Neither part carries the token (it travels in a header) nor a
+		// key (keys travel in bodies).
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fmt.Errorf("%s %s: %w", r.method, target, err)
 	}
 	defer resp.Body.Close()
 

@@ -1,0 +1,191 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/appkeys/appkeys/internal/client"
+)
+
+func init() { commands = append(commands, newKeysCmd) }
+
+// keyOnceNotice goes with a key printed in clear.
+const keyOnceNotice = "This key is shown once and will not be shown again: store it now (or create it with --save-as-secret)."
+
+func newKeysCmd() *cobra.Command {
+	group := &cobra.Command{
+		Use:   "keys",
+		Short: "Create, list and revoke the API keys of your apps",
+	}
+	flags := addClientFlags(group)
+
+	var app, name, expires, saveAs string
+	create := &cobra.Command{
+		Use:   "create --app APP --name NAME --expires 30d|12h|2027-01-31 [--save-as-secret SECRET]",
+		Short: "Create a key for an app; prints it once, or saves it into a secret",
+		Long: `Create a key for an app (--app takes an app id or name).
+
+--expires is a number of days (30d) or hours (12h) from now, a date
+(2027-01-31: the key lives through that whole day, until midnight UTC), or an
+RFC 3339 time. With --save-as-secret the key goes into that secret and is not
+printed; read it back with "appkeys secrets get".`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			exp, err := parseExpires(expires, time.Now())
+			if err != nil {
+				return err
+			}
+			c, err := flags.client()
+			if err != nil {
+				return err
+			}
+			appID, err := resolveApp(cmd.Context(), c, app)
+			if err != nil {
+				return err
+			}
+			k, err := c.CreateKey(cmd.Context(), appID, client.CreateKeyRequest{Name: name, ExpiresAt: exp, SaveAsSecret: saveAs})
+			if err != nil {
+				return fmt.Errorf("create key: %w", err)
+			}
+			if saveAs != "" {
+				// Promised to the user: with a secret, the key is never printed,
+				// whatever the service sends.
+				k.PlainKey = ""
+			}
+			return printCreatedKey(cmd, flags.json(), k)
+		},
+	}
+	create.Flags().StringVar(&app, "app", "", "the app: its id (app_…) or its name")
+	create.Flags().StringVar(&name, "name", "", "a name for the key")
+	create.Flags().StringVar(&expires, "expires", "", "when the key expires: 30d, 12h, 2027-01-31 or an RFC 3339 time")
+	create.Flags().StringVar(&saveAs, "save-as-secret", "", "store the key in this secret instead of printing it")
+	for _, f := range []string{"app", "name", "expires"} {
+		_ = create.MarkFlagRequired(f)
+	}
+
+	var listApp, state string
+	list := &cobra.Command{
+		Use:   "list [--app APP] [--state active|orphaned|expired]",
+		Short: "List keys, of one app or of the whole organization",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st := client.KeyState(state)
+			switch st {
+			case client.StateAny, client.StateActive, client.StateOrphaned, client.StateExpired:
+			default:
+				return fmt.Errorf("invalid --state %q: use active, orphaned or expired", state)
+			}
+			c, err := flags.client()
+			if err != nil {
+				return err
+			}
+			var keys []client.Key
+			if listApp != "" {
+				appID, err := resolveApp(cmd.Context(), c, listApp)
+				if err != nil {
+					return err
+				}
+				if keys, err = c.ListAppKeys(cmd.Context(), appID, st); err != nil {
+					return fmt.Errorf("list keys of app %s: %w", appID, err)
+				}
+			} else if keys, err = c.ListKeys(cmd.Context(), st); err != nil {
+				return fmt.Errorf("list keys: %w", err)
+			}
+			if flags.json() {
+				return printJSON(cmd.OutOrStdout(), map[string][]client.Key{"keys": orEmpty(keys)})
+			}
+			return keysTable(cmd.OutOrStdout(), keys)
+		},
+	}
+	list.Flags().StringVar(&listApp, "app", "", "only this app's keys: its id (app_…) or its name")
+	list.Flags().StringVar(&state, "state", "", "only keys in this state: active, orphaned or expired (default: all but revoked)")
+
+	var yes bool
+	revoke := &cobra.Command{
+		Use:   "revoke ID [--yes]",
+		Short: "Revoke a key for good; requests with it are refused at once",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id := args[0]
+			c, err := flags.client()
+			if err != nil {
+				return err
+			}
+			err = confirm(cmd, yes, "revoke key "+id, func() (string, error) {
+				return fmt.Sprintf("Revoke key %s? Requests using it will be refused, and it cannot be restored.", id), nil
+			})
+			if err != nil {
+				return err
+			}
+			if err := c.RevokeKey(cmd.Context(), id); err != nil {
+				return fmt.Errorf("revoke key %s: %w", id, err)
+			}
+			if !flags.json() {
+				fmt.Fprintf(cmd.OutOrStdout(), "Revoked key %s.\n", id)
+			}
+			return nil
+		},
+	}
+	revoke.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
+
+	group.AddCommand(create, list, revoke)
+	return group
+}
+
+func printCreatedKey(cmd *cobra.Command, asJSON bool, k *client.CreatedKey) error {
+	out := cmd.OutOrStdout()
+	if asJSON {
+		// stdout stays one JSON document; the notice goes beside it.
+		if k.PlainKey != "" {
+			fmt.Fprintln(cmd.ErrOrStderr(), keyOnceNotice)
+		}
+		return printJSON(out, k)
+	}
+	if err := printFields(out, [][2]string{
+		{"ID", k.ID},
+		{"NAME", k.Name},
+		{"APP", appLabel(k.Key)},
+		{"PREFIX", k.Prefix},
+		{"STATE", stateLabel(k.Key)},
+		{"EXPIRES", fmtTime(k.ExpiresAt)},
+	}); err != nil {
+		return err
+	}
+	var err error
+	switch {
+	case k.SecretName != "":
+		_, err = fmt.Fprintf(out, "\nThe key was saved into secret %s and is not shown; read it with: appkeys secrets get %s\n",
+			cell(k.SecretName), cell(k.SecretName))
+	case k.PlainKey != "":
+		// The key alone on its line, so it can be copied whole.
+		_, err = fmt.Fprintf(out, "\n%s\n\n%s\n", k.PlainKey, keyOnceNotice)
+	}
+	return err
+}
+
+func keysTable(w io.Writer, keys []client.Key) error {
+	t := newTable(w, "ID", "NAME", "APP", "PREFIX", "STATE", "EXPIRES", "LAST USED", "CREATED BY")
+	for _, k := range keys {
+		t.row(k.ID, k.Name, appLabel(k), k.Prefix, stateLabel(k), fmtTime(k.ExpiresAt), fmtLastUsed(k.LastUsedAt), k.CreatedBy)
+	}
+	return t.flush()
+}
+
+// stateLabel shows an orphaned key's reason beside its state, as the
+// console's Orphaned tab does.
+func stateLabel(k client.Key) string {
+	if k.OrphanReason != "" {
+		return fmt.Sprintf("%s (%s)", k.State, k.OrphanReason)
+	}
+	return string(k.State)
+}
+
+func appLabel(k client.Key) string {
+	if k.AppName == "" {
+		return k.AppID
+	}
+	return k.AppName + " (" + k.AppID + ")"
+}
