@@ -57,29 +57,33 @@ func (e *ParseError) Unwrap() error { return e.reason }
 
 // Generate returns a new random key.
 func Generate() (string, error) {
-	var b strings.Builder
-	b.Grow(Len)
-	b.WriteString(Prefix)
+	body, err := Random(BodyLen)
+	if err != nil {
+		return "", err
+	}
+	k := Prefix + body
+	sum := checksum(k)
+	return k + string(sum[:]), nil
+}
+
+// Random returns n uniformly random base62 characters from crypto/rand, for
+// keys, tokens and ids.
+func Random(n int) (string, error) {
+	out := make([]byte, 0, n)
 	// Rejection sampling keeps each character uniform: bytes >= 248 would
 	// favour the first 8 letters of the alphabet.
-	buf := make([]byte, 64)
-	for n := 0; n < BodyLen; {
+	buf := make([]byte, n+n/4+8)
+	for len(out) < n {
 		if _, err := rand.Read(buf); err != nil {
 			return "", fmt.Errorf("read random bytes: %w", err)
 		}
 		for _, c := range buf {
-			if c >= 248 {
-				continue
-			}
-			b.WriteByte(alphabet[c%62])
-			if n++; n == BodyLen {
-				break
+			if c < 248 && len(out) < n {
+				out = append(out, alphabet[c%62])
 			}
 		}
 	}
-	sum := checksum(b.String())
-	b.Write(sum[:])
-	return b.String(), nil
+	return string(out), nil
 }
 
 // Parse checks that s is a well-formed key: prefix, length, alphabet and

@@ -119,6 +119,7 @@ func scanUser(row interface{ Scan(...any) error }) (User, error) {
 
 // UserByTokenHash finds the live user whose token hashes to h.
 func (s *Store) UserByTokenHash(ctx context.Context, h string) (User, error) {
+	defer s.timed("token_lookup")()
 	u, err := scanUser(s.db.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE token_hash = $1 AND deleted_at IS NULL`, h))
 	if errors.Is(err, sql.ErrNoRows) {
 		return User{}, ErrNotFound
@@ -248,6 +249,7 @@ func (s *Store) GetApp(ctx context.Context, orgID, id string, now time.Time) (Ap
 
 // AppByVerifierHash finds the live app whose verifier token hashes to h.
 func (s *Store) AppByVerifierHash(ctx context.Context, h string) (App, error) {
+	defer s.timed("verifier_lookup")()
 	var a App
 	var created int64
 	err := s.db.QueryRowContext(ctx, `SELECT id, org_id, name, kind, created_at, created_by FROM apps WHERE verifier_hash = $1 AND deleted_at IS NULL`, h).
@@ -320,6 +322,9 @@ func (s *Store) CreateKey(ctx context.Context, k Key, secret *Secret) error {
 		detail := "app " + k.AppID
 		if secret != nil {
 			if err := insertSecret(ctx, tx, *secret); err != nil {
+				if errors.Is(classify(err), ErrConflict) {
+					return ErrSecretConflict
+				}
 				return err
 			}
 			detail += ", saved as secret " + secret.Name
@@ -353,6 +358,7 @@ func scanKey(row interface{ Scan(...any) error }) (Key, error) {
 
 // KeyByHash finds a key, revoked or not, by one of its candidate hashes.
 func (s *Store) KeyByHash(ctx context.Context, hashes ...string) (Key, error) {
+	defer s.timed("key_lookup")()
 	for _, h := range hashes {
 		k, err := scanKey(s.db.QueryRowContext(ctx, `SELECT `+keyCols+keyFrom+` WHERE k.hash = $1`, h))
 		if errors.Is(err, sql.ErrNoRows) {

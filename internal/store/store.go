@@ -35,6 +35,8 @@ var migrations embed.FS
 var (
 	ErrNotFound = errors.New("not found")
 	ErrConflict = errors.New("already exists")
+	// ErrSecretConflict is the ErrConflict of a secret name already taken.
+	ErrSecretConflict = fmt.Errorf("secret name %w", ErrConflict)
 	// ErrOrphaned is returned by RevokeKey when the key is orphaned and the
 	// caller may not revoke orphaned keys.
 	ErrOrphaned = errors.New("key is orphaned")
@@ -53,6 +55,21 @@ type Store struct {
 	// and readers (WAL) never wait for them. On PostgreSQL it is db.
 	wdb     *sql.DB
 	dialect string // "sqlite" or "postgres"
+	// observe, when set, receives each operation's duration.
+	observe func(op string, d time.Duration)
+}
+
+// SetObserver sets a function that receives the duration of every write
+// transaction, snapshot read and hot-path lookup, for metrics. Call it before
+// the store is used.
+func (s *Store) SetObserver(fn func(op string, d time.Duration)) { s.observe = fn }
+
+func (s *Store) timed(op string) func() {
+	if s.observe == nil {
+		return func() {}
+	}
+	start := time.Now()
+	return func() { s.observe(op, time.Since(start)) }
 }
 
 // Open opens the store named by dsn and applies pending migrations. A dsn
@@ -201,6 +218,7 @@ func splitSQL(body string) []string {
 
 // write runs fn in a write transaction, committing when fn returns nil.
 func (s *Store) write(ctx context.Context, fn func(*sql.Tx) error) error {
+	defer s.timed("write")()
 	tx, err := s.wdb.BeginTx(ctx, nil)
 	if err != nil {
 		return classify(err)
@@ -217,6 +235,7 @@ func (s *Store) write(ctx context.Context, fn func(*sql.Tx) error) error {
 
 // read runs fn in a consistent read-only snapshot.
 func (s *Store) read(ctx context.Context, fn func(*sql.Tx) error) error {
+	defer s.timed("read")()
 	var opts *sql.TxOptions
 	if s.dialect == "postgres" {
 		opts = &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead}

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/appkeys/appkeys/internal/keyserver"
+)
+
+func init() { commands = append(commands, newServeCmd) }
+
+// serveFlags are the key service's settings; `appkeys up` shares them.
+type serveFlags struct {
+	addr, data, database, maxLifetime, logLevel, logFormat string
+}
+
+func (f *serveFlags) register(cmd *cobra.Command, defaultAddr string) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.addr, "addr", defaultAddr, "listen address of the key service")
+	fl.StringVar(&f.data, "data", "./appkeys-data", "data directory: SQLite database, master key, bootstrap tokens")
+	fl.StringVar(&f.database, "database", "", "PostgreSQL URL (postgres://…) to use instead of SQLite (env APPKEYS_DATABASE_URL)")
+	fl.StringVar(&f.maxLifetime, "max-key-lifetime", "365d", "latest expiry a new key may have, from now (e.g. 90d, 8760h)")
+	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+}
+
+func (f *serveFlags) config(stderr io.Writer) (keyserver.Config, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return keyserver.Config{}, fmt.Errorf("invalid --log-level %q: use debug, info, warn or error", f.logLevel)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler
+	switch f.logFormat {
+	case "text":
+		h = slog.NewTextHandler(stderr, opts)
+	case "json":
+		h = slog.NewJSONHandler(stderr, opts)
+	default:
+		return keyserver.Config{}, fmt.Errorf("invalid --log-format %q: use text or json", f.logFormat)
+	}
+	maxLife, err := parseDays(f.maxLifetime)
+	if err != nil || maxLife <= 0 {
+		return keyserver.Config{}, fmt.Errorf("invalid --max-key-lifetime %q: use a number of days such as 365d, or a duration such as 720h", f.maxLifetime)
+	}
+	db := f.database
+	if db == "" {
+		db = os.Getenv("APPKEYS_DATABASE_URL")
+	}
+	return keyserver.Config{
+		Addr:           f.addr,
+		DataDir:        f.data,
+		DatabaseURL:    db,
+		MasterKey:      os.Getenv("APPKEYS_MASTER_KEY"),
+		AdminToken:     os.Getenv("APPKEYS_ADMIN_TOKEN"),
+		BootstrapToken: os.Getenv("APPKEYS_BOOTSTRAP_TOKEN"),
+		MaxKeyLifetime: maxLife,
+		Logger:         slog.New(h),
+	}, nil
+}
+
+// parseDays reads "30d" as days, and anything else as a Go duration.
+func parseDays(s string) (time.Duration, error) {
+	if d, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(d)
+		if err != nil {
+			return 0, err
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	return time.ParseDuration(s)
+}
+
+func newServeCmd() *cobra.Command {
+	var f serveFlags
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the key service",
+		Long: `Run the key service: the /v1 JSON API, the web console, /healthz, /readyz and /metrics.
+
+On an empty store it creates the platform admin and a first organization with
+its owner, and writes their tokens to <data>/admin.token and <data>/owner.token
+(mode 0600). APPKEYS_ADMIN_TOKEN and APPKEYS_BOOTSTRAP_TOKEN fix those tokens.
+The master key (32 bytes, base64) comes from APPKEYS_MASTER_KEY, or is
+generated into <data>/master.key. Losing it makes every stored secret
+unreadable and every stored key unverifiable: back it up.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := f.config(cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			srv, err := keyserver.Start(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			printBootstrap(cmd.OutOrStdout(), srv)
+			cfg.Logger.Info("key service listening", "url", srv.URL, "store", storeName(cfg))
+			select {
+			case <-ctx.Done():
+			case <-waitChan(srv):
+			}
+			cfg.Logger.Info("shutting down")
+			sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			defer cancel()
+			return srv.Close(sctx)
+		},
+	}
+	f.register(cmd, "127.0.0.1:8700")
+	return cmd
+}
+
+func waitChan(srv *keyserver.Server) <-chan error {
+	ch := make(chan error, 1)
+	go func() { ch <- srv.Wait() }()
+	return ch
+}
+
+func storeName(cfg keyserver.Config) string {
+	if cfg.DatabaseURL != "" {
+		return "postgres"
+	}
+	return "sqlite"
+}
+
+// printBootstrap says where the tokens of a first start are. The tokens
+// themselves go to files, never to the terminal or the log.
+func printBootstrap(w io.Writer, srv *keyserver.Server) {
+	b := srv.Bootstrap
+	if b.MasterKeyFile != "" {
+		fmt.Fprintf(w, "Generated a master key in %s. Back it up: without it stored secrets cannot be read.\n", b.MasterKeyFile)
+	}
+	if !b.Created {
+		return
+	}
+	fmt.Fprintf(w, "First start: created the platform admin and the organization \"Default\" with its owner.\n")
+	fmt.Fprintf(w, "  owner token: %s\n  admin token: %s\n", b.OwnerTokenFile, b.AdminTokenFile)
+	fmt.Fprintf(w, "Try: export APPKEYS_URL=%s APPKEYS_TOKEN=$(cat %s)\n", srv.URL, b.OwnerTokenFile)
+}

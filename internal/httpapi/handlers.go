@@ -1,0 +1,389 @@
+package httpapi
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/appkeys/appkeys/internal/keyservice"
+	"github.com/appkeys/appkeys/internal/store"
+)
+
+// Wire shapes. Times are RFC 3339 in UTC; absent times are null.
+
+type userJSON struct {
+	ID        string    `json:"id"`
+	Email     string    `json:"email"`
+	Role      string    `json:"role"`
+	CreatedAt time.Time `json:"created_at"`
+	Token     string    `json:"token,omitempty"`
+}
+
+type appJSON struct {
+	ID            string    `json:"id"`
+	Name          string    `json:"name"`
+	Kind          string    `json:"kind"`
+	CreatedAt     time.Time `json:"created_at"`
+	CreatedBy     string    `json:"created_by"`
+	ActiveKeys    *int      `json:"active_keys,omitempty"`
+	OrphanedKeys  *int      `json:"orphaned_keys,omitempty"`
+	VerifierToken string    `json:"verifier_token,omitempty"`
+}
+
+type keyJSON struct {
+	ID             string     `json:"id"`
+	Name           string     `json:"name"`
+	AppID          string     `json:"app_id"`
+	AppName        string     `json:"app_name"`
+	Prefix         string     `json:"prefix"`
+	State          string     `json:"state"`
+	OrphanReason   *string    `json:"orphan_reason"`
+	ExpiresAt      time.Time  `json:"expires_at"`
+	CreatedAt      time.Time  `json:"created_at"`
+	CreatedBy      string     `json:"created_by"`
+	CreatedByEmail string     `json:"created_by_email"`
+	LastUsedAt     *time.Time `json:"last_used_at"`
+	Key            string     `json:"key,omitempty"`
+	SecretName     string     `json:"secret_name,omitempty"`
+}
+
+type secretJSON struct {
+	Name      string    `json:"name"`
+	Value     *string   `json:"value,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	CreatedBy string    `json:"created_by"`
+}
+
+func toUser(u store.User, token string) userJSON {
+	return userJSON{ID: u.ID, Email: u.Email, Role: u.Role, CreatedAt: u.CreatedAt, Token: token}
+}
+
+func toApp(a store.App, withCounts bool) appJSON {
+	out := appJSON{ID: a.ID, Name: a.Name, Kind: a.Kind, CreatedAt: a.CreatedAt, CreatedBy: a.CreatedBy}
+	if withCounts {
+		active, orphaned := a.ActiveKeys, a.OrphanedKeys
+		out.ActiveKeys, out.OrphanedKeys = &active, &orphaned
+	}
+	return out
+}
+
+func toKey(k store.Key, now time.Time) keyJSON {
+	out := keyJSON{ID: k.ID, Name: k.Name, AppID: k.AppID, AppName: k.AppName, Prefix: k.Prefix,
+		State: keyservice.KeyState(k, now), ExpiresAt: k.ExpiresAt, CreatedAt: k.CreatedAt,
+		CreatedBy: k.CreatedBy, CreatedByEmail: k.CreatorEmail, LastUsedAt: k.LastUsedAt}
+	if k.OrphanReason != "" {
+		r := k.OrphanReason
+		out.OrphanReason = &r
+	}
+	return out
+}
+
+func toSecret(s store.Secret) secretJSON {
+	return secretJSON{Name: s.Name, CreatedAt: s.CreatedAt, CreatedBy: s.CreatedBy}
+}
+
+func (s *Server) createOrg(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Name       string `json:"name"`
+		OwnerEmail string `json:"owner_email"`
+	}
+	if !s.readBody(w, r, &req) {
+		return
+	}
+	res, err := s.svc.CreateOrg(r.Context(), caller(r), req.Name, req.OwnerEmail)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{
+		"id": res.Org.ID, "name": res.Org.Name, "created_at": res.Org.CreatedAt,
+		"owner": toUser(res.Owner, res.OwnerToken),
+	})
+}
+
+func (s *Server) me(w http.ResponseWriter, r *http.Request) {
+	u, org, err := s.svc.Me(r.Context(), caller(r))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"id": u.ID, "email": u.Email, "role": u.Role, "org_id": org.ID, "org_name": org.Name})
+}
+
+func (s *Server) createUser(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Email string `json:"email"`
+		Role  string `json:"role"`
+	}
+	if !s.readBody(w, r, &req) {
+		return
+	}
+	u, token, err := s.svc.CreateUser(r.Context(), caller(r), req.Email, req.Role)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, toUser(u, token))
+}
+
+func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
+	users, err := s.svc.ListUsers(r.Context(), caller(r))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := make([]userJSON, 0, len(users))
+	for _, u := range users {
+		out = append(out, toUser(u, ""))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"users": out})
+}
+
+func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request) {
+	if err := s.svc.DeleteUser(r.Context(), caller(r), r.PathValue("id")); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) createApp(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Name string `json:"name"`
+		Kind string `json:"kind"`
+	}
+	if !s.readBody(w, r, &req) {
+		return
+	}
+	res, err := s.svc.CreateApp(r.Context(), caller(r), req.Name, req.Kind)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := toApp(res.App, false)
+	out.VerifierToken = res.VerifierToken
+	writeJSON(w, http.StatusCreated, out)
+}
+
+func (s *Server) listApps(w http.ResponseWriter, r *http.Request) {
+	apps, err := s.svc.ListApps(r.Context(), caller(r))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := make([]appJSON, 0, len(apps))
+	for _, a := range apps {
+		out = append(out, toApp(a, true))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"apps": out})
+}
+
+func (s *Server) getApp(w http.ResponseWriter, r *http.Request) {
+	a, err := s.svc.GetApp(r.Context(), caller(r), r.PathValue("id"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, toApp(a, true))
+}
+
+func (s *Server) deleteApp(w http.ResponseWriter, r *http.Request) {
+	if err := s.svc.DeleteApp(r.Context(), caller(r), r.PathValue("id")); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) createKey(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Name         string  `json:"name"`
+		ExpiresAt    *string `json:"expires_at"`
+		SaveAsSecret string  `json:"save_as_secret"`
+	}
+	if !s.readBody(w, r, &req) {
+		return
+	}
+	if req.ExpiresAt == nil {
+		writeErr(w, http.StatusUnprocessableEntity, "invalid_argument", "expires_at is required")
+		return
+	}
+	exp, err := time.Parse(time.RFC3339, *req.ExpiresAt)
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, "bad_request", "expires_at must be an RFC 3339 time such as 2027-01-31T00:00:00Z")
+		return
+	}
+	res, err := s.svc.CreateKey(r.Context(), caller(r), r.PathValue("id"), keyservice.CreateKeyRequest{
+		Name: req.Name, ExpiresAt: exp, SaveAsSecret: req.SaveAsSecret,
+	})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := toKey(res.Key, s.svc.Now())
+	out.Key, out.SecretName = res.Plain, res.SecretName
+	writeJSON(w, http.StatusCreated, out)
+}
+
+func (s *Server) listAppKeys(w http.ResponseWriter, r *http.Request) {
+	s.writeKeys(w, r, r.PathValue("id"))
+}
+
+func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) { s.writeKeys(w, r, "") }
+
+func (s *Server) writeKeys(w http.ResponseWriter, r *http.Request, appID string) {
+	keys, err := s.svc.ListKeys(r.Context(), caller(r), appID, r.URL.Query().Get("state"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	now := s.svc.Now()
+	out := make([]keyJSON, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, toKey(k, now))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"keys": out})
+}
+
+func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request) {
+	if err := s.svc.RevokeKey(r.Context(), caller(r), r.PathValue("id")); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) createSecret(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Name  string `json:"name"`
+		Value string `json:"value"`
+	}
+	if !s.readBody(w, r, &req) {
+		return
+	}
+	sec, err := s.svc.CreateSecret(r.Context(), caller(r), req.Name, req.Value)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, toSecret(sec))
+}
+
+func (s *Server) listSecrets(w http.ResponseWriter, r *http.Request) {
+	secs, err := s.svc.ListSecrets(r.Context(), caller(r))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := make([]secretJSON, 0, len(secs))
+	for _, sec := range secs {
+		out = append(out, toSecret(sec))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"secrets": out})
+}
+
+func (s *Server) getSecret(w http.ResponseWriter, r *http.Request) {
+	sec, value, err := s.svc.ReadSecret(r.Context(), caller(r), r.PathValue("name"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := toSecret(sec)
+	out.Value = &value
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) deleteSecret(w http.ResponseWriter, r *http.Request) {
+	if err := s.svc.DeleteSecret(r.Context(), caller(r), r.PathValue("name")); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) {
+	limit := 100
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			writeErr(w, http.StatusBadRequest, "bad_request", "limit must be a number from 1 to 1000")
+			return
+		}
+		limit = n
+	}
+	recs, err := s.svc.ListAudit(r.Context(), caller(r), limit)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	type auditJSON struct {
+		ID     int64     `json:"id"`
+		At     time.Time `json:"at"`
+		Actor  string    `json:"actor"`
+		Action string    `json:"action"`
+		Target string    `json:"target"`
+		Detail string    `json:"detail"`
+	}
+	out := make([]auditJSON, 0, len(recs))
+	for _, a := range recs {
+		out = append(out, auditJSON{a.ID, a.At, a.Actor, a.Action, a.Target, a.Detail})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"audit": out})
+}
+
+func (s *Server) verify(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Key string `json:"key"`
+	}
+	if !s.readBody(w, r, &req) {
+		return
+	}
+	v, err := s.svc.Verify(r.Context(), caller(r), req.Key)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.metrics.verifyResults.WithLabelValues(v.Code).Inc()
+	writeJSON(w, http.StatusOK, map[string]any{
+		"valid": v.Valid, "code": v.Code, "key_id": v.KeyID, "key_name": v.KeyName, "app_id": v.AppID, "expires_at": v.ExpiresAt,
+	})
+}
+
+func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var after *int64
+	if v := q.Get("after"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			writeErr(w, http.StatusBadRequest, "bad_request", "after must be a sequence number of 0 or more")
+			return
+		}
+		after = &n
+	}
+	var wait time.Duration
+	if v := q.Get("wait"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 || d > keyservice.MaxEventsWait {
+			writeErr(w, http.StatusBadRequest, "bad_request", "wait must be a duration from 0s to 60s, such as 30s")
+			return
+		}
+		wait = d
+	}
+	events, next, err := s.svc.Events(r.Context(), caller(r), after, wait)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	type eventJSON struct {
+		Seq   int64     `json:"seq"`
+		Type  string    `json:"type"`
+		KeyID string    `json:"key_id,omitempty"`
+		AppID string    `json:"app_id"`
+		At    time.Time `json:"at"`
+	}
+	out := make([]eventJSON, 0, len(events))
+	for _, e := range events {
+		out = append(out, eventJSON{e.Seq, e.Type, e.KeyID, e.AppID, e.At})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"events": out, "next": next})
+}

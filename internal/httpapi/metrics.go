@@ -1,0 +1,80 @@
+package httpapi
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/appkeys/appkeys/internal/keyservice"
+)
+
+type metrics struct {
+	requests      *prometheus.CounterVec
+	duration      *prometheus.HistogramVec
+	verifyResults *prometheus.CounterVec
+}
+
+func newMetrics(reg *prometheus.Registry, svc *keyservice.Service) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "appkeys_http_requests_total",
+			Help: "HTTP requests served by the key service, by route and status code.",
+		}, []string{"route", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "appkeys_http_request_duration_seconds",
+			Help:    "Time to serve an HTTP request, by route (long-polls included).",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10, 30, 60},
+		}, []string{"route"}),
+		verifyResults: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "appkeys_verify_results_total",
+			Help: "Answers to verify calls, by code.",
+		}, []string{"code"}),
+	}
+	for _, c := range []string{keyservice.CodeValid, keyservice.CodeMalformed, keyservice.CodeNotFound, keyservice.CodeExpired,
+		keyservice.CodeRevoked, keyservice.CodeOrphaned, keyservice.CodeWrongApp} {
+		m.verifyResults.WithLabelValues(c)
+	}
+	reg.MustRegister(m.requests, m.duration, m.verifyResults, &keysCollector{svc: svc},
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *metrics) observeRequest(route string, status int, d time.Duration) {
+	m.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
+	m.duration.WithLabelValues(route).Observe(d.Seconds())
+}
+
+// keysCollector counts keys by state at scrape time.
+type keysCollector struct{ svc *keyservice.Service }
+
+var keysDesc = prometheus.NewDesc("appkeys_keys", "Keys that are not revoked, by state.", []string{"state"}, nil)
+
+func (c *keysCollector) Describe(ch chan<- *prometheus.Desc) { ch <- keysDesc }
+
+func (c *keysCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	counts, err := c.svc.CountKeys(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(keysDesc, err)
+		return
+	}
+	for state, n := range counts {
+		ch <- prometheus.MustNewConstMetric(keysDesc, prometheus.GaugeValue, float64(n), state)
+	}
+}
+
+// StoreObserver returns a function for store.Store.SetObserver that records
+// store latency into reg.
+func StoreObserver(reg prometheus.Registerer) func(op string, d time.Duration) {
+	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "appkeys_store_duration_seconds",
+		Help:    "Time spent in the store, by operation.",
+		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
+	}, []string{"op"})
+	reg.MustRegister(h)
+	return func(op string, d time.Duration) { h.WithLabelValues(op).Observe(d.Seconds()) }
+}

@@ -1,0 +1,199 @@
+// Package keyserver assembles a running key service: it opens the store,
+// loads the master key, bootstraps an empty store, and serves the API on a
+// listener. `appkeys serve`, `appkeys up` and the tests all start it here.
+package keyserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/appkeys/appkeys/internal/httpapi"
+	"github.com/appkeys/appkeys/internal/keyservice"
+	"github.com/appkeys/appkeys/internal/store"
+)
+
+// Config configures a key service.
+type Config struct {
+	// Addr is the listen address, such as 127.0.0.1:8700.
+	Addr string
+	// DataDir holds the SQLite database (unless DatabaseURL is set), the
+	// generated master key and the bootstrap token files.
+	DataDir string
+	// DatabaseURL, when set, is a postgres:// URL used instead of SQLite.
+	DatabaseURL string
+	// MasterKey is the base64 master key (APPKEYS_MASTER_KEY); when empty it
+	// is read from, or generated into, DataDir/master.key.
+	MasterKey string
+	// AdminToken and BootstrapToken fix the bootstrap tokens
+	// (APPKEYS_ADMIN_TOKEN, APPKEYS_BOOTSTRAP_TOKEN) instead of random ones.
+	AdminToken     string
+	BootstrapToken string
+	MaxKeyLifetime time.Duration
+	Logger         *slog.Logger
+	// Console, when set, mounts the web console on the API's mux.
+	Console func(svc *keyservice.Service, mux *http.ServeMux)
+	// Now is the clock (tests); time.Now when nil.
+	Now func() time.Time
+	// FeedPoll overrides how often the feed head is polled.
+	FeedPoll time.Duration
+}
+
+// Bootstrap tells what an empty store was given on first start.
+type Bootstrap struct {
+	Created        bool
+	AdminToken     string // only when Created
+	OwnerToken     string // only when Created
+	AdminTokenFile string
+	OwnerTokenFile string
+	MasterKeyFile  string // set when the master key was generated now
+}
+
+// Server is a running key service.
+type Server struct {
+	URL       string
+	Addr      net.Addr
+	Bootstrap Bootstrap
+	Service   *keyservice.Service
+	Store     *store.Store
+
+	http   *http.Server
+	cancel context.CancelFunc
+	done   chan struct{}
+	served chan error
+}
+
+// Start opens everything and begins serving. Stop with Close.
+func Start(ctx context.Context, cfg Config) (*Server, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.DataDir == "" {
+		return nil, errors.New("a data directory is required (--data)")
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	master, generated, err := keyservice.LoadMasterKey(cfg.MasterKey, cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	dsn := cfg.DatabaseURL
+	if dsn == "" {
+		dsn = filepath.Join(cfg.DataDir, "appkeys.db")
+	}
+	st, err := store.Open(ctx, dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open store: %s", redactDSN(err.Error(), cfg.DatabaseURL))
+	}
+	reg := prometheus.NewRegistry()
+	st.SetObserver(httpapi.StoreObserver(reg))
+	svc, err := keyservice.New(keyservice.Config{
+		Store: st, MasterKey: master, MaxKeyLifetime: cfg.MaxKeyLifetime, Logger: log, Now: cfg.Now, FeedPoll: cfg.FeedPoll,
+	})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	boot := Bootstrap{
+		AdminTokenFile: filepath.Join(cfg.DataDir, "admin.token"),
+		OwnerTokenFile: filepath.Join(cfg.DataDir, "owner.token"),
+	}
+	if generated {
+		boot.MasterKeyFile = filepath.Join(cfg.DataDir, "master.key")
+	}
+	admin, owner, created, err := svc.Bootstrap(ctx, cfg.AdminToken, cfg.BootstrapToken)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("bootstrap: %w", err)
+	}
+	if created {
+		boot.Created, boot.AdminToken, boot.OwnerToken = true, admin, owner
+		for path, tok := range map[string]string{boot.AdminTokenFile: admin, boot.OwnerTokenFile: owner} {
+			if err := os.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
+				st.Close()
+				return nil, fmt.Errorf("write %s: %w", path, err)
+			}
+		}
+	}
+	var extra func(*http.ServeMux)
+	if cfg.Console != nil {
+		extra = func(mux *http.ServeMux) { cfg.Console(svc, mux) }
+	}
+	api := httpapi.New(svc, httpapi.Options{Logger: log, Registry: reg, Extra: extra})
+	addr := cfg.Addr
+	if addr == "" {
+		addr = "127.0.0.1:8700"
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s := &Server{
+		URL: "http://" + ln.Addr().String(), Addr: ln.Addr(), Bootstrap: boot, Service: svc, Store: st,
+		cancel: cancel, done: make(chan struct{}), served: make(chan error, 1),
+		http: &http.Server{
+			Handler:           api,
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			WriteTimeout:      keyservice.MaxEventsWait + 30*time.Second, // long-polls
+			IdleTimeout:       2 * time.Minute,
+			MaxHeaderBytes:    64 << 10,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+			BaseContext:       func(net.Listener) context.Context { return runCtx },
+		},
+	}
+	go func() {
+		defer close(s.done)
+		svc.Run(runCtx)
+	}()
+	go func() { s.served <- s.http.Serve(ln) }()
+	return s, nil
+}
+
+// Close stops serving (letting requests in flight finish, long-polls
+// ended), flushes last-used times and closes the store.
+func (s *Server) Close(ctx context.Context) error {
+	s.cancel() // ends long-polls, whose context derives from runCtx
+	err := s.http.Shutdown(ctx)
+	<-s.done
+	if serr := <-s.served; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+		err = errors.Join(err, serr)
+	}
+	return errors.Join(err, s.Store.Close())
+}
+
+// Wait blocks until the server stops serving on its own (a listener error).
+func (s *Server) Wait() error {
+	err := <-s.served
+	s.served <- err
+	return err
+}
+
+// redactDSN keeps a database password out of error messages.
+func redactDSN(msg, dsn string) string {
+	if dsn == "" {
+		return msg
+	}
+	if i := strings.Index(dsn, "://"); i >= 0 {
+		if j := strings.Index(dsn[i+3:], "@"); j >= 0 {
+			userinfo := dsn[i+3 : i+3+j]
+			if k := strings.Index(userinfo, ":"); k >= 0 {
+				msg = strings.ReplaceAll(msg, userinfo[k+1:], "****")
+			}
+		}
+	}
+	return msg
+}

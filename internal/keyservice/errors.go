@@ -1,0 +1,46 @@
+package keyservice
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Kind classifies an Error; the HTTP API maps each kind to one status code.
+type Kind int
+
+// The kinds of error the service reports.
+const (
+	KindBadRequest   Kind = iota + 1 // malformed request (400)
+	KindUnauthorized                 // no or unknown credentials (401)
+	KindForbidden                    // known caller, not allowed (403)
+	KindNotFound                     // no such thing in the caller's organization (404)
+	KindConflict                     // a name already taken (409)
+	KindInvalid                      // well-formed but unacceptable values (422)
+	KindRateLimited                  // too many attempts (429)
+	KindUnavailable                  // the store cannot be reached (503)
+	KindCursorExpired                // the events cursor was pruned (410)
+)
+
+// Error is a domain error whose message is safe to show to the caller: it
+// never contains a key, token or secret value.
+type Error struct {
+	Kind    Kind
+	Message string
+	Err     error // the cause, for logs; never shown to callers
+}
+
+func (e *Error) Error() string { return e.Message }
+func (e *Error) Unwrap() error { return e.Err }
+
+func errorf(kind Kind, format string, args ...any) *Error {
+	return &Error{Kind: kind, Message: fmt.Sprintf(format, args...)}
+}
+
+// KindOf returns the kind of err, or 0 for an unexpected error.
+func KindOf(err error) Kind {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Kind
+	}
+	return 0
+}

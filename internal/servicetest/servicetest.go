@@ -1,0 +1,94 @@
+// Package servicetest starts a real key service (real SQLite, real HTTP on
+// 127.0.0.1) for other packages' tests.
+package servicetest
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/appkeys/appkeys/internal/keyserver"
+)
+
+// Service is a running key service for a test.
+type Service struct {
+	URL        string
+	AdminToken string
+	OwnerToken string
+	DataDir    string
+	Server     *keyserver.Server
+
+	t   testing.TB
+	cfg keyserver.Config
+}
+
+// Option changes the test service's configuration.
+type Option func(*keyserver.Config)
+
+// WithLogger sends the service's logs to l.
+func WithLogger(l *slog.Logger) Option { return func(c *keyserver.Config) { c.Logger = l } }
+
+// WithDatabase uses a PostgreSQL URL instead of SQLite.
+func WithDatabase(url string) Option { return func(c *keyserver.Config) { c.DatabaseURL = url } }
+
+// WithConfig edits the configuration directly.
+func WithConfig(fn func(*keyserver.Config)) Option { return Option(fn) }
+
+// Start runs a key service on a fresh SQLite database in a temp directory,
+// listening on 127.0.0.1:0. It is stopped when the test ends.
+func Start(t testing.TB, opts ...Option) *Service {
+	t.Helper()
+	cfg := keyserver.Config{Addr: "127.0.0.1:0", DataDir: t.TempDir(), FeedPoll: 20 * time.Millisecond}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	s := &Service{t: t, cfg: cfg, DataDir: cfg.DataDir}
+	s.start()
+	s.AdminToken = s.Server.Bootstrap.AdminToken
+	s.OwnerToken = s.Server.Bootstrap.OwnerToken
+	t.Cleanup(func() { s.Stop() })
+	return s
+}
+
+func (s *Service) start() {
+	s.t.Helper()
+	srv, err := keyserver.Start(context.Background(), s.cfg)
+	if err != nil {
+		s.t.Fatalf("start key service: %v", err)
+	}
+	s.Server = srv
+	s.URL = srv.URL
+}
+
+// Stop stops the service; the data stays for Restart. Stopping twice is a
+// no-op.
+func (s *Service) Stop() {
+	if s.Server == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Server.Close(ctx); err != nil {
+		s.t.Logf("stop key service: %v", err)
+	}
+	s.Server = nil
+}
+
+// Restart starts the service again on the same address and data.
+func (s *Service) Restart() {
+	s.t.Helper()
+	s.Stop()
+	s.cfg.Addr = s.URL[len("http://"):]
+	var err error
+	for i := 0; i < 50; i++ { // the old socket may linger for a moment
+		var srv *keyserver.Server
+		srv, err = keyserver.Start(context.Background(), s.cfg)
+		if err == nil {
+			s.Server = srv
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	s.t.Fatalf("restart key service: %v", err)
+}
