@@ -10,15 +10,15 @@ type Kind int
 
 // The kinds of error the service reports.
 const (
-	KindBadRequest   Kind = iota + 1 // malformed request (400)
-	KindUnauthorized                 // no or unknown credentials (401)
-	KindForbidden                    // known caller, not allowed (403)
-	KindNotFound                     // no such thing in the caller's organization (404)
-	KindConflict                     // a name already taken (409)
-	KindInvalid                      // well-formed but unacceptable values (422)
-	KindRateLimited                  // too many attempts (429)
-	KindUnavailable                  // the store cannot be reached (503)
-	KindCursorExpired                // the events cursor was pruned (410)
+	KindBadRequest    Kind = iota + 1 // malformed request (400)
+	KindUnauthorized                  // no or unknown credentials (401)
+	KindForbidden                     // known caller, not allowed (403)
+	KindNotFound                      // no such thing in the caller's organization (404)
+	KindConflict                      // a name already taken (409)
+	KindInvalid                       // well-formed but unacceptable values (422)
+	KindRateLimited                   // too many attempts (429)
+	KindUnavailable                   // the store cannot be reached (503)
+	KindCursorExpired                 // the events cursor was pruned (410)
 )
 
 // Error is a domain error whose message is safe to show to the caller: it
