@@ -265,6 +265,16 @@ func TestEndpoints(t *testing.T) {
 			wantMethod: "DELETE", wantPath: "/v1/secrets/db",
 		},
 		{
+			name: "audit", answer: `{"audit":[{"id":7,"at":"2026-01-01T00:00:00Z","actor":"usr_1","action":"secret.read","target":"db","detail":""}]}`,
+			call:       func(c *Client) (any, error) { return c.ListAudit(ctx, 10) },
+			wantMethod: "GET", wantPath: "/v1/audit", wantQuery: "limit=10",
+			check: func(t *testing.T, got any) {
+				if a := got.([]AuditRecord); len(a) != 1 || a[0].ID != 7 || a[0].Action != "secret.read" {
+					t.Errorf("got %+v", a)
+				}
+			},
+		},
+		{
 			name: "verify", answer: `{"valid":false,"code":"WRONG_APP","key_id":"key_1","key_name":"ci","app_id":"app_2","expires_at":"2027-02-01T00:00:00Z"}`,
 			call:       func(c *Client) (any, error) { return c.Verify(ctx, "cak_x") },
 			wantMethod: "POST", wantPath: "/v1/verify",

@@ -188,6 +188,23 @@ func (c *Client) DeleteSecret(ctx context.Context, name string) error {
 	return c.do(ctx, request{method: http.MethodDelete, path: "/v1/secrets/" + seg(name)}, nil)
 }
 
+// ListAudit returns the organization's newest audit records, newest first
+// (owners and aura owners). limit is 1 to 1000; zero asks for the service's
+// default.
+func (c *Client) ListAudit(ctx context.Context, limit int) ([]AuditRecord, error) {
+	var q url.Values
+	if limit != 0 {
+		q = url.Values{"limit": {strconv.Itoa(limit)}}
+	}
+	var out struct {
+		Audit []AuditRecord `json:"audit"`
+	}
+	if err := c.do(ctx, request{method: http.MethodGet, path: "/v1/audit", query: q}, &out); err != nil {
+		return nil, err
+	}
+	return out.Audit, nil
+}
+
 // Verify asks whether key may enter the app whose verifier token the Client
 // carries. Every verdict, VALID or not, is a result, not an error.
 func (c *Client) Verify(ctx context.Context, key string) (*VerifyResult, error) {

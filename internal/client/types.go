@@ -107,10 +107,11 @@ type CreatedOrg struct {
 
 // OrgOwner is the owner made with a new organization.
 type OrgOwner struct {
-	ID    string `json:"id"`
-	Email string `json:"email"`
-	Role  Role   `json:"role"`
-	Token string `json:"token"`
+	ID        string    `json:"id"`
+	Email     string    `json:"email"`
+	Role      Role      `json:"role"`
+	CreatedAt time.Time `json:"created_at"`
+	Token     string    `json:"token"`
 }
 
 // CreateUserRequest is the body of POST /v1/users.
@@ -190,7 +191,9 @@ type Key struct {
 	ExpiresAt    time.Time    `json:"expires_at"`
 	CreatedAt    time.Time    `json:"created_at"`
 	CreatedBy    string       `json:"created_by"`
-	LastUsedAt   *time.Time   `json:"last_used_at"`
+	// CreatedByEmail is the creator's e-mail, for display.
+	CreatedByEmail string     `json:"created_by_email,omitempty"`
+	LastUsedAt     *time.Time `json:"last_used_at"`
 }
 
 // CreatedKey answers POST /v1/apps/{id}/keys. Exactly one of PlainKey (the
@@ -247,4 +250,14 @@ type Event struct {
 type EventPage struct {
 	Events []Event `json:"events"`
 	Next   int64   `json:"next"`
+}
+
+// AuditRecord is one entry of the organization's audit log.
+type AuditRecord struct {
+	ID     int64     `json:"id"`
+	At     time.Time `json:"at"`
+	Actor  string    `json:"actor"` // a user id, "admin" or "system"
+	Action string    `json:"action"`
+	Target string    `json:"target"` // the id or name acted on
+	Detail string    `json:"detail"`
 }
