@@ -276,6 +276,8 @@ func (s *Service) storeErr(err error) error {
 		return &Error{Kind: KindNotFound, Message: "not found", Err: err}
 	case errors.Is(err, store.ErrConflict):
 		return &Error{Kind: KindConflict, Message: "already exists", Err: err}
+	case errors.Is(err, store.ErrCreatorGone):
+		return &Error{Kind: KindUnauthorized, Message: "your user has been removed from the organization", Err: err}
 	case errors.Is(err, store.ErrCursorExpired):
 		return &Error{Kind: KindCursorExpired, Message: "the events cursor is older than the kept history; start again from the head", Err: err}
 	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):

@@ -195,10 +195,16 @@ func orphanKeys(ctx context.Context, tx *sql.Tx, cond, arg, reason string, at ti
 	if err := rows.Err(); err != nil {
 		return 0, err
 	}
+	orphaned := 0
 	for _, k := range keys {
-		if _, err := tx.ExecContext(ctx, `UPDATE api_keys SET orphaned_at = $1, orphan_reason = $2 WHERE id = $3`, micros(at), reason, k.ID); err != nil {
+		res, err := tx.ExecContext(ctx, `UPDATE api_keys SET orphaned_at = $1, orphan_reason = $2 WHERE id = $3 AND revoked_at IS NULL AND orphaned_at IS NULL`, micros(at), reason, k.ID)
+		if err != nil {
 			return 0, err
 		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			continue // revoked or orphaned by a transaction that committed meanwhile
+		}
+		orphaned++
 		if err := addEvent(ctx, tx, Event{OrgID: k.OrgID, AppID: k.AppID, Type: EventKeyOrphaned, KeyID: k.ID, At: at}); err != nil {
 			return 0, err
 		}
@@ -206,7 +212,7 @@ func orphanKeys(ctx context.Context, tx *sql.Tx, cond, arg, reason string, at ti
 			return 0, err
 		}
 	}
-	return len(keys), nil
+	return orphaned, nil
 }
 
 // CreateApp creates an app.
@@ -305,16 +311,26 @@ func (s *Store) DeleteApp(ctx context.Context, orgID, id, actor string, at time.
 // transaction (the key saved straight into the Secrets store).
 func (s *Store) CreateKey(ctx context.Context, k Key, secret *Secret) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
-		// The app must still be live: a key made for an app deleted a moment
-		// ago would otherwise be born active on a dead app.
-		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM apps WHERE id = $1 AND org_id = $2 AND deleted_at IS NULL`, k.AppID, k.OrgID).Scan(&n); err != nil {
+		// The app and the creator must still be live, and must stay so until
+		// this commits: a key made while its app or creator is being deleted
+		// would otherwise be born active and never orphaned. The no-op
+		// UPDATEs take the rows' locks (PostgreSQL), so a concurrent delete
+		// waits for this transaction and then orphans the new key too.
+		res, err := tx.ExecContext(ctx, `UPDATE apps SET deleted_at = deleted_at WHERE id = $1 AND org_id = $2 AND deleted_at IS NULL`, k.AppID, k.OrgID)
+		if err != nil {
 			return err
 		}
-		if n == 0 {
+		if n, _ := res.RowsAffected(); n == 0 {
 			return ErrNotFound
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO api_keys (id, org_id, app_id, name, prefix, hash, expires_at, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		res, err = tx.ExecContext(ctx, `UPDATE users SET deleted_at = deleted_at WHERE id = $1 AND org_id = $2 AND deleted_at IS NULL`, k.CreatedBy, k.OrgID)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrCreatorGone
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO api_keys (id, org_id, app_id, name, prefix, hash, expires_at, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
 			k.ID, k.OrgID, k.AppID, k.Name, k.Prefix, k.Hash, micros(k.ExpiresAt), micros(k.CreatedAt), k.CreatedBy)
 		if err != nil {
 			return err
@@ -435,8 +451,14 @@ func (s *Store) RevokeKey(ctx context.Context, orgID, id, actor string, mayRevok
 		if k.OrphanedAt != nil && !mayRevokeOrphaned {
 			return ErrOrphaned
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE api_keys SET revoked_at = $1, revoked_by = $2 WHERE id = $3 AND revoked_at IS NULL`, micros(at), actor, id); err != nil {
+		// Two revokes may both have read the key as live; the row lock makes
+		// the second UPDATE see the first's commit and match nothing.
+		res, err := tx.ExecContext(ctx, `UPDATE api_keys SET revoked_at = $1, revoked_by = $2 WHERE id = $3 AND revoked_at IS NULL`, micros(at), actor, id)
+		if err != nil {
 			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrNotFound
 		}
 		if err := addEvent(ctx, tx, Event{OrgID: orgID, AppID: k.AppID, Type: EventKeyRevoked, KeyID: id, At: at}); err != nil {
 			return err

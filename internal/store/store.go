@@ -40,6 +40,8 @@ var (
 	// ErrOrphaned is returned by RevokeKey when the key is orphaned and the
 	// caller may not revoke orphaned keys.
 	ErrOrphaned = errors.New("key is orphaned")
+	// ErrCreatorGone is returned by CreateKey when its creator was deleted.
+	ErrCreatorGone = errors.New("the key's creator no longer exists")
 	// ErrCursorExpired means the events after the cursor were pruned.
 	ErrCursorExpired = errors.New("events cursor is older than the retained history")
 	// ErrUnavailable wraps failures to reach the database.
@@ -251,7 +253,7 @@ func (s *Store) read(ctx context.Context, fn func(*sql.Tx) error) error {
 // classify maps driver errors to the store's: unique violations become
 // ErrConflict, lost connections ErrUnavailable.
 func classify(err error) error {
-	if err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, ErrConflict) || errors.Is(err, ErrOrphaned) ||
+	if err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, ErrConflict) || errors.Is(err, ErrOrphaned) || errors.Is(err, ErrCreatorGone) ||
 		errors.Is(err, ErrCursorExpired) || errors.Is(err, ErrUnavailable) || errors.Is(err, context.Canceled) ||
 		errors.Is(err, context.DeadlineExceeded) {
 		return err

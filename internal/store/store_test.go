@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/appkeys/appkeys/internal/store"
+	"github.com/appkeys/appkeys/internal/store/pgtest"
 	"github.com/appkeys/appkeys/internal/store/storetest"
 )
 
@@ -43,4 +44,16 @@ func TestSQLiteReopenKeepsData(t *testing.T) {
 	if fi, err := os.Stat(path); err != nil || fi.Size() == 0 {
 		t.Fatalf("database file: %v", err)
 	}
+}
+
+func TestPostgresContract(t *testing.T) {
+	pgtest.Require(t)
+	storetest.Run(t, func(t *testing.T) *store.Store {
+		s, err := store.Open(context.Background(), pgtest.NewDatabase(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
 }

@@ -29,6 +29,7 @@ func Run(t *testing.T, open Open) {
 	t.Run("EventsCursor", func(t *testing.T) { testEventsCursor(t, open(t)) })
 	t.Run("ConcurrentRevokes", func(t *testing.T) { testConcurrentRevokes(t, open(t)) })
 	t.Run("ConcurrentEventWriters", func(t *testing.T) { testConcurrentEventWriters(t, open(t)) })
+	t.Run("CreateRacesDelete", func(t *testing.T) { testCreateRacesDelete(t, open(t)) })
 }
 
 type fixture struct {
@@ -453,5 +454,57 @@ func testConcurrentEventWriters(t *testing.T, s *store.Store) {
 	<-done
 	if len(seen) != writers*perWriter {
 		t.Fatalf("reader saw %d events, want %d", len(seen), writers*perWriter)
+	}
+}
+
+// testCreateRacesDelete creates keys while their app and their creator are
+// deleted: afterwards no key may be active on a deleted app or by a deleted
+// creator, whichever transaction won.
+func testCreateRacesDelete(t *testing.T, s *store.Store) {
+	ctx := context.Background()
+	for round := 0; round < 5; round++ {
+		f := setup(t, s)
+		m := store.User{ID: id("usr"), OrgID: f.org.ID, Email: id("m") + "@example.com", Role: "member", TokenHash: id("tok"), CreatedAt: t0}
+		if err := s.CreateUser(ctx, m, f.owner.ID); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		for i := 0; i < 10; i++ {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				creator := f.owner.ID
+				if i%2 == 0 {
+					creator = m.ID
+				}
+				k := store.Key{ID: id("key"), OrgID: f.org.ID, AppID: f.app.ID, Name: fmt.Sprint("k", i), Prefix: "p", Hash: id("h"),
+					ExpiresAt: t0.Add(time.Hour), CreatedAt: t0, CreatedBy: creator}
+				err := s.CreateKey(ctx, k, nil)
+				if err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrCreatorGone) {
+					t.Errorf("create: %v", err)
+				}
+			}(i)
+		}
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			if _, err := s.DeleteUser(ctx, f.org.ID, m.ID, f.owner.ID, t0); err != nil {
+				t.Errorf("delete user: %v", err)
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			if _, err := s.DeleteApp(ctx, f.org.ID, f.app.ID, f.owner.ID, t0); err != nil {
+				t.Errorf("delete app: %v", err)
+			}
+		}()
+		wg.Wait()
+		keys, err := s.ListKeys(ctx, store.KeyFilter{OrgID: f.org.ID, State: "active", Now: t0})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(keys) != 0 {
+			t.Fatalf("round %d: %d keys active on a deleted app", round, len(keys))
+		}
 	}
 }
