@@ -5,7 +5,10 @@ FUZZTIME ?= 5s
 
 .PHONY: test vet unit fuzz build bench
 
-test: vet unit fuzz
+# Every test, with a throwaway PostgreSQL 15 cluster and chromium.
+test: vet
+	scripts/ensure-chromium.sh
+	scripts/with-postgres.sh $(MAKE) --no-print-directory unit fuzz
 
 vet:
 	$(GO) mod download
@@ -16,7 +19,7 @@ unit:
 
 # A short, bounded run of every fuzz target; FUZZTIME=10m for a long one.
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/apikey
+	scripts/fuzz.sh $(FUZZTIME)
 
 build:
 	$(GO) build -o bin/appkeys ./cmd/appkeys
