@@ -169,7 +169,12 @@ func printCreatedKey(cmd *cobra.Command, asJSON bool, k *client.CreatedKey) erro
 func keysTable(w io.Writer, keys []client.Key) error {
 	t := newTable(w, "ID", "NAME", "APP", "PREFIX", "STATE", "EXPIRES", "LAST USED", "CREATED BY")
 	for _, k := range keys {
-		t.row(k.ID, k.Name, appLabel(k), k.Prefix, stateLabel(k), fmtTime(k.ExpiresAt), fmtLastUsed(k.LastUsedAt), k.CreatedBy)
+		// People recognize an e-mail; the id stays for a deleted creator.
+		creator := k.CreatedByEmail
+		if creator == "" {
+			creator = k.CreatedBy
+		}
+		t.row(k.ID, k.Name, appLabel(k), k.Prefix, stateLabel(k), fmtTime(k.ExpiresAt), fmtLastUsed(k.LastUsedAt), creator)
 	}
 	return t.flush()
 }
