@@ -248,11 +248,26 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 				level = slog.LevelDebug // the sidecars' and probes' traffic would drown the rest
 			}
 			s.log.LogAttrs(ctx, level, "request", slog.String("request_id", id), slog.String("method", r.Method),
-				slog.String("route", pattern), slog.String("path", r.URL.Path), slog.Int("status", status),
+				slog.String("route", pattern), slog.String("path", logPath(r.URL.Path)), slog.Int("status", status),
 				slog.Duration("duration", d))
 		}()
 		next.ServeHTTP(sw, r)
 	})
+}
+
+// logPath hides path segments that carry a key or a token: a user who pastes
+// a key where an id goes (DELETE /v1/keys/cak_…) must not put it in the logs.
+func logPath(p string) string {
+	segs := strings.Split(p, "/")
+	for i, s := range segs {
+		for _, prefix := range []string{"cak_", "aka_", "aku_", "akv_"} {
+			if strings.Contains(s, prefix) {
+				segs[i] = "REDACTED"
+				break
+			}
+		}
+	}
+	return strings.Join(segs, "/")
 }
 
 func validRequestID(id string) bool {
