@@ -1,0 +1,296 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/appkeys/appkeys/internal/servicetest"
+)
+
+// The schemas describe what the real service answers: every required field
+// is there, no field is undocumented, and types and enums hold. Each call
+// is matched to its operation by method and path template.
+func TestOpenAPIDescribesRealAnswers(t *testing.T) {
+	d := load(t)
+	svc := servicetest.Start(t)
+	call := func(token, method, path string, body any, wantStatus int) map[string]any {
+		t.Helper()
+		var rd io.Reader
+		if body != nil {
+			b, _ := json.Marshal(body)
+			rd = bytes.NewReader(b)
+		}
+		req, _ := http.NewRequest(method, svc.URL+path, rd)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		if body != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != wantStatus {
+			t.Fatalf("%s %s: %d %s, want %d", method, path, resp.StatusCode, raw, wantStatus)
+		}
+		schema := responseSchema(t, d, method, path, resp.StatusCode, resp.Header.Get("Content-Type"))
+		if schema == nil {
+			if len(bytes.TrimSpace(raw)) > 0 && wantStatus == http.StatusNoContent {
+				t.Errorf("%s %s: a 204 with a body", method, path)
+			}
+			return nil
+		}
+		var v any
+		if err := json.Unmarshal(raw, &v); err != nil {
+			t.Fatalf("%s %s: not JSON: %v", method, path, err)
+		}
+		for _, problem := range check(d, schema, v, "$") {
+			t.Errorf("%s %s (%d): %s", method, path, resp.StatusCode, problem)
+		}
+		m, _ := v.(map[string]any)
+		return m
+	}
+	owner := svc.OwnerToken
+	exp := time.Now().UTC().Add(48 * time.Hour).Format(time.RFC3339)
+
+	call("", "GET", "/healthz", nil, 200)
+	call("", "GET", "/readyz", nil, 200)
+	call("", "GET", "/v1/apps", nil, 401)
+	call(svc.AdminToken, "POST", "/v1/orgs", map[string]any{"name": "globex", "owner_email": "o@globex.test"}, 201)
+	call(owner, "GET", "/v1/me", nil, 200)
+	user := call(owner, "POST", "/v1/users", map[string]any{"email": "m@example.test", "role": "member"}, 201)
+	call(owner, "GET", "/v1/users", nil, 200)
+	app := call(owner, "POST", "/v1/apps", map[string]any{"name": "shop", "kind": "cloud_function"}, 201)
+	appID := fmt.Sprint(app["id"])
+	call(owner, "POST", "/v1/apps", map[string]any{"name": "shop", "kind": "cloud_function"}, 409)
+	call(owner, "POST", "/v1/apps", map[string]any{"name": "x", "kind": "cloud_function", "extra": 1}, 400)
+	call(owner, "GET", "/v1/apps", nil, 200)
+	call(owner, "GET", "/v1/apps/"+appID, nil, 200)
+	key := call(owner, "POST", "/v1/apps/"+appID+"/keys", map[string]any{"name": "ci", "expires_at": exp}, 201)
+	call(owner, "POST", "/v1/apps/"+appID+"/keys", map[string]any{"name": "ci2", "expires_at": exp, "save_as_secret": "ci2-key"}, 201)
+	call(owner, "POST", "/v1/apps/"+appID+"/keys", map[string]any{"name": "old", "expires_at": "2020-01-01T00:00:00Z"}, 422)
+	call(owner, "GET", "/v1/apps/"+appID+"/keys?state=active", nil, 200)
+	call(owner, "GET", "/v1/keys", nil, 200)
+	call(owner, "POST", "/v1/secrets", map[string]any{"name": "db", "value": "hunter2"}, 201)
+	call(owner, "GET", "/v1/secrets", nil, 200)
+	call(owner, "GET", "/v1/secrets/db", nil, 200)
+	call(owner, "GET", "/v1/secrets/nope", nil, 404)
+	call(owner, "DELETE", "/v1/secrets/db", nil, 204)
+	verifier := fmt.Sprint(app["verifier_token"])
+	call(verifier, "POST", "/v1/verify", map[string]any{"key": key["key"]}, 200)
+	call(verifier, "POST", "/v1/verify", map[string]any{"key": "cak_nonsense"}, 200)
+	head := call(verifier, "GET", "/v1/events", nil, 200)
+	call(owner, "DELETE", "/v1/keys/"+fmt.Sprint(key["id"]), nil, 204)
+	call(verifier, "POST", "/v1/verify", map[string]any{"key": key["key"]}, 200)
+	page := call(verifier, "GET", "/v1/events?after="+fmt.Sprint(head["next"])+"&wait=5s", nil, 200)
+	if len(list(page["events"])) == 0 {
+		t.Error("no event after a revoke, so the Event schema went unchecked")
+	}
+	call(owner, "DELETE", "/v1/users/"+fmt.Sprint(user["id"]), nil, 204)
+	call(owner, "GET", "/v1/keys?state=orphaned", nil, 200)
+	call(owner, "DELETE", "/v1/apps/"+appID, nil, 204)
+	call(owner, "GET", "/v1/keys?state=orphaned", nil, 200)
+	call(owner, "GET", "/v1/audit?limit=50", nil, 200)
+}
+
+// responseSchema finds the schema of an answer; nil when it has no JSON body.
+func responseSchema(t *testing.T, d doc, method, rawPath string, status int, contentType string) doc {
+	t.Helper()
+	path, _, _ := strings.Cut(rawPath, "?")
+	var op doc
+	operations(d, func(p, m string, _, o doc) {
+		if strings.EqualFold(m, method) && matchTemplate(p, path) {
+			op = o
+		}
+	})
+	if op == nil {
+		t.Fatalf("%s %s: no operation in openapi.yaml", method, path)
+	}
+	r, ok := obj(op["responses"])[strconv.Itoa(status)]
+	if !ok {
+		t.Fatalf("%s %s: answered %d, which openapi.yaml does not list", method, path, status)
+	}
+	resp := deref(t, d, r)
+	content := obj(resp["content"])
+	if len(content) == 0 {
+		return nil
+	}
+	if mt, _, _ := strings.Cut(contentType, ";"); content[mt] == nil {
+		t.Errorf("%s %s (%d): Content-Type %q is not documented", method, path, status, contentType)
+		return nil
+	}
+	return obj(obj(content["application/json"])["schema"])
+}
+
+// matchTemplate reports whether path fits the template, "{x}" matching one
+// segment.
+func matchTemplate(template, path string) bool {
+	ts, ps := strings.Split(template, "/"), strings.Split(path, "/")
+	if len(ts) != len(ps) {
+		return false
+	}
+	for i := range ts {
+		if ts[i] != ps[i] && !(placeholder.MatchString(ts[i]) && ps[i] != "") {
+			return false
+		}
+	}
+	return true
+}
+
+// check validates v against schema, the subset of JSON Schema that
+// openapi.yaml uses: $ref, allOf, oneOf, type (and type lists), enum,
+// required, properties, items. Objects may hold only documented properties.
+func check(d doc, schema doc, v any, at string) []string {
+	schema = derefDoc(d, schema)
+	var problems []string
+	if all := list(schema["allOf"]); len(all) > 0 {
+		// Each part checks its own fields; the union says which are documented.
+		allowed := map[string]bool{}
+		for _, part := range all {
+			p := derefDoc(d, obj(part))
+			for _, e := range checkLoose(d, p, v, at) {
+				problems = append(problems, e)
+			}
+			for k := range obj(p["properties"]) {
+				allowed[k] = true
+			}
+		}
+		if m, ok := v.(map[string]any); ok {
+			for _, k := range sortedKeys(m) {
+				if !allowed[k] {
+					problems = append(problems, fmt.Sprintf("%s.%s is not documented", at, k))
+				}
+			}
+		}
+		return problems
+	}
+	problems = append(problems, checkLoose(d, schema, v, at)...)
+	if m, ok := v.(map[string]any); ok {
+		props := obj(schema["properties"])
+		for _, k := range sortedKeys(m) {
+			if _, ok := props[k]; !ok && props != nil {
+				problems = append(problems, fmt.Sprintf("%s.%s is not documented", at, k))
+			}
+		}
+	}
+	return problems
+}
+
+// checkLoose checks v against schema without objecting to extra fields
+// (allOf parts see only their own share of an object).
+func checkLoose(d doc, schema doc, v any, at string) []string {
+	schema = derefDoc(d, schema)
+	var problems []string
+	if types := schemaTypes(schema); len(types) > 0 && !slices.Contains(types, jsonType(v)) &&
+		!(jsonType(v) == "integer" && slices.Contains(types, "number")) {
+		return []string{fmt.Sprintf("%s is a %s, want %v", at, jsonType(v), types)}
+	}
+	if enum := list(schema["enum"]); enum != nil && !slices.ContainsFunc(enum, func(e any) bool { return fmt.Sprint(e) == fmt.Sprint(v) }) {
+		problems = append(problems, fmt.Sprintf("%s = %v is not one of %v", at, v, enum))
+	}
+	if one := list(schema["oneOf"]); len(one) > 0 {
+		n := 0
+		for _, alt := range one {
+			if len(checkLoose(d, obj(alt), v, at)) == 0 {
+				n++
+			}
+		}
+		if n != 1 {
+			problems = append(problems, fmt.Sprintf("%s matches %d of the oneOf alternatives, want 1", at, n))
+		}
+	}
+	switch x := v.(type) {
+	case map[string]any:
+		for _, r := range list(schema["required"]) {
+			if _, ok := x[fmt.Sprint(r)]; !ok {
+				problems = append(problems, fmt.Sprintf("%s.%v is required but missing", at, r))
+			}
+		}
+		props := obj(schema["properties"])
+		for _, k := range sortedKeys(x) {
+			if p := obj(props[k]); p != nil {
+				problems = append(problems, check(d, p, x[k], at+"."+k)...)
+			}
+		}
+	case []any:
+		if items := obj(schema["items"]); items != nil {
+			for i, e := range x {
+				problems = append(problems, check(d, items, e, fmt.Sprintf("%s[%d]", at, i))...)
+			}
+		}
+	}
+	return problems
+}
+
+// derefDoc follows $ref chains; a schema beside its $ref (a description)
+// adds nothing to check.
+func derefDoc(d doc, s doc) doc {
+	for i := 0; i < 10; i++ {
+		ref, ok := s["$ref"].(string)
+		if !ok {
+			return s
+		}
+		n, err := resolve(d, ref)
+		if err != nil {
+			return s
+		}
+		s = obj(n)
+	}
+	return s
+}
+
+func schemaTypes(s doc) []string {
+	switch t := s["type"].(type) {
+	case string:
+		return []string{t}
+	case []any:
+		var out []string
+		for _, e := range t {
+			out = append(out, fmt.Sprint(e))
+		}
+		return out
+	}
+	return nil
+}
+
+func jsonType(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "boolean"
+	case float64:
+		if x == float64(int64(x)) {
+			return "integer"
+		}
+		return "number"
+	case string:
+		return "string"
+	case []any:
+		return "array"
+	case map[string]any:
+		return "object"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
