@@ -253,12 +253,28 @@ func (s *Store) GetApp(ctx context.Context, orgID, id string, now time.Time) (Ap
 	return a, classify(err)
 }
 
+// LiveApp returns a live app of an organization without its key counts,
+// which cost a scan of the app's keys: creating a key needs only the app.
+func (s *Store) LiveApp(ctx context.Context, orgID, id string) (App, error) {
+	var a App
+	var created int64
+	err := s.db.QueryRowContext(ctx, `SELECT id, org_id, name, kind, verifier_hash, created_at, created_by FROM apps WHERE id = $1 AND org_id = $2 AND deleted_at IS NULL`, id, orgID).
+		Scan(&a.ID, &a.OrgID, &a.Name, &a.Kind, &a.VerifierHash, &created, &a.CreatedBy)
+	if errors.Is(err, sql.ErrNoRows) {
+		return App{}, ErrNotFound
+	}
+	a.CreatedAt = fromMicros(created)
+	return a, classify(err)
+}
+
+const appByVerifierSQL = `SELECT id, org_id, name, kind, created_at, created_by FROM apps WHERE verifier_hash = $1 AND deleted_at IS NULL`
+
 // AppByVerifierHash finds the live app whose verifier token hashes to h.
 func (s *Store) AppByVerifierHash(ctx context.Context, h string) (App, error) {
 	defer s.timed("verifier_lookup")()
 	var a App
 	var created int64
-	err := s.db.QueryRowContext(ctx, `SELECT id, org_id, name, kind, created_at, created_by FROM apps WHERE verifier_hash = $1 AND deleted_at IS NULL`, h).
+	err := s.appByVerifier.QueryRowContext(ctx, h).
 		Scan(&a.ID, &a.OrgID, &a.Name, &a.Kind, &created, &a.CreatedBy)
 	if errors.Is(err, sql.ErrNoRows) {
 		return App{}, ErrNotFound
@@ -372,11 +388,13 @@ func scanKey(row interface{ Scan(...any) error }) (Key, error) {
 	return k, nil
 }
 
+const keyByHashSQL = `SELECT ` + keyCols + keyFrom + ` WHERE k.hash = $1`
+
 // KeyByHash finds a key, revoked or not, by one of its candidate hashes.
 func (s *Store) KeyByHash(ctx context.Context, hashes ...string) (Key, error) {
 	defer s.timed("key_lookup")()
 	for _, h := range hashes {
-		k, err := scanKey(s.db.QueryRowContext(ctx, `SELECT `+keyCols+keyFrom+` WHERE k.hash = $1`, h))
+		k, err := scanKey(s.keyByHash.QueryRowContext(ctx, h))
 		if errors.Is(err, sql.ErrNoRows) {
 			continue
 		}
