@@ -80,8 +80,9 @@ func TestNoSecretsInClear(t *testing.T) {
 		t.Fatal("no events for app A")
 	}
 	must(t, w.owner.DeleteApp(ctx(t), w.appA.ID))
-	_, err = w.verA.Verify(ctx(t), keys[1].PlainKey)
-	wantAPIError(t, err, http.StatusUnauthorized, "unauthorized")
+	if v, err := w.verA.Verify(ctx(t), keys[1].PlainKey); err != nil || v.Code != "ORPHANED" {
+		t.Fatalf("verify after the app's deletion = %+v, %v; want ORPHANED", v, err)
+	}
 	_, err = w.owner.Metrics(ctx(t))
 	must(t, err)
 

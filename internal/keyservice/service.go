@@ -95,6 +95,7 @@ type Service struct {
 	usageEvery  time.Duration
 	feed        *feedWatch
 	usage       *usageTracker
+	verifiers   *verifierCache
 }
 
 // New returns a Service. Call Run to start its background work.
@@ -122,6 +123,7 @@ func New(cfg Config) (*Service, error) {
 		usageEvery:  cfg.UsageFlush,
 		feed:        newFeedWatch(),
 		usage:       newUsageTracker(),
+		verifiers:   newVerifierCache(),
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -202,7 +204,9 @@ func (s *Service) FlushUsage(ctx context.Context) {
 func (s *Service) Ready(ctx context.Context) error { return s.store.Ping(ctx) }
 
 // Caller is who is calling: the platform admin, a user of an organization, or
-// an app's sidecar (holding its verifier token).
+// an app's sidecar (holding its verifier token). A deleted app's verifier
+// token still authenticates verify and events, so its sidecar hears
+// app.deleted and its keys answer ORPHANED rather than the token failing.
 type Caller struct {
 	Admin bool
 	User  *store.User
@@ -232,9 +236,13 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Caller, error
 			return Caller{User: &u}, nil
 		}
 	case strings.HasPrefix(token, verifierTokenPrefix):
+		if a, ok := s.verifiers.get(h); ok {
+			return Caller{App: &a}, nil
+		}
 		var a store.App
 		a, err = s.store.AppByVerifierHash(ctx, h)
 		if err == nil {
+			s.verifiers.put(h, a)
 			return Caller{App: &a}, nil
 		}
 	}
@@ -564,6 +572,7 @@ func (s *Service) DeleteApp(ctx context.Context, c Caller, id string) error {
 	}
 	_, err = s.store.DeleteApp(ctx, u.OrgID, id, u.ID, s.now().UTC())
 	if err == nil {
+		s.verifiers.forgetApp(id)
 		s.feed.poke()
 	}
 	return s.notFound(err, "app %s not found", id)
@@ -608,7 +617,7 @@ func (s *Service) CreateKey(ctx context.Context, c Caller, appID string, req Cre
 	if req.SaveAsSecret != "" && !secretNameRE.MatchString(req.SaveAsSecret) {
 		return KeyCreated{}, errorf(KindInvalid, "secret name must be 1 to 128 letters, digits, '_', '.' or '-'")
 	}
-	app, err := s.store.GetApp(ctx, u.OrgID, appID, now)
+	app, err := s.store.LiveApp(ctx, u.OrgID, appID)
 	if err != nil {
 		return KeyCreated{}, s.notFound(err, "app %s not found", appID)
 	}

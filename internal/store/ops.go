@@ -269,17 +269,21 @@ func (s *Store) LiveApp(ctx context.Context, orgID, id string) (App, error) {
 
 const appByVerifierSQL = `SELECT id, org_id, name, kind, created_at, created_by FROM apps WHERE verifier_hash = $1 AND deleted_at IS NULL`
 
-// AppByVerifierHash finds the live app whose verifier token hashes to h.
+// AppByVerifierHash finds the app whose verifier token hashes to h, deleted
+// or not (DeletedAt says which): a deleted app's sidecar may still ask about
+// keys, which answer ORPHANED, and read the feed to its app.deleted event.
 func (s *Store) AppByVerifierHash(ctx context.Context, h string) (App, error) {
 	defer s.timed("verifier_lookup")()
 	var a App
 	var created int64
-	err := s.appByVerifier.QueryRowContext(ctx, h).
-		Scan(&a.ID, &a.OrgID, &a.Name, &a.Kind, &created, &a.CreatedBy)
+	var deleted sql.NullInt64
+	err := s.db.QueryRowContext(ctx, `SELECT id, org_id, name, kind, created_at, created_by, deleted_at FROM apps WHERE verifier_hash = $1`, h).
+		Scan(&a.ID, &a.OrgID, &a.Name, &a.Kind, &created, &a.CreatedBy, &deleted)
 	if errors.Is(err, sql.ErrNoRows) {
 		return App{}, ErrNotFound
 	}
 	a.CreatedAt = fromMicros(created)
+	a.DeletedAt = nullTime(deleted)
 	return a, classify(err)
 }
 

@@ -208,8 +208,8 @@ func testOrphanOnAppDelete(t *testing.T, s *store.Store) {
 	if _, err := s.DeleteApp(ctx, f.org.ID, f.app.ID, f.owner.ID, t0); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("second delete: %v", err)
 	}
-	if _, err := s.AppByVerifierHash(ctx, f.app.VerifierHash); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("deleted app's verifier still works: %v", err)
+	if a, err := s.AppByVerifierHash(ctx, f.app.VerifierHash); err != nil || a.DeletedAt == nil {
+		t.Fatalf("deleted app by verifier = %+v, %v; want it, marked deleted", a, err)
 	}
 	keys, err := s.ListKeys(ctx, store.KeyFilter{OrgID: f.org.ID, State: "orphaned", Now: t0})
 	if err != nil || len(keys) != 1 || keys[0].ID != k1.ID || keys[0].OrphanReason != store.OrphanAppDeleted {
