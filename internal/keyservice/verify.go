@@ -3,6 +3,7 @@ package keyservice
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/appkeys/appkeys/internal/apikey"
@@ -70,4 +71,61 @@ func (s *Service) Verify(ctx context.Context, c Caller, key string) (Verdict, er
 		s.usage.mark(k, now)
 	}
 	return v, nil
+}
+
+// verifierTTL bounds how long a verifier token's app is remembered without
+// asking the store: an app deleted through another replica looks live to
+// this one at most this long (its keys answer ORPHANED at once all the same).
+// Deletes through this replica are seen at once.
+const verifierTTL = time.Second
+
+// maxVerifiers bounds the verifier cache; it is emptied when full.
+const maxVerifiers = 4096
+
+// verifierCache keeps the apps of recently seen verifier tokens, by token
+// hash, so that a sidecar's verify calls skip one of their two lookups.
+// Only tokens that resolved to an app are kept: unknown ones always go to
+// the store, so a flood of them cannot fill it.
+type verifierCache struct {
+	mu      sync.RWMutex
+	entries map[string]verifierEntry
+}
+
+type verifierEntry struct {
+	app   store.App
+	until time.Time // on the monotonic clock, not the injected one: a frozen test clock must not make an entry immortal
+}
+
+func newVerifierCache() *verifierCache {
+	return &verifierCache{entries: make(map[string]verifierEntry)}
+}
+
+func (c *verifierCache) get(tokenHash string) (store.App, bool) {
+	c.mu.RLock()
+	e, ok := c.entries[tokenHash]
+	c.mu.RUnlock()
+	if !ok || !time.Now().Before(e.until) {
+		return store.App{}, false
+	}
+	return e.app, true
+}
+
+func (c *verifierCache) put(tokenHash string, a store.App) {
+	c.mu.Lock()
+	if len(c.entries) >= maxVerifiers {
+		clear(c.entries)
+	}
+	c.entries[tokenHash] = verifierEntry{app: a, until: time.Now().Add(verifierTTL)}
+	c.mu.Unlock()
+}
+
+// forgetApp drops the tokens of an app that was just deleted.
+func (c *verifierCache) forgetApp(appID string) {
+	c.mu.Lock()
+	for h, e := range c.entries {
+		if e.app.ID == appID {
+			delete(c.entries, h)
+		}
+	}
+	c.mu.Unlock()
 }

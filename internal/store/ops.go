@@ -267,7 +267,7 @@ func (s *Store) LiveApp(ctx context.Context, orgID, id string) (App, error) {
 	return a, classify(err)
 }
 
-const appByVerifierSQL = `SELECT id, org_id, name, kind, created_at, created_by FROM apps WHERE verifier_hash = $1 AND deleted_at IS NULL`
+const appByVerifierSQL = `SELECT id, org_id, name, kind, created_at, created_by, deleted_at FROM apps WHERE verifier_hash = $1`
 
 // AppByVerifierHash finds the app whose verifier token hashes to h, deleted
 // or not (DeletedAt says which): a deleted app's sidecar may still ask about
@@ -277,7 +277,7 @@ func (s *Store) AppByVerifierHash(ctx context.Context, h string) (App, error) {
 	var a App
 	var created int64
 	var deleted sql.NullInt64
-	err := s.db.QueryRowContext(ctx, `SELECT id, org_id, name, kind, created_at, created_by, deleted_at FROM apps WHERE verifier_hash = $1`, h).
+	err := s.appByVerifier.QueryRowContext(ctx, h).
 		Scan(&a.ID, &a.OrgID, &a.Name, &a.Kind, &created, &a.CreatedBy, &deleted)
 	if errors.Is(err, sql.ErrNoRows) {
 		return App{}, ErrNotFound
