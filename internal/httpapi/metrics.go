@@ -37,7 +37,11 @@ func newMetrics(reg *prometheus.Registry, svc *keyservice.Service) *metrics {
 		keyservice.CodeRevoked, keyservice.CodeOrphaned, keyservice.CodeWrongApp} {
 		m.verifyResults.WithLabelValues(c)
 	}
-	reg.MustRegister(m.requests, m.duration, m.verifyResults, &keysCollector{svc: svc},
+	throttled := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "appkeys_verify_throttled_total",
+		Help: "Verify calls refused with 429 because the app's budget of failed verifications was spent.",
+	}, func() float64 { return float64(svc.ThrottledVerifies()) })
+	reg.MustRegister(m.requests, m.duration, m.verifyResults, throttled, &keysCollector{svc: svc},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

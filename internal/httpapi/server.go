@@ -7,9 +7,11 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math"
 	"net/http"
 	"runtime/debug"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -304,6 +306,9 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var de *keyservice.Error
 	if errors.As(err, &de) {
 		status, code := statusOf(de.Kind)
+		if de.RetryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(de.RetryAfter.Seconds()))))
+		}
 		if status == http.StatusServiceUnavailable {
 			w.Header().Set("Retry-After", "1")
 			s.log.Warn("store unavailable", "request_id", RequestID(r.Context()), "err", de.Err)

@@ -46,6 +46,10 @@ type Config struct {
 	Now func() time.Time
 	// FeedPoll overrides how often the feed head is polled.
 	FeedPoll time.Duration
+	// VerifyFailureRate and VerifyFailureBurst bound failed verifies per
+	// app; keyservice's defaults when zero.
+	VerifyFailureRate  float64
+	VerifyFailureBurst int
 }
 
 // Bootstrap tells what an empty store was given on first start.
@@ -100,6 +104,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	st.SetObserver(httpapi.StoreObserver(reg))
 	svc, err := keyservice.New(keyservice.Config{
 		Store: st, MasterKey: master, MaxKeyLifetime: cfg.MaxKeyLifetime, Logger: log, Now: cfg.Now, FeedPoll: cfg.FeedPoll,
+		VerifyFailureRate: cfg.VerifyFailureRate, VerifyFailureBurst: cfg.VerifyFailureBurst,
 	})
 	if err != nil {
 		st.Close()

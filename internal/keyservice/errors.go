@@ -3,6 +3,7 @@ package keyservice
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Kind classifies an Error; the HTTP API maps each kind to one status code.
@@ -27,6 +28,8 @@ type Error struct {
 	Kind    Kind
 	Message string
 	Err     error // the cause, for logs; never shown to callers
+	// RetryAfter, when set, tells the caller when to try again.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string { return e.Message }

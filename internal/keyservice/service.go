@@ -11,6 +11,7 @@ import (
 	"net/mail"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -80,6 +81,10 @@ type Config struct {
 	FeedPoll time.Duration
 	// UsageFlush is how often last-used times are written; 30s when zero.
 	UsageFlush time.Duration
+	// VerifyFailureRate and VerifyFailureBurst bound failed verifies per
+	// app (per verifier token); the defaults when zero.
+	VerifyFailureRate  float64
+	VerifyFailureBurst int
 }
 
 // Service is the key service's domain logic.
@@ -96,6 +101,8 @@ type Service struct {
 	feed        *feedWatch
 	usage       *usageTracker
 	verifiers   *verifierCache
+	throttle    *failureThrottle
+	throttled   atomic.Int64
 }
 
 // New returns a Service. Call Run to start its background work.
@@ -124,6 +131,7 @@ func New(cfg Config) (*Service, error) {
 		feed:        newFeedWatch(),
 		usage:       newUsageTracker(),
 		verifiers:   newVerifierCache(),
+		throttle:    newFailureThrottle(cfg.VerifyFailureRate, cfg.VerifyFailureBurst),
 	}
 	if s.now == nil {
 		s.now = time.Now

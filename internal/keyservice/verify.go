@@ -38,6 +38,26 @@ func (s *Service) Verify(ctx context.Context, c Caller, key string) (Verdict, er
 	if c.App == nil {
 		return Verdict{}, errorf(KindForbidden, "verify needs an app's verifier token")
 	}
+	now := s.now()
+	v, err := s.verify(ctx, c, key, now)
+	if err == nil && !v.Valid && v.Code != CodeExpired && v.Code != CodeRevoked && v.Code != CodeOrphaned {
+		// Guesses land here: malformed, unknown or other apps' keys. Past the
+		// app's failure budget they get 429 instead of an answer, so a
+		// guessing client learns nothing while good keys, and keys that once
+		// were good (expired, revoked, orphaned), are answered as ever.
+		if ok, wait := s.throttle.allow(c.App.ID, now); !ok {
+			s.throttled.Add(1)
+			return Verdict{}, &Error{Kind: KindRateLimited, Message: "too many failed verifications for this app; slow down",
+				RetryAfter: max(wait, time.Second)}
+		}
+	}
+	return v, err
+}
+
+// ThrottledVerifies counts verifies refused for a spent failure budget.
+func (s *Service) ThrottledVerifies() int64 { return s.throttled.Load() }
+
+func (s *Service) verify(ctx context.Context, c Caller, key string, now time.Time) (Verdict, error) {
 	if apikey.Parse(key) != nil {
 		return Verdict{Code: CodeMalformed}, nil
 	}
@@ -56,7 +76,6 @@ func (s *Service) Verify(ctx context.Context, c Caller, key string) (Verdict, er
 	if k.AppID != c.App.ID {
 		return Verdict{Code: CodeWrongApp}, nil
 	}
-	now := s.now()
 	exp := k.ExpiresAt
 	v := Verdict{KeyID: k.ID, KeyName: k.Name, AppID: k.AppID, ExpiresAt: &exp}
 	switch KeyState(k, now) {
