@@ -1,0 +1,197 @@
+package caddymodule
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/appkeys/appkeys/internal/verify"
+)
+
+// The collectors are package values, registered into the registry of every
+// config load (Caddy makes a new one per load): counts carry over a reload,
+// and two sites using the handler register nothing twice.
+var (
+	requestsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "appkey_auth_requests_total",
+		Help: "Requests checked by appkey_auth, by app, result (allowed, denied, unavailable) and reason.",
+	}, []string{"app", "result", "reason"})
+	cacheHits = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "appkey_auth_cache_hits_total",
+		Help: "Key checks answered from the cache.",
+	}, []string{"app"})
+	cacheMisses = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "appkey_auth_cache_misses_total",
+		Help: "Key checks that had to ask the key service.",
+	}, []string{"app"})
+	cacheEvictions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "appkey_auth_cache_evictions_total",
+		Help: "Cache entries pushed out by the cache's size bound.",
+	}, []string{"app"})
+	keyserviceRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "appkey_auth_keyservice_requests_total",
+		Help: "Verify calls to the key service, by HTTP status code (\"error\" when no answer arrived).",
+	}, []string{"app", "code"})
+	keyserviceDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "appkey_auth_keyservice_duration_seconds",
+		Help:    "Duration of verify calls to the key service.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+	}, []string{"app"})
+	staleServed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "appkey_auth_stale_served_total",
+		Help: "Cached answers used past their freshness because the key service failed.",
+	}, []string{"app"})
+	revocationsApplied = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "appkey_auth_revocations_applied_total",
+		Help: "Revocations, orphanings and app deletions from the change feed applied to the cache.",
+	}, []string{"app"})
+
+	entriesDesc = prometheus.NewDesc("appkey_auth_cache_entries",
+		"Entries in the cache, by kind (valid, invalid).", []string{"app", "kind"}, nil)
+	lagDesc = prometheus.NewDesc("appkey_auth_events_lag_seconds",
+		"How long after it happened the newest change-feed event was applied.", []string{"app"}, nil)
+	lastSeqDesc = prometheus.NewDesc("appkey_auth_events_last_seq",
+		"Sequence number of the newest change-feed event applied.", []string{"app"}, nil)
+
+	collectors = []prometheus.Collector{
+		requestsTotal, cacheHits, cacheMisses, cacheEvictions, keyserviceRequests,
+		keyserviceDuration, staleServed, revocationsApplied, stateCollector{},
+	}
+)
+
+// registerMetrics registers every collector in reg, tolerating those a
+// previous Provision with the same registry already registered.
+func registerMetrics(reg prometheus.Registerer) error {
+	if reg == nil {
+		return nil
+	}
+	for _, c := range collectors {
+		if err := reg.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// stateCollector reports the gauges from the live engines and feeds at
+// scrape time, summed per app (two configs may use the same app).
+type stateCollector struct{}
+
+func (stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- entriesDesc
+	ch <- lagDesc
+	ch <- lastSeqDesc
+}
+
+func (stateCollector) Collect(ch chan<- prometheus.Metric) {
+	type entries struct{ valid, invalid int }
+	perApp := map[string]entries{}
+	engines.Range(func(_, v any) bool {
+		s := v.(*shared)
+		st := s.engine.Stats()
+		e := perApp[s.app]
+		e.valid += st.ValidEntries
+		e.invalid += st.InvalidEntries
+		perApp[s.app] = e
+		return true
+	})
+	for app, e := range perApp {
+		ch <- prometheus.MustNewConstMetric(entriesDesc, prometheus.GaugeValue, float64(e.valid), app, "valid")
+		ch <- prometheus.MustNewConstMetric(entriesDesc, prometheus.GaugeValue, float64(e.invalid), app, "invalid")
+	}
+	type progress struct {
+		seq int64
+		lag time.Duration
+	}
+	feedsByApp := map[string]progress{}
+	feeds.Range(func(_, v any) bool {
+		f := v.(*sharedFeed)
+		st := f.feed.Stats()
+		p := feedsByApp[f.app]
+		p.seq = max(p.seq, st.LastSeq)
+		p.lag = max(p.lag, st.Lag)
+		feedsByApp[f.app] = p
+		return true
+	})
+	for app, p := range feedsByApp {
+		ch <- prometheus.MustNewConstMetric(lagDesc, prometheus.GaugeValue, p.lag.Seconds(), app)
+		ch <- prometheus.MustNewConstMetric(lastSeqDesc, prometheus.GaugeValue, float64(p.seq), app)
+	}
+}
+
+// handlerMetrics are one app's request counters, resolved once so that the
+// request path does no label lookup.
+type handlerMetrics struct {
+	allowed, allowedStale, missing, unavailable prometheus.Counter
+	deniedBy                                    map[verify.Code]prometheus.Counter
+	deniedOther                                 prometheus.Counter
+}
+
+func newHandlerMetrics(app string) *handlerMetrics {
+	m := &handlerMetrics{
+		allowed:      requestsTotal.WithLabelValues(app, "allowed", "valid"),
+		allowedStale: requestsTotal.WithLabelValues(app, "allowed", "stale"),
+		missing:      requestsTotal.WithLabelValues(app, "denied", "missing"),
+		unavailable:  requestsTotal.WithLabelValues(app, "unavailable", "keyservice"),
+		deniedOther:  requestsTotal.WithLabelValues(app, "denied", "unknown"),
+		deniedBy:     map[verify.Code]prometheus.Counter{},
+	}
+	for _, c := range []verify.Code{verify.CodeMalformed, verify.CodeNotFound, verify.CodeExpired,
+		verify.CodeRevoked, verify.CodeOrphaned, verify.CodeWrongApp} {
+		m.deniedBy[c] = requestsTotal.WithLabelValues(app, "denied", strings.ToLower(c.String()))
+	}
+	return m
+}
+
+func (m *handlerMetrics) denied(c verify.Code) prometheus.Counter {
+	if ctr, ok := m.deniedBy[c]; ok {
+		return ctr
+	}
+	return m.deniedOther
+}
+
+// observer feeds one app's engine and feed events into the collectors.
+type observer struct {
+	app                                   string
+	hits, misses, evictions, stale, revoc prometheus.Counter
+	duration                              prometheus.Observer
+}
+
+func newObserver(app string) *observer {
+	return &observer{
+		app:       app,
+		hits:      cacheHits.WithLabelValues(app),
+		misses:    cacheMisses.WithLabelValues(app),
+		evictions: cacheEvictions.WithLabelValues(app),
+		stale:     staleServed.WithLabelValues(app),
+		revoc:     revocationsApplied.WithLabelValues(app),
+		duration:  keyserviceDuration.WithLabelValues(app),
+	}
+}
+
+func (o *observer) CacheHit()          { o.hits.Inc() }
+func (o *observer) CacheMiss()         { o.misses.Inc() }
+func (o *observer) CacheEvicted()      { o.evictions.Inc() }
+func (o *observer) StaleServed()       { o.stale.Inc() }
+func (o *observer) RevocationApplied() { o.revoc.Inc() }
+
+func (o *observer) KeyServiceCall(status int, d time.Duration) {
+	code := "error"
+	if status != 0 {
+		code = strconv.Itoa(status)
+	}
+	keyserviceRequests.WithLabelValues(o.app, code).Inc()
+	o.duration.Observe(d.Seconds())
+}
+
+// EventApplied needs nothing: the lag and sequence gauges are read from
+// the feed at scrape time.
+func (o *observer) EventApplied(int64, time.Duration) {}
+
+var _ verify.Observer = (*observer)(nil)

@@ -1,0 +1,354 @@
+// Package caddymodule is the appkeys sidecar for Caddy: the HTTP handler
+// http.handlers.appkey_auth and its Caddyfile directive appkey_auth. It lets
+// a request through only with a live API key made for the configured app,
+// asking the appkeys key service through the internal/verify engine.
+//
+// This package is the thin Caddy side (configuration, lifecycle, answers,
+// metrics); the decisions, caches and the revocation feed live in
+// internal/verify.
+package caddymodule
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/appkeys/appkeys/internal/apikey"
+	"github.com/appkeys/appkeys/internal/verify"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Defaults of the optional settings.
+const (
+	DefaultHeader             = "X-API-Key"
+	DefaultCacheSize          = 100_000
+	DefaultCacheTTL           = 5 * time.Minute
+	DefaultNegativeTTL        = 10 * time.Second
+	DefaultStaleIfError       = 5 * time.Minute
+	DefaultTimeout            = 2 * time.Second
+	DefaultFeedDownRevalidate = 30 * time.Second
+)
+
+// Headers the handler sets on the request that goes upstream. Any header a
+// client sends under the X-Appkeys- prefix is deleted first, so an upstream
+// can trust them.
+const (
+	HeaderKeyID       = "X-Appkeys-Key-Id"
+	HeaderAppID       = "X-Appkeys-App-Id"
+	identityPrefix    = "X-Appkeys-"
+	challenge         = `Bearer realm="appkeys"`
+	challengeBadToken = `Bearer realm="appkeys", error="invalid_token"`
+)
+
+// Handler lets a request through only with a live API key of the configured
+// app, looked up at the appkeys key service and cached. A request without a
+// key gets 401 with `WWW-Authenticate: Bearer realm="appkeys"`; one with a
+// bad, unknown, expired, revoked, orphaned or other app's key gets the same
+// 401 with `error="invalid_token"`, whatever the reason; when the key
+// service cannot be reached and the key is not cached, 503 with Retry-After.
+//
+// The key is read from the configured header (X-API-Key by default) or from
+// `Authorization: Bearer`, and removed from the request before it goes
+// upstream. The handler sets `X-Appkeys-Key-Id` and `X-Appkeys-App-Id` on
+// the request (deleting any client-sent `X-Appkeys-*` header) and the
+// placeholders `{http.auth.user.id}` (the key id) and
+// `{http.auth.user.key_name}`.
+//
+// Caddy logs each request as it arrived, before any handler runs, and
+// redacts only Authorization and cookies: a key sent in another header
+// reaches the access log unless the log filters that header (see
+// Caddyfile.example).
+type Handler struct {
+	// KeyService is the base URL of the appkeys key service, such as
+	// `http://127.0.0.1:8700`.
+	KeyService string `json:"key_service,omitempty"`
+
+	// App is the id of the app (`app_…`) whose keys this handler admits; a
+	// valid key of any other app is refused.
+	App string `json:"app,omitempty"`
+
+	// VerifierToken is the app's verifier token, which authenticates this
+	// sidecar to the key service. Placeholders such as
+	// `{env.APPKEYS_VERIFIER_TOKEN}` are replaced when the handler starts.
+	VerifierToken string `json:"verifier_token,omitempty"`
+
+	// Header is the request header that carries the key, `X-API-Key` by
+	// default. `Authorization: Bearer <key>` is always accepted too.
+	Header string `json:"header,omitempty"`
+
+	// CacheSize is the number of valid keys kept in memory, 100000 by
+	// default. Invalid answers are kept in a separate bound of the same
+	// number, so unknown keys can never push out valid ones.
+	CacheSize int `json:"cache_size,omitempty"`
+
+	// CacheTTL is how long a valid answer is reused without asking the key
+	// service, 5m by default. Revocations still take effect within a second
+	// through the key service's change feed, and no answer outlives the
+	// key's own expiry.
+	CacheTTL caddy.Duration `json:"cache_ttl,omitempty"`
+
+	// NegativeTTL is how long an invalid answer is reused, 10s by default.
+	NegativeTTL caddy.Duration `json:"negative_ttl,omitempty"`
+
+	// StaleIfError is how long after CacheTTL a valid answer may still be
+	// used while the key service fails, 5m by default.
+	StaleIfError caddy.Duration `json:"stale_if_error,omitempty"`
+
+	// Timeout bounds each call to the key service, 2s by default.
+	Timeout caddy.Duration `json:"timeout,omitempty"`
+
+	// FeedDownRevalidate bounds how stale a revocation can be while the
+	// change feed is down: past it, cached answers older than it are
+	// checked again before use. 30s by default.
+	FeedDownRevalidate caddy.Duration `json:"feed_down_revalidate,omitempty"`
+
+	logger  *zap.Logger
+	header  string // canonical form of Header
+	shared  *shared
+	poolKey string
+	metrics *handlerMetrics
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.appkey_auth",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Provision fills in defaults, registers the metrics in this config's
+// registry and attaches to the engine shared by every config load with the
+// same settings, so the cache and the feed subscriber survive a reload.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	h.setDefaults()
+	if err := h.Validate(); err != nil {
+		return err
+	}
+	token := caddy.NewReplacer().ReplaceAll(h.VerifierToken, "")
+	if token == "" {
+		return errors.New("appkey_auth: verifier_token is empty after replacing placeholders")
+	}
+	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("appkey_auth: %w", err)
+	}
+	h.metrics = newHandlerMetrics(h.App)
+	h.header = http.CanonicalHeaderKey(h.Header)
+
+	s := settings{
+		keyService: strings.TrimRight(h.KeyService, "/"), app: h.App, token: token,
+		engine: verify.Config{
+			App:                h.App,
+			CacheSize:          h.CacheSize,
+			CacheTTL:           time.Duration(h.CacheTTL),
+			NegativeTTL:        time.Duration(h.NegativeTTL),
+			StaleIfError:       time.Duration(h.StaleIfError),
+			Timeout:            time.Duration(h.Timeout),
+			FeedDownRevalidate: time.Duration(h.FeedDownRevalidate),
+		},
+	}
+	key := s.poolKey()
+	v, _, err := engines.LoadOrNew(key, func() (caddy.Destructor, error) { return newShared(s, h.logger) })
+	if err != nil {
+		return fmt.Errorf("appkey_auth: %w", err)
+	}
+	h.shared, h.poolKey = v.(*shared), key
+	return nil
+}
+
+func (h *Handler) setDefaults() {
+	if h.Header == "" {
+		h.Header = DefaultHeader
+	}
+	if h.CacheSize == 0 {
+		h.CacheSize = DefaultCacheSize
+	}
+	setDuration(&h.CacheTTL, DefaultCacheTTL)
+	setDuration(&h.NegativeTTL, DefaultNegativeTTL)
+	setDuration(&h.StaleIfError, DefaultStaleIfError)
+	setDuration(&h.Timeout, DefaultTimeout)
+	setDuration(&h.FeedDownRevalidate, DefaultFeedDownRevalidate)
+}
+
+func setDuration(d *caddy.Duration, v time.Duration) {
+	if *d == 0 {
+		*d = caddy.Duration(v)
+	}
+}
+
+// Validate checks the configuration.
+func (h *Handler) Validate() error {
+	u, err := url.Parse(h.KeyService)
+	switch {
+	case h.KeyService == "":
+		return errors.New("appkey_auth: key_service is required")
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		return fmt.Errorf("appkey_auth: key_service %q must be an http:// or https:// URL", h.KeyService)
+	case !strings.HasPrefix(h.App, "app_"):
+		return fmt.Errorf("appkey_auth: app must be an app id (app_…), got %q", h.App)
+	case h.VerifierToken == "":
+		return errors.New("appkey_auth: verifier_token is required")
+	case h.Header != "" && !validHeaderName(h.Header):
+		return fmt.Errorf("appkey_auth: header %q is not a valid header name", h.Header)
+	case h.CacheSize < 0:
+		return errors.New("appkey_auth: cache_size must be positive")
+	case h.CacheTTL < 0 || h.NegativeTTL < 0 || h.StaleIfError < 0 || h.Timeout < 0 || h.FeedDownRevalidate < 0:
+		return errors.New("appkey_auth: durations must not be negative")
+	}
+	return nil
+}
+
+func validHeaderName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// Cleanup releases this load's hold on the shared engine; the last holder
+// stops its feed subscriber and waits for its calls to end.
+func (h *Handler) Cleanup() error {
+	if h.poolKey == "" {
+		return nil
+	}
+	_, err := engines.Delete(h.poolKey)
+	return err
+}
+
+// ServeHTTP checks the request's key.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	key := h.takeKey(r.Header)
+	// Client-sent identity headers never pass, whatever the outcome.
+	for name := range r.Header {
+		if strings.HasPrefix(name, identityPrefix) {
+			delete(r.Header, name)
+		}
+	}
+	if key == "" {
+		h.metrics.missing.Inc()
+		w.Header().Set("WWW-Authenticate", challenge)
+		return caddyhttp.Error(http.StatusUnauthorized, errors.New("no API key"))
+	}
+	d, err := h.shared.engine.Check(r.Context(), key)
+	if err != nil {
+		if !errors.Is(err, verify.ErrUnavailable) {
+			return err // the client went away
+		}
+		h.metrics.unavailable.Inc()
+		var ue *verify.UnavailableError
+		wait := time.Second
+		if errors.As(err, &ue) {
+			wait = ue.RetryAfter
+		}
+		if c := h.logger.Check(zapcore.DebugLevel, "key service unavailable"); c != nil {
+			c.Write(zap.Error(err))
+		}
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(wait)))
+		return caddyhttp.Error(http.StatusServiceUnavailable, errors.New("API key could not be checked: key service unavailable"))
+	}
+	if !d.Valid {
+		h.metrics.denied(d.Code).Inc()
+		if c := h.logger.Check(zapcore.DebugLevel, "API key refused"); c != nil {
+			c.Write(zap.Stringer("code", d.Code), zap.String("key_id", d.KeyID), zap.Stringer("source", d.Source))
+		}
+		w.Header().Set("WWW-Authenticate", challengeBadToken)
+		return caddyhttp.Error(http.StatusUnauthorized, errors.New("invalid API key"))
+	}
+	if d.Source == verify.SourceStale {
+		h.metrics.allowedStale.Inc()
+	} else {
+		h.metrics.allowed.Inc()
+	}
+	r.Header[HeaderKeyID] = []string{d.KeyID}
+	r.Header[HeaderAppID] = []string{d.AppID}
+	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	repl.Set("http.auth.user.id", d.KeyID)
+	repl.Set("http.auth.user.key_name", d.KeyName)
+	return next.ServeHTTP(w, r)
+}
+
+// takeKey returns the request's key and removes it from the request: the
+// configured header wins; otherwise `Authorization: Bearer`. An
+// Authorization header that did not carry the key (the app's own token
+// next to an X-API-Key) is left for the upstream.
+func (h *Handler) takeKey(hdr http.Header) string {
+	return takeKey(hdr, h.header)
+}
+
+func takeKey(hdr http.Header, name string) string {
+	if name != "Authorization" {
+		if v, ok := hdr[name]; ok {
+			delete(hdr, name)
+			if a := hdr["Authorization"]; len(a) > 0 && strings.Contains(a[0], apikey.Prefix) {
+				// A second copy of a key must not go upstream either.
+				delete(hdr, "Authorization")
+			}
+			if len(v) > 0 {
+				return strings.TrimSpace(v[0])
+			}
+			return ""
+		}
+	}
+	v := hdr["Authorization"]
+	if len(v) == 0 {
+		return ""
+	}
+	const scheme = "bearer "
+	a := strings.TrimSpace(v[0])
+	if len(a) <= len(scheme) || !strings.EqualFold(a[:len(scheme)], scheme) {
+		return ""
+	}
+	delete(hdr, "Authorization")
+	return strings.TrimSpace(a[len(scheme):])
+}
+
+func retryAfterSeconds(d time.Duration) int {
+	s := math.Ceil(d.Seconds())
+	return int(min(max(s, 1), 3600))
+}
+
+// settings is what makes two handler instances share an engine.
+type settings struct {
+	keyService, app, token string
+	engine                 verify.Config
+}
+
+// poolKey names the shared engine. The token enters only as a hash, so the
+// pool's keys are safe to print while debugging.
+func (s settings) poolKey() string {
+	sum := sha256.Sum256([]byte(s.token))
+	return fmt.Sprintf("%s|%s|%s|%d|%s|%s|%s|%s|%s", s.keyService, s.app, hex.EncodeToString(sum[:8]),
+		s.engine.CacheSize, s.engine.CacheTTL, s.engine.NegativeTTL, s.engine.StaleIfError, s.engine.Timeout, s.engine.FeedDownRevalidate)
+}
+
+func (s settings) feedKey() string {
+	sum := sha256.Sum256([]byte(s.token))
+	return s.keyService + "|" + s.app + "|" + hex.EncodeToString(sum[:8])
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)
