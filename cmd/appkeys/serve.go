@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/appkeys/appkeys/internal/console"
 	"github.com/appkeys/appkeys/internal/keyserver"
 )
 
@@ -66,6 +67,7 @@ func (f *serveFlags) config(stderr io.Writer) (keyserver.Config, error) {
 		BootstrapToken: os.Getenv("APPKEYS_BOOTSTRAP_TOKEN"),
 		MaxKeyLifetime: maxLife,
 		Logger:         slog.New(h),
+		Console:        console.Mount,
 	}, nil
 }
 

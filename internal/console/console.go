@@ -1,0 +1,267 @@
+// Package console is the key service's web console: the Container Service
+// and App instance pages, the API keys views with their Active and Orphaned
+// tabs, and the create, save-as-secret and revoke flows, with the Cloud
+// Portal's words on the buttons. It is rendered on the server with
+// html/template from embedded files; a small script only drives the
+// dialogs and the clipboard. It calls keyservice directly, on the same mux
+// as the /v1 API, and keeps browser sessions in memory.
+package console
+
+import (
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/appkeys/appkeys/internal/keyservice"
+	"github.com/appkeys/appkeys/internal/store"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// Mount registers the console on mux: GET / and its own paths, none under
+// /v1/ nor the probes'. It is keyserver.Config.Console.
+func Mount(svc *keyservice.Service, mux *http.ServeMux) {
+	newConsole(svc, slog.Default()).register(mux)
+}
+
+// console serves the pages. Its clock is the service's, so a test that
+// moves the service's time also expires sessions.
+type console struct {
+	svc      *keyservice.Service
+	log      *slog.Logger
+	sessions *sessions
+	pages    map[string]*template.Template
+	assets   map[string]string // file name → URL with a content hash
+}
+
+func newConsole(svc *keyservice.Service, log *slog.Logger) *console {
+	c := &console{svc: svc, log: log, sessions: newSessions(svc.Now)}
+	c.assets = assetURLs()
+	c.pages = parsePages(c.assets)
+	return c
+}
+
+func (c *console) register(mux *http.ServeMux) {
+	static, _ := fs.Sub(staticFS, "static")
+	files := http.StripPrefix("/static/", http.FileServerFS(static))
+	mux.Handle("GET /static/", secured(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/") {
+			http.NotFound(w, r) // no directory listings
+			return
+		}
+		// URLs carry a content hash, so a long cache is safe.
+		w.Header().Set("Cache-Control", "public, max-age=86400, immutable")
+		files.ServeHTTP(w, r)
+	})))
+	mux.Handle("GET /login", secured(http.HandlerFunc(c.loginPage)))
+	mux.Handle("POST /login", secured(http.HandlerFunc(c.login)))
+	mux.Handle("POST /logout", c.authed(c.logout))
+	mux.Handle("GET /{$}", c.authed(c.home))
+	mux.Handle("POST /apps", c.authed(c.createApp))
+	mux.Handle("GET /apps/{id}", c.authed(c.appPage))
+	mux.Handle("POST /apps/{id}/delete", c.authed(c.deleteApp))
+	mux.Handle("GET /apps/{id}/keys", c.authed(c.keysPage))
+	mux.Handle("POST /apps/{id}/keys", c.authed(c.createKey))
+	mux.Handle("GET /keys", c.authed(c.keysPage))
+	mux.Handle("POST /keys/{id}/revoke", c.authed(c.revokeKey))
+	mux.Handle("POST /new-key/{flow}/secret", c.authed(c.saveAsSecret))
+	mux.Handle("POST /new-key/{flow}/close", c.authed(c.closeNewKey))
+}
+
+// secured adds the headers every console response carries. The policy
+// allows no inline script or style, so injected markup cannot run.
+func secured(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "no-referrer")
+		if !strings.HasPrefix(r.URL.Path, "/static/") {
+			// Pages may show a key or a verifier token once: never cache them.
+			h.Set("Cache-Control", "no-store")
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// request is what an authenticated handler knows about its caller.
+type request struct {
+	sess   session
+	caller keyservice.Caller
+	user   store.User
+	org    store.Org
+}
+
+// authed resolves the session and, for POSTs, checks its CSRF token before
+// h runs. The user's token is authenticated again on every request, so a
+// deleted user's session dies at once.
+func (c *console) authed(h func(http.ResponseWriter, *http.Request, *request)) http.Handler {
+	return secured(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ck, err := r.Cookie(sessionCookie)
+		if err != nil {
+			http.Redirect(w, r, "/login", http.StatusSeeOther)
+			return
+		}
+		sess, ok := c.sessions.get(ck.Value)
+		if !ok {
+			setCookie(w, r, sessionCookie, "", -1)
+			http.Redirect(w, r, "/login?m=expired", http.StatusSeeOther)
+			return
+		}
+		caller, err := c.svc.Authenticate(r.Context(), sess.token)
+		if err == nil && caller.User == nil {
+			err = errors.New("not a user token")
+		}
+		if err != nil {
+			if keyservice.KindOf(err) == keyservice.KindUnavailable {
+				c.fail(w, r, nil, err)
+				return
+			}
+			c.sessions.delete(sess.id)
+			setCookie(w, r, sessionCookie, "", -1)
+			http.Redirect(w, r, "/login?m=revoked", http.StatusSeeOther)
+			return
+		}
+		user, org, err := c.svc.Me(r.Context(), caller)
+		if err != nil {
+			c.fail(w, r, nil, err)
+			return
+		}
+		req := &request{sess: sess, caller: caller, user: user, org: org}
+		if r.Method == http.MethodPost {
+			if err := r.ParseForm(); err != nil {
+				c.showError(w, r, req, http.StatusBadRequest, "The form could not be read. Reload the page and try again.")
+				return
+			}
+			if !sameToken(r.PostForm.Get("csrf"), sess.csrf) {
+				c.showError(w, r, req, http.StatusForbidden, "This form did not come from your console session, or it is out of date. Reload the page and try again.")
+				return
+			}
+		}
+		h(w, r, req)
+	}))
+}
+
+// assetURLs names each static file by a hash of its content, so browsers
+// cache them long and still see a new build at once.
+func assetURLs() map[string]string {
+	out := map[string]string{}
+	_ = fs.WalkDir(staticFS, "static", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := staticFS.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(b)
+		name := strings.TrimPrefix(path, "static/")
+		out[name] = "/static/" + name + "?v=" + hex.EncodeToString(sum[:6])
+		return nil
+	})
+	return out
+}
+
+func parsePages(assets map[string]string) map[string]*template.Template {
+	funcs := template.FuncMap{
+		"asset":    func(name string) string { return assets[name] },
+		"kind":     kindName,
+		"role":     roleName,
+		"date":     formatDate,
+		"datetime": formatDateTime,
+		"iso":      func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+		"reason":   orphanReason,
+		"plural":   pluralWord,
+		// dict passes several values to a shared template.
+		"dict": func(kv ...any) map[string]any {
+			m := map[string]any{}
+			for i := 0; i+1 < len(kv); i += 2 {
+				m[kv[i].(string)] = kv[i+1]
+			}
+			return m
+		},
+	}
+	base := template.Must(template.New("").Funcs(funcs).ParseFS(templateFS, "templates/layout.html"))
+	pages := map[string]*template.Template{}
+	for _, name := range []string{"login", "home", "app", "keys", "error"} {
+		t := template.Must(base.Clone())
+		pages[name] = template.Must(t.ParseFS(templateFS, "templates/"+name+".html"))
+	}
+	return pages
+}
+
+// render writes a page. Templates are parsed at start, so a failure here
+// is a bug or a client gone away: logged, never shown in half.
+func (c *console) render(w http.ResponseWriter, status int, name string, data *pageData) {
+	var buf strings.Builder
+	if err := c.pages[name].ExecuteTemplate(&buf, "layout", data); err != nil {
+		c.log.Error("console: render", "page", name, "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(buf.String()))
+}
+
+// showError renders a page that says what went wrong, in words.
+func (c *console) showError(w http.ResponseWriter, r *http.Request, req *request, status int, msg string) {
+	d := c.data(r, req, "Error")
+	d.Error = msg
+	d.Status = status
+	c.render(w, status, "error", d)
+}
+
+// fail shows a service error. Domain errors carry a message fit for the
+// user; anything else is logged and named only by the request id.
+func (c *console) fail(w http.ResponseWriter, r *http.Request, req *request, err error) {
+	var de *keyservice.Error
+	if errors.As(err, &de) {
+		status := http.StatusBadRequest
+		switch de.Kind {
+		case keyservice.KindForbidden:
+			status = http.StatusForbidden
+		case keyservice.KindNotFound:
+			status = http.StatusNotFound
+		case keyservice.KindConflict:
+			status = http.StatusConflict
+		case keyservice.KindInvalid:
+			status = http.StatusUnprocessableEntity
+		case keyservice.KindUnavailable:
+			w.Header().Set("Retry-After", "1")
+			status = http.StatusServiceUnavailable
+		case keyservice.KindUnauthorized:
+			status = http.StatusUnauthorized
+		}
+		c.showError(w, r, req, status, sentence(de.Message))
+		return
+	}
+	id := w.Header().Get("X-Request-Id")
+	c.log.Error("console: request failed", "request_id", id, "path", r.URL.Path, "err", err)
+	c.showError(w, r, req, http.StatusInternalServerError, fmt.Sprintf("Something went wrong on our side. Try again; if it persists, quote request %s.", id))
+}
+
+// sentence turns a service message into a sentence for the page.
+func sentence(msg string) string {
+	if msg == "" {
+		return msg
+	}
+	msg = strings.ToUpper(msg[:1]) + msg[1:]
+	if !strings.HasSuffix(msg, ".") {
+		msg += "."
+	}
+	return msg
+}

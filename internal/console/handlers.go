@@ -1,0 +1,384 @@
+package console
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/appkeys/appkeys/internal/keyservice"
+)
+
+var loginMessages = map[string]string{
+	"expired": "Your session has expired. Log in again.",
+	"revoked": "Your token is no longer accepted. Log in with a current one.",
+	"out":     "You have logged out.",
+}
+
+func (c *console) loginPage(w http.ResponseWriter, r *http.Request) {
+	if ck, err := r.Cookie(sessionCookie); err == nil {
+		if _, ok := c.sessions.get(ck.Value); ok {
+			http.Redirect(w, r, "/", http.StatusSeeOther)
+			return
+		}
+	}
+	c.renderLogin(w, r, http.StatusOK, loginMessages[r.URL.Query().Get("m")])
+}
+
+// renderLogin shows the login form with a fresh double-submit token.
+func (c *console) renderLogin(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	token := randomToken()
+	setCookie(w, r, loginCookie, token, 3600)
+	d := c.data(r, nil, "Log in")
+	d.LoginCSRF, d.LoginMessage, d.Status = token, msg, status
+	c.render(w, status, "login", d)
+}
+
+func (c *console) login(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		c.renderLogin(w, r, http.StatusBadRequest, "The form could not be read. Try again.")
+		return
+	}
+	ck, err := r.Cookie(loginCookie)
+	if err != nil || !sameToken(r.PostForm.Get("csrf"), ck.Value) {
+		c.renderLogin(w, r, http.StatusForbidden, "The login form was out of date. Paste your token again.")
+		return
+	}
+	token := strings.TrimSpace(r.PostForm.Get("token"))
+	if token == "" {
+		c.renderLogin(w, r, http.StatusUnprocessableEntity, "Paste your user token to log in.")
+		return
+	}
+	caller, err := c.svc.Authenticate(r.Context(), token)
+	switch {
+	case keyservice.KindOf(err) == keyservice.KindUnavailable:
+		c.renderLogin(w, r, http.StatusServiceUnavailable, "The key store cannot be reached right now. Try again in a moment.")
+		return
+	case err != nil:
+		c.renderLogin(w, r, http.StatusUnauthorized, "That token was not accepted. Check that you pasted all of it.")
+		return
+	case caller.User == nil:
+		c.renderLogin(w, r, http.StatusUnauthorized, "That is not a user token. The console needs the token of a user of an organization.")
+		return
+	}
+	sess := c.sessions.create(token)
+	setCookie(w, r, sessionCookie, sess.id, int(sessionLifetime/time.Second))
+	setCookie(w, r, loginCookie, "", -1)
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+func (c *console) logout(w http.ResponseWriter, r *http.Request, req *request) {
+	c.sessions.delete(req.sess.id)
+	setCookie(w, r, sessionCookie, "", -1)
+	http.Redirect(w, r, "/login?m=out", http.StatusSeeOther)
+}
+
+// loadApps lists the apps with their key counts, and the service's total.
+func (c *console) loadApps(ctx context.Context, req *request) ([]appRow, int, error) {
+	apps, err := c.svc.ListApps(ctx, req.caller)
+	if err != nil {
+		return nil, 0, err
+	}
+	keys, err := c.svc.ListKeys(ctx, req.caller, "", "")
+	if err != nil {
+		return nil, 0, err
+	}
+	per := map[string]int{}
+	for _, k := range keys {
+		per[k.AppID]++
+	}
+	rows := make([]appRow, len(apps))
+	for i, a := range apps {
+		rows[i] = appRow{App: a, Keys: per[a.ID]}
+	}
+	return rows, len(keys), nil
+}
+
+func (c *console) home(w http.ResponseWriter, r *http.Request, req *request) {
+	c.renderHome(w, r, req, http.StatusOK, nil)
+}
+
+func (c *console) renderHome(w http.ResponseWriter, r *http.Request, req *request, status int, edit func(*pageData)) {
+	apps, total, err := c.loadApps(r.Context(), req)
+	if err != nil {
+		c.fail(w, r, req, err)
+		return
+	}
+	d := c.data(r, req, "Container Service")
+	d.Apps, d.TotalKeys = apps, total
+	d.AppForm = &appForm{Kind: keyservice.KindCloudFunction}
+	d.Crumbs = []crumb{{Label: "Container Service"}}
+	if edit != nil {
+		edit(d)
+	}
+	c.render(w, status, "home", d)
+}
+
+func (c *console) createApp(w http.ResponseWriter, r *http.Request, req *request) {
+	name, kind := strings.TrimSpace(r.PostForm.Get("name")), r.PostForm.Get("kind")
+	created, err := c.svc.CreateApp(r.Context(), req.caller, name, kind)
+	if err != nil {
+		status, msg, ok := formError(err)
+		if !ok {
+			c.fail(w, r, req, err)
+			return
+		}
+		if keyservice.KindOf(err) == keyservice.KindConflict {
+			msg = fmt.Sprintf("An app named “%s” already exists. Choose another name.", name)
+		}
+		c.renderHome(w, r, req, status, func(d *pageData) {
+			d.AppForm = &appForm{Open: true, Name: name, Kind: kind, Error: msg}
+		})
+		return
+	}
+	// Rendered here rather than redirected: the verifier token is shown once.
+	c.renderHome(w, r, req, http.StatusCreated, func(d *pageData) {
+		a := created.App
+		d.AppCreated = &appCreated{Name: a.Name, Kind: a.Kind, ID: a.ID, VerifierToken: created.VerifierToken}
+	})
+}
+
+func (c *console) appPage(w http.ResponseWriter, r *http.Request, req *request) {
+	app, err := c.loadApp(r.Context(), req, r.PathValue("id"))
+	if err != nil {
+		c.fail(w, r, req, err)
+		return
+	}
+	d := c.data(r, req, app.Name)
+	d.App = app
+	d.Crumbs = []crumb{{Label: "Container Service", URL: "/"}, {Label: app.Name}}
+	c.render(w, http.StatusOK, "app", d)
+}
+
+func (c *console) loadApp(ctx context.Context, req *request, id string) (*appRow, error) {
+	app, err := c.svc.GetApp(ctx, req.caller, id)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := c.svc.ListKeys(ctx, req.caller, id, "")
+	if err != nil {
+		return nil, err
+	}
+	return &appRow{App: app, Keys: len(keys)}, nil
+}
+
+func (c *console) deleteApp(w http.ResponseWriter, r *http.Request, req *request) {
+	app, err := c.loadApp(r.Context(), req, r.PathValue("id"))
+	if err == nil {
+		err = c.svc.DeleteApp(r.Context(), req.caller, app.ID)
+	}
+	if err != nil {
+		c.fail(w, r, req, err)
+		return
+	}
+	msg := fmt.Sprintf("Deleted %s “%s”.", kindName(app.Kind), app.Name)
+	if app.Keys > 0 {
+		msg += fmt.Sprintf(" Its %d API %s stopped working and %s now under Orphaned until an owner revokes them.",
+			app.Keys, pluralWord(app.Keys, "key", "keys"), pluralWord(app.Keys, "is", "are"))
+	}
+	c.sessions.setFlash(req.sess.id, msg)
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+func pluralWord(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+func (c *console) keysPage(w http.ResponseWriter, r *http.Request, req *request) {
+	c.renderKeys(w, r, req, r.PathValue("id"), r.URL.Query().Get("tab"), http.StatusOK, nil)
+}
+
+// renderKeys shows the keys view of an app (appID set) or of the service.
+func (c *console) renderKeys(w http.ResponseWriter, r *http.Request, req *request, appID, tab string, status int, edit func(*pageData)) {
+	ctx := r.Context()
+	if tab != keyservice.StateOrphaned {
+		tab = keyservice.StateActive
+	}
+	v := &keysView{Tab: tab, CanRevokeOrphaned: keyservice.CanRevokeOrphaned(req.user.Role)}
+	d := c.data(r, req, "API Keys")
+	d.Crumbs = []crumb{{Label: "Container Service", URL: "/"}}
+	if appID != "" {
+		app, err := c.loadApp(ctx, req, appID)
+		if err != nil {
+			c.fail(w, r, req, err)
+			return
+		}
+		v.App = app
+		d.Title = "API Keys · " + app.Name
+		d.Crumbs = append(d.Crumbs, crumb{Label: app.Name, URL: "/apps/" + app.ID})
+	}
+	d.Crumbs = append(d.Crumbs, crumb{Label: "API Keys"})
+	keys, err := c.svc.ListKeys(ctx, req.caller, appID, "")
+	if err != nil {
+		c.fail(w, r, req, err)
+		return
+	}
+	now := c.svc.Now()
+	for _, k := range keys {
+		state := keyservice.KeyState(k, now)
+		if state == keyservice.StateOrphaned {
+			v.OrphanedCount++
+		} else {
+			v.ActiveCount++
+		}
+		// Expired keys stay under Active, marked, as they are not orphans.
+		if (state == keyservice.StateOrphaned) == (tab == keyservice.StateOrphaned) {
+			v.Rows = append(v.Rows, keyRow{Key: k, State: state, AppLive: k.OrphanReason != "app_deleted"})
+		}
+	}
+	v.Create = newKeyForm(now)
+	d.Keys = v
+	if edit != nil {
+		edit(d)
+	}
+	c.render(w, status, "keys", d)
+}
+
+// newKeyForm offers dates from tomorrow to a year ahead, in UTC.
+func newKeyForm(now time.Time) keyForm {
+	f := keyForm{Min: day(now.AddDate(0, 0, 1)), Max: day(now.AddDate(0, 0, 365))}
+	for _, n := range []int{30, 90, 365} {
+		f.Quick = append(f.Quick, quickChoice{Days: n, Date: day(now.AddDate(0, 0, n))})
+	}
+	f.Expires = f.Quick[0].Date
+	return f
+}
+
+// formError turns a service error about what the user typed into a
+// status and a sentence for the form; ok is false for any other error.
+func formError(err error) (status int, msg string, ok bool) {
+	de, isDomain := err.(*keyservice.Error)
+	if !isDomain {
+		return 0, "", false
+	}
+	switch de.Kind {
+	case keyservice.KindInvalid:
+		m := strings.ReplaceAll(de.Message, "expires_at", "the expiration date")
+		return http.StatusUnprocessableEntity, sentence(m), true
+	case keyservice.KindConflict:
+		return http.StatusConflict, sentence(de.Message), true
+	}
+	return 0, "", false
+}
+
+// expiryFromDate reads the date picker: the key expires on that day at the
+// current time of day (UTC), so "365 days" is exactly 365 days.
+func expiryFromDate(value string, now time.Time) (time.Time, string) {
+	if value == "" {
+		return time.Time{}, "Choose an expiration date."
+	}
+	d, err := time.Parse("2006-01-02", value)
+	if err != nil {
+		return time.Time{}, "The expiration date is not a date. Use the date picker or a quick choice."
+	}
+	now = now.UTC()
+	if !d.After(time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)) {
+		return time.Time{}, "The expiration date must be after today."
+	}
+	return time.Date(d.Year(), d.Month(), d.Day(), now.Hour(), now.Minute(), now.Second(), 0, time.UTC), ""
+}
+
+func (c *console) createKey(w http.ResponseWriter, r *http.Request, req *request) {
+	appID := r.PathValue("id")
+	name, expires := strings.TrimSpace(r.PostForm.Get("name")), r.PostForm.Get("expires")
+	again := func(status int, msg string) {
+		c.renderKeys(w, r, req, appID, keyservice.StateActive, status, func(d *pageData) {
+			f := &d.Keys.Create
+			f.Open, f.Name, f.Expires, f.Error = true, name, expires, msg
+		})
+	}
+	at, msg := expiryFromDate(expires, c.svc.Now())
+	if msg != "" {
+		again(http.StatusUnprocessableEntity, msg)
+		return
+	}
+	created, err := c.svc.CreateKey(r.Context(), req.caller, appID, keyservice.CreateKeyRequest{Name: name, ExpiresAt: at})
+	if err != nil {
+		status, msg, ok := formError(err)
+		if !ok {
+			c.fail(w, r, req, err)
+			return
+		}
+		if keyservice.KindOf(err) == keyservice.KindConflict {
+			msg = fmt.Sprintf("An API key named “%s” already exists for this app. Choose another name.", name)
+		}
+		again(status, msg)
+		return
+	}
+	// The key is shown in this response only. It stays in the session, in
+	// memory, for Save As Secret until Close or a few minutes pass.
+	flow := c.sessions.putPending(req.sess.id, pendingKey{plain: created.Plain, appID: appID, keyName: created.Key.Name})
+	c.renderKeys(w, r, req, appID, keyservice.StateActive, http.StatusCreated, func(d *pageData) {
+		d.Keys.NewKey = &newKey{Plain: created.Plain, Name: created.Key.Name, Flow: flow}
+	})
+}
+
+func (c *console) saveAsSecret(w http.ResponseWriter, r *http.Request, req *request) {
+	flow := r.PathValue("flow")
+	p, ok := c.sessions.takePending(req.sess.id, flow)
+	if !ok {
+		c.showError(w, r, req, http.StatusGone, "The new API key is no longer held for saving: it is kept only until Close, for a few minutes. Create another key to save it as a secret.")
+		return
+	}
+	name := strings.TrimSpace(r.PostForm.Get("name"))
+	if _, err := c.svc.CreateSecret(r.Context(), req.caller, name, p.plain); err != nil {
+		status, msg, ok := formError(err)
+		if !ok {
+			c.fail(w, r, req, err)
+			return
+		}
+		if keyservice.KindOf(err) == keyservice.KindConflict {
+			msg = fmt.Sprintf("A secret named “%s” already exists. Choose another name.", name)
+		}
+		c.sessions.restorePending(req.sess.id, flow, p)
+		c.renderKeys(w, r, req, p.appID, keyservice.StateActive, status, func(d *pageData) {
+			d.Keys.Secret = &secretForm{Flow: flow, Name: name, Error: msg}
+		})
+		return
+	}
+	c.sessions.setFlash(req.sess.id, fmt.Sprintf("Saved API key “%s” as secret “%s”.", p.keyName, name))
+	http.Redirect(w, r, keysURL(p.appID, ""), http.StatusSeeOther)
+}
+
+func (c *console) closeNewKey(w http.ResponseWriter, r *http.Request, req *request) {
+	p, ok := c.sessions.takePending(req.sess.id, r.PathValue("flow"))
+	if !ok {
+		http.Redirect(w, r, "/", http.StatusSeeOther)
+		return
+	}
+	http.Redirect(w, r, keysURL(p.appID, ""), http.StatusSeeOther)
+}
+
+func (c *console) revokeKey(w http.ResponseWriter, r *http.Request, req *request) {
+	// Where to go back to comes as an app id and a tab, never as a URL,
+	// so the form cannot be turned into an open redirect.
+	appID, tab := r.PostForm.Get("app"), r.PostForm.Get("tab")
+	back := func(status int, msg string) {
+		c.renderKeys(w, r, req, appID, tab, status, func(d *pageData) { d.Error = msg })
+	}
+	if r.PostForm.Get("agree") != "yes" {
+		back(http.StatusUnprocessableEntity, "Check the agreement to revoke the key.")
+		return
+	}
+	if err := c.svc.RevokeKey(r.Context(), req.caller, r.PathValue("id")); err != nil {
+		switch keyservice.KindOf(err) {
+		case keyservice.KindForbidden:
+			back(http.StatusForbidden, "Only an Organization Owner or Aura Owner can revoke an orphaned key. Ask one of them to revoke it.")
+		case keyservice.KindNotFound:
+			back(http.StatusNotFound, "That API key no longer exists: it may have been revoked already.")
+		default:
+			c.fail(w, r, req, err)
+		}
+		return
+	}
+	msg := "Revoked the API key. It no longer works."
+	if name := strings.TrimSpace(r.PostForm.Get("name")); name != "" && len(name) <= keyservice.MaxNameLen*4 {
+		msg = fmt.Sprintf("Revoked API key “%s”. It no longer works.", name)
+	}
+	c.sessions.setFlash(req.sess.id, msg)
+	http.Redirect(w, r, keysURL(appID, tab), http.StatusSeeOther)
+}

@@ -1,0 +1,95 @@
+// console.js drives what plain HTML cannot: modal dialogs, the copy
+// button, the quick expiration choices and the Revoke agreement. Every
+// form still posts to the server, which checks everything again.
+"use strict";
+(function () {
+  function byId(id) { return document.getElementById(id); }
+
+  // openDialog fills a shared dialog from its opener's data-* attributes
+  // (the form's action, the names it shows) and opens it as a modal.
+  function openDialog(dialog, opener) {
+    var form = dialog.querySelector("form");
+    if (form && opener.dataset.action) form.setAttribute("action", opener.dataset.action);
+    Object.keys(opener.dataset).forEach(function (k) {
+      dialog.querySelectorAll('[data-fill="' + k + '"]').forEach(function (el) { el.textContent = opener.dataset[k]; });
+      dialog.querySelectorAll('[data-fill-value="' + k + '"]').forEach(function (el) { el.value = opener.dataset[k]; });
+    });
+    dialog.querySelectorAll("[data-agree]").forEach(function (box) { box.checked = false; syncAgree(box); });
+    dialog.returnFocus = opener;
+    dialog.showModal();
+  }
+
+  function syncAgree(box) {
+    var form = box.closest("form");
+    form.querySelectorAll("[data-needs-agree]").forEach(function (b) { b.disabled = !box.checked; });
+  }
+
+  function copy(button) {
+    var source = byId(button.dataset.copy);
+    var status = button.closest("dialog, body").querySelector("[data-copy-status]");
+    function done(ok) {
+      if (status) status.textContent = ok ? "Copied to the clipboard." : "Could not copy: select the text and copy it yourself.";
+    }
+    function fallback() {
+      source.select();
+      var ok = false;
+      try { ok = document.execCommand("copy"); } catch (e) { ok = false; }
+      done(ok);
+    }
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(source.value).then(function () { done(true); }, fallback);
+    } else {
+      fallback();
+    }
+  }
+
+  function setDate(chip) {
+    var input = chip.closest(".expiry").querySelector('input[type="date"]');
+    input.value = chip.dataset.setDate;
+    markChips(input);
+  }
+
+  function markChips(input) {
+    input.closest(".expiry").querySelectorAll("[data-set-date]").forEach(function (c) {
+      c.setAttribute("aria-pressed", String(c.dataset.setDate === input.value));
+    });
+  }
+
+  document.addEventListener("click", function (e) {
+    var t = e.target.closest("[data-open], [data-close], [data-copy], [data-set-date]");
+    if (!t || t.disabled) return;
+    if (t.dataset.open) {
+      var d = byId(t.dataset.open);
+      if (d) { e.preventDefault(); openDialog(d, t); }
+    } else if (t.hasAttribute("data-close")) {
+      t.closest("dialog").close();
+    } else if (t.dataset.copy) {
+      copy(t);
+    } else if (t.dataset.setDate) {
+      setDate(t);
+    }
+  });
+
+  document.addEventListener("change", function (e) {
+    if (e.target.matches("[data-agree]")) syncAgree(e.target);
+    if (e.target.matches('.expiry input[type="date"]')) markChips(e.target);
+  });
+
+  document.querySelectorAll("dialog").forEach(function (d) {
+    d.addEventListener("close", function () {
+      if (d.returnFocus && document.contains(d.returnFocus)) d.returnFocus.focus();
+    });
+    // Escape on a dialog that holds a new key ends the flow on the server
+    // too, as Close does, so the key does not wait there for nothing.
+    if (d.dataset.cancelSubmits) {
+      d.addEventListener("cancel", function (e) {
+        e.preventDefault();
+        byId(d.dataset.cancelSubmits).requestSubmit();
+      });
+    }
+  });
+
+  document.querySelectorAll("dialog[data-autoopen]").forEach(function (d) {
+    if (!d.open) d.showModal();
+  });
+})();

@@ -1,0 +1,190 @@
+package console
+
+import (
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/appkeys/appkeys/internal/keyservice"
+	"github.com/appkeys/appkeys/internal/store"
+)
+
+// pageData is everything a template may show. One struct for every page
+// keeps the layout simple; each page fills its own part.
+type pageData struct {
+	Title  string
+	User   *store.User
+	Org    store.Org
+	CSRF   string
+	Flash  string
+	Error  string
+	Status int
+	Crumbs []crumb
+
+	// login
+	LoginMessage string
+	LoginCSRF    string
+
+	// Container Service
+	Apps       []appRow
+	TotalKeys  int
+	AppForm    *appForm
+	AppCreated *appCreated
+
+	// App instance and keys views
+	App  *appRow
+	Keys *keysView
+}
+
+type crumb struct {
+	Label string
+	URL   string // empty for the current page
+}
+
+// appRow is an app with the number of keys listed for it (active, expired
+// and orphaned: what its View API Keys shows).
+type appRow struct {
+	store.App
+	Keys int
+}
+
+type appForm struct {
+	Open        bool
+	Name, Kind  string
+	Error       string
+	ErrorIsName bool
+}
+
+// appCreated shows a new app's verifier token, once.
+type appCreated struct {
+	Name, Kind, ID, VerifierToken string
+}
+
+// keysView is the API keys view of one app (App set) or of the whole
+// Container Service.
+type keysView struct {
+	App           *appRow
+	Tab           string // "active" or "orphaned"
+	Rows          []keyRow
+	ActiveCount   int
+	OrphanedCount int
+	// CanRevokeOrphaned is false for members: the Orphaned tab says why.
+	CanRevokeOrphaned bool
+	Create            keyForm
+	NewKey            *newKey
+	Secret            *secretForm
+}
+
+// URL returns the view's address for a tab.
+func (v *keysView) URL(tab string) string {
+	id := ""
+	if v.App != nil {
+		id = v.App.ID
+	}
+	return keysURL(id, tab)
+}
+
+type keyRow struct {
+	store.Key
+	State string
+	// AppLive tells whether the App column may link to the app.
+	AppLive bool
+}
+
+// keyForm is the Create API Key dialog: its quick choices, and what the
+// user typed when the server sends it back with an error.
+type keyForm struct {
+	Open    bool
+	Name    string
+	Expires string
+	Error   string
+	Min     string
+	Max     string
+	Quick   []quickChoice
+}
+
+type quickChoice struct {
+	Days int
+	Date string
+}
+
+// newKey is a key just created: shown once, in this response only.
+type newKey struct {
+	Plain string
+	Name  string
+	Flow  string
+}
+
+// secretForm is the New Secret dialog when the server sends it back.
+type secretForm struct {
+	Flow  string
+	Name  string
+	Error string
+}
+
+func (c *console) data(r *http.Request, req *request, title string) *pageData {
+	d := &pageData{Title: title}
+	if req != nil {
+		u := req.user
+		d.User, d.Org, d.CSRF = &u, req.org, req.sess.csrf
+		d.Flash = c.sessions.popFlash(req.sess.id)
+	}
+	return d
+}
+
+// keysURL is the keys view of an app, or of the service when appID is "".
+func keysURL(appID, tab string) string {
+	u := "/keys"
+	if appID != "" {
+		u = "/apps/" + url.PathEscape(appID) + "/keys"
+	}
+	if tab == keyservice.StateOrphaned {
+		u += "?tab=orphaned"
+	}
+	return u
+}
+
+func kindName(kind string) string {
+	switch kind {
+	case keyservice.KindCloudFunction:
+		return "Cloud Function"
+	case keyservice.KindDashboardApp:
+		return "Dashboard App"
+	}
+	return kind
+}
+
+func roleName(role string) string {
+	switch role {
+	case keyservice.RoleOwner:
+		return "Organization Owner"
+	case keyservice.RoleAuraOwner:
+		return "Aura Owner"
+	case keyservice.RoleMember:
+		return "Member"
+	}
+	return role
+}
+
+func orphanReason(reason string) string {
+	switch reason {
+	case store.OrphanAppDeleted:
+		return "App deleted"
+	case store.OrphanCreatorDeleted:
+		return "Creator deleted"
+	}
+	return reason
+}
+
+// Dates are shown in UTC, the zone the date picker's dates mean too.
+func formatDate(t time.Time) string { return t.UTC().Format("Jan 2, 2006") }
+
+func formatDateTime(t *time.Time) string {
+	if t == nil || t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format("Jan 2, 2006 15:04 UTC")
+}
+
+// day is a date in the form the date picker uses.
+func day(t time.Time) string { return t.UTC().Format("2006-01-02") }
