@@ -344,9 +344,19 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.metrics.verifyResults.WithLabelValues(v.Code).Inc()
-	writeJSON(w, http.StatusOK, map[string]any{
-		"valid": v.Valid, "code": v.Code, "key_id": v.KeyID, "key_name": v.KeyName, "app_id": v.AppID, "expires_at": v.ExpiresAt,
-	})
+	writeJSON(w, http.StatusOK, verdictJSON{AppID: v.AppID, Code: v.Code, ExpiresAt: v.ExpiresAt, KeyID: v.KeyID, KeyName: v.KeyName, Valid: v.Valid})
+}
+
+// verdictJSON is a verify answer. A struct rather than a map spares the hot
+// path a map and a sort per answer; the fields keep the map's (alphabetical)
+// order, so the bytes are the same.
+type verdictJSON struct {
+	AppID     string     `json:"app_id"`
+	Code      string     `json:"code"`
+	ExpiresAt *time.Time `json:"expires_at"`
+	KeyID     string     `json:"key_id"`
+	KeyName   string     `json:"key_name"`
+	Valid     bool       `json:"valid"`
 }
 
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
