@@ -46,6 +46,10 @@ func newWorld(t *testing.T, opts ...servicetest.Option) *world {
 	t.Helper()
 	w := &world{t: t, clock: &clock{}}
 	w.svc = servicetest.Start(t, append([]servicetest.Option{withClock(w.clock)}, opts...)...)
+	// Before the service stops (cleanups run last first): a connection the
+	// transport dialled but never used would hold http.Server.Shutdown for
+	// 5 s.
+	t.Cleanup(http.DefaultTransport.(*http.Transport).CloseIdleConnections)
 	w.ownerTok = w.svc.OwnerToken
 	w.owner = w.client(w.ownerTok)
 	me, err := w.owner.Me(ctx(t))

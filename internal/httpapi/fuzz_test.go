@@ -1,0 +1,153 @@
+package httpapi_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/appkeys/appkeys/internal/apikey"
+	"github.com/appkeys/appkeys/internal/httpapi"
+	"github.com/appkeys/appkeys/internal/keyservice"
+	"github.com/appkeys/appkeys/internal/store"
+)
+
+// handlerWorld is the API handler on a real SQLite store, without a
+// listener: fast enough for fuzzing.
+type handlerWorld struct {
+	h          http.Handler
+	ownerToken string
+	appID      string
+	verifier   string
+	validKey   string
+}
+
+func newHandlerWorld(f *testing.F) *handlerWorld {
+	f.Helper()
+	c := context.Background()
+	st, err := store.Open(c, filepath.Join(f.TempDir(), "appkeys.db"))
+	must(f, err)
+	f.Cleanup(func() { st.Close() })
+	master := make([]byte, 32)
+	_, _ = rand.Read(master)
+	svc, err := keyservice.New(keyservice.Config{Store: st, MasterKey: master})
+	must(f, err)
+	_, owner, _, err := svc.Bootstrap(c, "", "")
+	must(f, err)
+	hw := &handlerWorld{h: httpapi.New(svc, httpapi.Options{}), ownerToken: owner}
+
+	rec := hw.post("/v1/apps", owner, "application/json", []byte(`{"name":"fuzz","kind":"cloud_function"}`))
+	var m map[string]any
+	if rec.Code != http.StatusCreated || json.Unmarshal(rec.Body.Bytes(), &m) != nil {
+		f.Fatalf("create app: %d %s", rec.Code, rec.Body)
+	}
+	hw.appID, _ = m["id"].(string)
+	hw.verifier, _ = m["verifier_token"].(string)
+	body, _ := json.Marshal(map[string]string{"name": "valid", "expires_at": time.Now().Add(time.Hour).UTC().Format(time.RFC3339)})
+	rec = hw.post("/v1/apps/"+hw.appID+"/keys", owner, "application/json", body)
+	if rec.Code != http.StatusCreated || json.Unmarshal(rec.Body.Bytes(), &m) != nil {
+		f.Fatalf("create key: %d %s", rec.Code, rec.Body)
+	}
+	hw.validKey, _ = m["key"].(string)
+	return hw
+}
+
+func (hw *handlerWorld) post(path, token, contentType string, body []byte) *httptest.ResponseRecorder {
+	req := httptest.NewRequest("POST", path, strings.NewReader(string(body)))
+	req.Header.Set("Authorization", "Bearer "+token)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	rec := httptest.NewRecorder()
+	hw.h.ServeHTTP(rec, req)
+	return rec
+}
+
+// checkAnswer fails on a 5xx, and on a 4xx that is not the API's JSON error.
+func checkAnswer(t *testing.T, rec *httptest.ResponseRecorder, body []byte) {
+	t.Helper()
+	if rec.Code >= 500 {
+		t.Fatalf("body %q: %d %s", body, rec.Code, rec.Body)
+	}
+	if rec.Code >= 400 {
+		checkErrorBody(t, string(body), rec.Header().Get("Content-Type"), rec.Body.Bytes(), "")
+	}
+}
+
+func FuzzCreateKeyRequest(f *testing.F) {
+	hw := newHandlerWorld(f)
+	soon := time.Now().Add(24 * time.Hour).UTC().Format(time.RFC3339)
+	for _, seed := range []string{
+		`{"name":"k","expires_at":"` + soon + `"}`,
+		`{"name":"k2","expires_at":"` + soon + `","save_as_secret":"S1"}`,
+		`{"name":"k","expires_at":"2000-01-01T00:00:00Z"}`,
+		`{"name":"k","expires_at":"9999-12-31T23:59:59Z"}`,
+		`{"name":"k","expires_at":"2027-01-31"}`,
+		`{"name":"","expires_at":null}`,
+		`{"name":"k","expires_at":"` + soon + `"} {}`,
+		`{"name":1}`, `{"name":"k","bogus":true}`, `[]`, `null`, `""`, ``, `{`, `{"name":"\u0000"}`,
+		`{"name":"k","expires_at":"` + soon + `","save_as_secret":"../x"}`,
+		`{"expires_at":"2027-02-30T00:00:00Z","name":"k"}`,
+		`{"expires_at":"` + soon + `","name":"` + strings.Repeat("x", 101) + `"}`,
+	} {
+		f.Add([]byte(seed), "application/json")
+	}
+	f.Add([]byte(`{"name":"k"}`), "text/plain")
+	f.Add([]byte(`{"name":"k"}`), "")
+	f.Fuzz(func(t *testing.T, body []byte, contentType string) {
+		rec := hw.post("/v1/apps/"+hw.appID+"/keys", hw.ownerToken, contentType, body)
+		checkAnswer(t, rec, body)
+		if rec.Code == http.StatusCreated {
+			var k map[string]any
+			if err := json.Unmarshal(rec.Body.Bytes(), &k); err != nil {
+				t.Fatalf("201 with %q", rec.Body)
+			}
+			plain, hasKey := k["key"].(string)
+			_, hasSecret := k["secret_name"].(string)
+			if hasKey == hasSecret || (hasKey && apikey.Parse(plain) != nil) || k["state"] != "active" {
+				t.Fatalf("body %q created %s", body, rec.Body)
+			}
+		}
+	})
+}
+
+func FuzzVerifyRequest(f *testing.F) {
+	hw := newHandlerWorld(f)
+	other, _ := apikey.Generate()
+	for _, seed := range []string{
+		`{"key":"` + hw.validKey + `"}`, `{"key":"` + other + `"}`, `{"key":""}`, `{"key":"cak_"}`,
+		`{"key":"` + hw.validKey + `x"}`, `{"key":"` + strings.ToUpper(hw.validKey) + `"}`,
+		`{"key":1}`, `{"key":null}`, `{}`, `{"key":"a","key":"b"}`, `{"KEY":"x"}`, `{"key":"x","more":1}`,
+		`[]`, `null`, ``, `{"key":"` + hw.validKey + `"}garbage`, `{"key":"\ud800"}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	codes := map[string]bool{"VALID": true, "MALFORMED": true, "NOT_FOUND": true, "EXPIRED": true, "REVOKED": true, "ORPHANED": true, "WRONG_APP": true}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		rec := hw.post("/v1/verify", hw.verifier, "application/json", body)
+		checkAnswer(t, rec, body)
+		if rec.Code == http.StatusOK {
+			var v struct {
+				Valid *bool
+				Code  string
+				KeyID string `json:"key_id"`
+			}
+			if err := json.Unmarshal(rec.Body.Bytes(), &v); err != nil || v.Valid == nil || !codes[v.Code] || *v.Valid != (v.Code == "VALID") {
+				t.Fatalf("body %q: verify answered %s", body, rec.Body)
+			}
+			if v.Valid != nil && *v.Valid {
+				var sent struct{ Key string }
+				if json.Unmarshal(body, &sent) != nil || sent.Key != hw.validKey {
+					t.Fatalf("body %q was VALID", body)
+				}
+			}
+		} else if rec.Code != http.StatusTooManyRequests && rec.Code >= 300 && rec.Code != 400 && rec.Code != 413 {
+			t.Fatalf("body %q: status %d %s", body, rec.Code, rec.Body)
+		}
+	})
+}
