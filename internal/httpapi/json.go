@@ -54,15 +54,19 @@ func decode(r *http.Request, v any) error {
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
+	var tooBig *http.MaxBytesError
 	if err == nil {
-		if _, terr := dec.Token(); terr != io.EOF {
-			return &requestError{http.StatusBadRequest, "request body must hold a single JSON object"}
+		_, terr := dec.Token()
+		switch {
+		case terr == io.EOF:
+			return nil
+		case errors.As(terr, &tooBig): // an object padded past the limit
+			return &requestError{http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", tooBig.Limit)}
 		}
-		return nil
+		return &requestError{http.StatusBadRequest, "request body must hold a single JSON object"}
 	}
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError
-	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
 		return &requestError{http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", tooBig.Limit)}

@@ -71,6 +71,7 @@ func TestMalformedInput(t *testing.T) {
 			{"empty body", "", nil, 400, "bad_request"},
 			{"whitespace body", "  \n", nil, 400, "bad_request"},
 			{"huge body", enc(with(ep.valid, firstKey(ep.valid), huge)), nil, 413, "payload_too_large"},
+			{"huge padding", valid + strings.Repeat(" ", 200<<10), nil, 413, "payload_too_large"},
 			{"text/plain", valid, []string{"Content-Type", "text/plain"}, 415, "unsupported_media_type"},
 			{"form", valid, []string{"Content-Type", "application/x-www-form-urlencoded"}, 415, "unsupported_media_type"},
 			{"bad content type", valid, []string{"Content-Type", "%%%"}, 415, "unsupported_media_type"},
