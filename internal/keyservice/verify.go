@@ -66,7 +66,7 @@ func (s *Service) verify(ctx context.Context, c Caller, key string, now time.Tim
 	for i, h := range cands {
 		hashes[i] = h.String()
 	}
-	k, err := s.store.KeyByHash(ctx, hashes...)
+	k, err := s.store.KeyForVerify(ctx, hashes...)
 	if errors.Is(err, store.ErrNotFound) {
 		return Verdict{Code: CodeNotFound}, nil
 	}

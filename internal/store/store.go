@@ -65,7 +65,7 @@ type Store struct {
 	observe func(op string, d time.Duration)
 	// The verify path's two lookups, prepared once: parsing their SQL anew
 	// on every call took a quarter of a verify's CPU time on SQLite.
-	keyByHash, appByVerifier *sql.Stmt
+	keyByHash, keyForVerify, appByVerifier *sql.Stmt
 }
 
 // SetObserver sets a function that receives the duration of every write
@@ -141,6 +141,9 @@ func (s *Store) prepare(ctx context.Context) error {
 	if s.keyByHash, err = s.db.PrepareContext(ctx, keyByHashSQL); err != nil {
 		return fmt.Errorf("prepare key lookup: %w", err)
 	}
+	if s.keyForVerify, err = s.db.PrepareContext(ctx, keyForVerifySQL); err != nil {
+		return fmt.Errorf("prepare key lookup: %w", err)
+	}
 	if s.appByVerifier, err = s.db.PrepareContext(ctx, appByVerifierSQL); err != nil {
 		return fmt.Errorf("prepare verifier lookup: %w", err)
 	}
@@ -153,7 +156,7 @@ func (s *Store) Dialect() string { return s.dialect }
 // Close closes the database.
 func (s *Store) Close() error {
 	var err error
-	for _, st := range []*sql.Stmt{s.keyByHash, s.appByVerifier} {
+	for _, st := range []*sql.Stmt{s.keyByHash, s.keyForVerify, s.appByVerifier} {
 		if st != nil {
 			err = errors.Join(err, st.Close())
 		}

@@ -135,6 +135,13 @@ func testKeysLifecycle(t *testing.T, s *store.Store) {
 	if err != nil || got.ID != k.ID || got.AppName != f.app.Name || got.CreatorEmail != f.owner.Email {
 		t.Fatalf("KeyByHash = %+v, %v", got, err)
 	}
+	vk, err := s.KeyForVerify(ctx, "nope", k.Hash)
+	if err != nil || vk.ID != k.ID || vk.AppID != k.AppID || vk.Name != k.Name || !vk.ExpiresAt.Equal(k.ExpiresAt) || vk.RevokedAt != nil || vk.OrphanedAt != nil {
+		t.Fatalf("KeyForVerify = %+v, %v", vk, err)
+	}
+	if _, err := s.KeyForVerify(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("KeyForVerify(unknown) = %v; want ErrNotFound", err)
+	}
 	later := t0.Add(2 * time.Hour)
 	for state, want := range map[string]int{"": 2, "active": 1, "expired": 1, "orphaned": 0} {
 		keys, err := s.ListKeys(ctx, store.KeyFilter{OrgID: f.org.ID, AppID: f.app.ID, State: state, Now: later})
@@ -169,6 +176,9 @@ func testKeysLifecycle(t *testing.T, s *store.Store) {
 	got, _ = s.KeyByHash(ctx, k.Hash)
 	if got.RevokedAt == nil {
 		t.Fatal("revoked key has no revoked_at")
+	}
+	if vk, _ := s.KeyForVerify(ctx, k.Hash); vk.RevokedAt == nil {
+		t.Fatal("KeyForVerify: revoked key has no revoked_at")
 	}
 	keys, _ := s.ListKeys(ctx, store.KeyFilter{OrgID: f.org.ID, Now: later})
 	if len(keys) != 1 || keys[0].ID != old.ID {
