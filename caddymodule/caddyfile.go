@@ -41,6 +41,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		name := d.Val()
+		switch name {
+		case "key_service", "app", "verifier_token", "header", "cache_size",
+			"cache_ttl", "negative_ttl", "stale_if_error", "timeout", "feed_down_revalidate":
+		default:
+			return d.Errf("unrecognized subdirective: %s", name)
+		}
 		var arg string
 		if !d.AllArgs(&arg) {
 			return d.ArgErr()
@@ -75,8 +81,6 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				"timeout":              &h.Timeout,
 				"feed_down_revalidate": &h.FeedDownRevalidate,
 			}[name] = caddy.Duration(dur)
-		default:
-			return d.Errf("unrecognized subdirective: %s", name)
 		}
 	}
 	return nil

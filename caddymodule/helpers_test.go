@@ -87,3 +87,5 @@ func mustKey(t *testing.T) string {
 	}
 	return k
 }
+
+func canonical(s string) string { return http.CanonicalHeaderKey(s) }
