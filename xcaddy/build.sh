@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# build.sh [OUTPUT]: builds Caddy with the appkey_auth module the way users
+# build Caddy plugins, with xcaddy, from this working tree. OUTPUT defaults to
+# ./bin/caddy. CADDY_VERSION may be overridden; it is pinned to the Caddy
+# version go.mod requires, so the plugin is built against what it was tested
+# with.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+out=${1:-"$repo/bin/caddy"}
+export CADDY_VERSION=${CADDY_VERSION:-v2.11.9}
+XCADDY_VERSION=v0.4.5
+
+xcaddy=$(command -v xcaddy || true)
+if [[ -z "$xcaddy" ]] || ! "$xcaddy" version 2>/dev/null | grep -q "${XCADDY_VERSION#v}"; then
+	echo "build.sh: installing xcaddy $XCADDY_VERSION" >&2
+	GOBIN="$repo/bin" go install "github.com/caddyserver/xcaddy/cmd/xcaddy@$XCADDY_VERSION"
+	xcaddy="$repo/bin/xcaddy"
+fi
+
+mkdir -p "$(dirname "$out")"
+"$xcaddy" build "$CADDY_VERSION" \
+	--with "github.com/appkeys/appkeys/caddymodule=$repo" \
+	--output "$out"
+"$out" list-modules | grep -qx 'http.handlers.appkey_auth' \
+	|| { echo "build.sh: $out lacks http.handlers.appkey_auth" >&2; exit 1; }
+echo "build.sh: built $out (Caddy $CADDY_VERSION with appkey_auth)"
