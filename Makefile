@@ -3,7 +3,7 @@
 GO ?= go
 FUZZTIME ?= 5s
 
-.PHONY: test vet unit fuzz build bench bench-verify
+.PHONY: test vet unit fuzz build bench bench-verify bench-sidecar
 
 # Every test, with a throwaway PostgreSQL 15 cluster and chromium.
 test: vet
@@ -31,3 +31,9 @@ bench:
 # rounds interleaved (about 2 minutes); VERIFY_FLAGS=-h lists the knobs.
 bench-verify:
 	$(GO) run ./bench/verify $(VERIFY_FLAGS)
+
+# The sidecar: plain reverse_proxy, appkey_auth on a cache hit and
+# forward_auth to the key service, one Caddy, rounds interleaved (about
+# 2 minutes); SIDECAR_FLAGS=-h lists the knobs.
+bench-sidecar:
+	$(GO) run ./bench/sidecar $(SIDECAR_FLAGS)

@@ -1,0 +1,701 @@
+// Command sidecar measures what the appkey_auth module costs in front of an
+// app, against plain reverse_proxy and against Caddy's forward_auth, side by
+// side in one run.
+//
+// It builds ./cmd/caddy once into a temporary directory and runs it as its
+// own process with one config of three sites on three loopback ports, all
+// proxying to the same upstream (a net/http handler in this process that
+// answers a fixed 200):
+//
+//   - plain: reverse_proxy alone;
+//   - appkey_auth: the module, then reverse_proxy; every request carries one
+//     valid key, whose answer is cached before the rounds (cache hits);
+//   - forward_auth: Caddy's forward_auth to an auth endpoint in this process,
+//     then reverse_proxy. The endpoint is what a user without the module
+//     would write: it reads X-API-Key from the GET forward_auth sends and
+//     asks the key service (POST /v1/verify with the app's verifier token)
+//     for every request, answering 200 or 401. It has no cache.
+//
+// The real key service (internal/keyserver, SQLite in a temporary directory)
+// runs in this process; the app and its key are created through its HTTP
+// API. The rounds are interleaved and their order rotates each round, so
+// every target sees the same machine; bench/loadgen drives -workers
+// closed-loop connections over loopback. Besides throughput and latency it
+// reads the Caddy process's CPU time per request from /proc, a figure that
+// other load on a shared machine moves far less.
+//
+//	go run ./bench/sidecar [-rounds 5] [-duration 4s] [-workers 16] [-pprof file]
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/appkeys/appkeys/bench/loadgen"
+	"github.com/appkeys/appkeys/internal/client"
+	"github.com/appkeys/appkeys/internal/keyserver"
+)
+
+type options struct {
+	duration time.Duration
+	warmup   time.Duration
+	rounds   int
+	workers  int
+	pprof    string
+	pprofFor time.Duration
+	caddyBin string
+}
+
+func main() {
+	var o options
+	flag.DurationVar(&o.duration, "duration", 4*time.Second, "measured time of each round")
+	flag.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured warm-up before each round")
+	flag.IntVar(&o.rounds, "rounds", 5, "rounds of each target, interleaved")
+	flag.IntVar(&o.workers, "workers", 16, "concurrent connections of the load generator")
+	flag.StringVar(&o.pprof, "pprof", "", "after the rounds, load the appkey_auth site once more and write the Caddy process's CPU profile (from its admin /debug/pprof) here")
+	flag.DurationVar(&o.pprofFor, "pprof-duration", 10*time.Second, "length of the profiled round")
+	flag.StringVar(&o.caddyBin, "caddy", "", "use this Caddy binary instead of building ./cmd/caddy")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, o); err != nil {
+		fmt.Fprintln(os.Stderr, "sidecar benchmark:", err)
+		os.Exit(1)
+	}
+}
+
+const keyHeader = "X-API-Key"
+
+// target is one site of the Caddy config.
+type target struct {
+	name string
+	url  string
+	hdr  http.Header
+}
+
+// sample is one round of one target.
+type sample struct {
+	res      loadgen.Result
+	caddyCPU time.Duration // the Caddy process's CPU time in the round (warm-up included)
+	caddyN   int           // requests Caddy served in that time (warm-up included)
+}
+
+func (s sample) caddyCPUPerRequest() time.Duration {
+	if s.caddyN == 0 {
+		return 0
+	}
+	return s.caddyCPU / time.Duration(s.caddyN)
+}
+
+func run(ctx context.Context, o options) error {
+	if o.rounds < 1 || o.workers < 1 || o.duration <= 0 {
+		return errors.New("rounds, workers and duration must be positive")
+	}
+	dir, err := os.MkdirTemp("", "appkeys-bench-sidecar-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+
+	bin := o.caddyBin
+	if bin == "" {
+		bin = filepath.Join(dir, "caddy")
+		fmt.Fprintln(os.Stderr, "building ./cmd/caddy ...")
+		build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/caddy")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			return fmt.Errorf("go build ./cmd/caddy: %w", err)
+		}
+	}
+
+	// The key service, with one app and one key made through its API.
+	ks, err := keyserver.Start(ctx, keyserver.Config{Addr: "127.0.0.1:0", DataDir: filepath.Join(dir, "data")})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		ks.Close(cctx)
+	}()
+	owner, err := client.New(ks.URL, ks.Bootstrap.OwnerToken)
+	if err != nil {
+		return err
+	}
+	app, err := owner.CreateApp(ctx, client.CreateAppRequest{Name: "bench-sidecar", Kind: client.KindCloudFunction})
+	if err != nil {
+		return fmt.Errorf("create app: %w", err)
+	}
+	key, err := owner.CreateKey(ctx, app.ID, client.CreateKeyRequest{Name: "bench", ExpiresAt: time.Now().Add(24 * time.Hour)})
+	if err != nil {
+		return fmt.Errorf("create key: %w", err)
+	}
+
+	upstream, err := serve(http.HandlerFunc(upstreamHandler))
+	if err != nil {
+		return err
+	}
+	defer upstream.Close()
+	auth, err := newAuthEndpoint(ks.URL, app.VerifierToken, o.workers)
+	if err != nil {
+		return err
+	}
+	authSrv, err := serve(auth)
+	if err != nil {
+		return err
+	}
+	defer authSrv.Close()
+
+	ports, err := freePorts(4)
+	if err != nil {
+		return err
+	}
+	admin := fmt.Sprintf("127.0.0.1:%d", ports[0])
+	cfg := caddyfile(admin, ports[1:], upstream.Addr, authSrv.Addr, ks.URL, app.ID)
+	cfgPath := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		return err
+	}
+	caddy, err := startCaddy(ctx, bin, cfgPath, dir, app.VerifierToken)
+	if err != nil {
+		return err
+	}
+	defer caddy.stop()
+
+	hdr := http.Header{keyHeader: {key.PlainKey}}
+	targets := []target{
+		{"plain reverse_proxy", fmt.Sprintf("http://127.0.0.1:%d/", ports[1]), hdr},
+		{"appkey_auth (cache hit) + reverse_proxy", fmt.Sprintf("http://127.0.0.1:%d/", ports[2]), hdr},
+		{"forward_auth to the key service + reverse_proxy", fmt.Sprintf("http://127.0.0.1:%d/", ports[3]), hdr},
+	}
+	if err := waitReady(ctx, targets, caddy); err != nil {
+		return err
+	}
+	// The key is now cached by appkey_auth: the readiness request above
+	// was its one miss. A request without a key must still be refused.
+	if st, err := status(ctx, targets[1].url, nil); err != nil || st != http.StatusUnauthorized {
+		return fmt.Errorf("appkey_auth site without a key answered %d, %v; want 401", st, err)
+	}
+	if st, err := status(ctx, targets[2].url, nil); err != nil || st != http.StatusUnauthorized {
+		return fmt.Errorf("forward_auth site without a key answered %d, %v; want 401", st, err)
+	}
+	before, err := scrape(ctx, admin)
+	if err != nil {
+		return err
+	}
+	ksBefore := auth.calls.Load()
+
+	// One uncounted pass over every target first: a fresh Caddy's first
+	// seconds (connection pools, lazily built state) would otherwise fall
+	// on whichever target comes first.
+	for _, t := range targets {
+		wo := o
+		wo.warmup, wo.duration = 0, o.warmup+time.Second
+		if _, err := measure(ctx, wo, t, caddy.pid); err != nil {
+			return fmt.Errorf("%s: %w", t.name, err)
+		}
+	}
+	loadBefore := loadavg()
+	results := make([][]sample, len(targets))
+	runtime.GC()
+	for round := range o.rounds {
+		for j := range targets {
+			i := (round + j) % len(targets) // rotate the order: no target always follows another
+			s, err := measure(ctx, o, targets[i], caddy.pid)
+			if err != nil {
+				return fmt.Errorf("%s: %w", targets[i].name, err)
+			}
+			fmt.Fprintf(os.Stderr, "round %d/%d %-48s %v; Caddy CPU %v/req\n", round+1, o.rounds, targets[i].name, s.res, s.caddyCPUPerRequest())
+			if s.res.Errors > 0 {
+				fmt.Fprintf(os.Stderr, "  first error: %s\n", s.res.FirstError)
+			}
+			results[i] = append(results[i], s)
+		}
+	}
+	loadAfter := loadavg()
+	after, err := scrape(ctx, admin)
+	if err != nil {
+		return err
+	}
+
+	if o.pprof != "" {
+		if err := profile(ctx, o, targets[1], admin, caddy.pid); err != nil {
+			return err
+		}
+	}
+
+	report(os.Stdout, o, targets, results, cacheCounts{
+		hits:     after.hits - before.hits,
+		misses:   after.misses - before.misses,
+		ksCalls:  after.ksCalls - before.ksCalls,
+		authRuns: auth.calls.Load() - ksBefore,
+	}, loadBefore, loadAfter)
+	return nil
+}
+
+// measure runs one round against t and reads Caddy's CPU time around it.
+func measure(ctx context.Context, o options, t target, pid int) (sample, error) {
+	cfg := loadgen.Config{
+		Workers: o.workers, Duration: o.duration, Warmup: o.warmup,
+		Next: func(int, *rand.Rand) loadgen.Request {
+			return loadgen.Request{Method: http.MethodGet, URL: t.url, Header: t.hdr}
+		},
+		Check: func(status int, body []byte) bool { return status == http.StatusOK && bytes.Equal(body, upstreamBody) },
+	}
+	served0 := upstreamServed.Load()
+	cpu0, err := procCPU(pid)
+	if err != nil {
+		return sample{}, err
+	}
+	res, err := loadgen.Run(ctx, cfg)
+	if err != nil {
+		return sample{}, err
+	}
+	cpu1, err := procCPU(pid)
+	if err != nil {
+		return sample{}, err
+	}
+	return sample{res: res, caddyCPU: cpu1 - cpu0, caddyN: int(upstreamServed.Load() - served0)}, nil
+}
+
+// profile loads the appkey_auth site while Caddy's own CPU profiler runs.
+func profile(ctx context.Context, o options, t target, admin string, pid int) error {
+	secs := max(1, int(o.pprofFor.Seconds()))
+	type got struct {
+		body []byte
+		err  error
+	}
+	done := make(chan got, 1)
+	go func() {
+		u := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", admin, secs)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			done <- got{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err == nil && resp.StatusCode != http.StatusOK {
+			err = fmt.Errorf("pprof: status %d: %.200s", resp.StatusCode, b)
+		}
+		done <- got{b, err}
+	}()
+	po := o
+	po.warmup, po.duration = 0, time.Duration(secs)*time.Second
+	s, err := measure(ctx, po, t, pid)
+	if err != nil {
+		return err
+	}
+	g := <-done
+	if g.err != nil {
+		return g.err
+	}
+	if err := os.WriteFile(o.pprof, g.body, 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "profiled round (not counted): %v; Caddy CPU profile in %s (go tool pprof -top %s)\n", s.res, o.pprof, o.pprof)
+	return nil
+}
+
+// upstreamBody is the upstream's whole answer.
+var upstreamBody = []byte("hello from the app\n")
+
+var upstreamServed atomic.Int64
+
+func upstreamHandler(w http.ResponseWriter, r *http.Request) {
+	upstreamServed.Add(1)
+	w.Header().Set("Content-Type", "text/plain")
+	w.Header().Set("Content-Length", strconv.Itoa(len(upstreamBody)))
+	w.Write(upstreamBody)
+}
+
+// authEndpoint is the forward_auth target a user without appkey_auth would
+// write: every request asks the key service, no cache.
+type authEndpoint struct {
+	ks    *client.Client
+	calls atomic.Int64
+}
+
+func newAuthEndpoint(keyService, verifierToken string, workers int) (*authEndpoint, error) {
+	// A keep-alive transport sized for the load, as a careful user would
+	// set it (Go's default keeps 2 idle connections per host).
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConns, tr.MaxIdleConnsPerHost = 4*workers, 4*workers
+	c, err := client.New(keyService, verifierToken, client.WithHTTPClient(&http.Client{Transport: tr}))
+	if err != nil {
+		return nil, err
+	}
+	return &authEndpoint{ks: c}, nil
+}
+
+func (a *authEndpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	key := r.Header.Get(keyHeader)
+	if key == "" {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="appkeys"`)
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	a.calls.Add(1)
+	v, err := a.ks.Verify(r.Context(), key)
+	switch {
+	case err != nil:
+		w.WriteHeader(http.StatusServiceUnavailable)
+	case !v.Valid:
+		w.Header().Set("WWW-Authenticate", `Bearer realm="appkeys", error="invalid_token"`)
+		w.WriteHeader(http.StatusUnauthorized)
+	default:
+		w.Header().Set("X-Appkeys-Key-Id", v.KeyID)
+		w.WriteHeader(http.StatusOK)
+	}
+}
+
+// caddyfile is one Caddy with three sites, one per target, on loopback.
+func caddyfile(admin string, ports []int, upstream, auth, keyService, app string) string {
+	return fmt.Sprintf(`{
+	admin %[1]s
+	auto_https off
+	persist_config off
+	log {
+		level WARN
+	}
+}
+
+:%[2]d {
+	bind 127.0.0.1
+	reverse_proxy %[5]s
+}
+
+:%[3]d {
+	bind 127.0.0.1
+	appkey_auth {
+		key_service %[7]s
+		app %[8]s
+		verifier_token {env.APPKEYS_VERIFIER_TOKEN}
+	}
+	reverse_proxy %[5]s
+}
+
+:%[4]d {
+	bind 127.0.0.1
+	forward_auth %[6]s {
+		uri /auth
+		copy_headers X-Appkeys-Key-Id
+	}
+	reverse_proxy %[5]s
+}
+`, admin, ports[0], ports[1], ports[2], upstream, auth, keyService, app)
+}
+
+type caddyProc struct {
+	cmd  *exec.Cmd
+	pid  int
+	log  string
+	done chan error
+}
+
+func startCaddy(ctx context.Context, bin, cfg, dir, token string) (*caddyProc, error) {
+	logPath := filepath.Join(dir, "caddy.log")
+	lf, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "run", "--config", cfg, "--adapter", "caddyfile")
+	cmd.Env = append(os.Environ(), "APPKEYS_VERIFIER_TOKEN="+token, "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
+	cmd.Stdout, cmd.Stderr = lf, lf
+	if err := cmd.Start(); err != nil {
+		lf.Close()
+		return nil, err
+	}
+	p := &caddyProc{cmd: cmd, pid: cmd.Process.Pid, log: logPath, done: make(chan error, 1)}
+	go func() { p.done <- cmd.Wait(); lf.Close() }()
+	return p, nil
+}
+
+// stop asks Caddy to quit, and kills it if it does not within 10 s.
+func (p *caddyProc) stop() {
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+func (p *caddyProc) tail() string {
+	b, _ := os.ReadFile(p.log)
+	if len(b) > 4000 {
+		b = b[len(b)-4000:]
+	}
+	return string(b)
+}
+
+// waitReady waits until every site answers 200 with the key.
+func waitReady(ctx context.Context, targets []target, p *caddyProc) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for _, t := range targets {
+		for {
+			st, err := status(ctx, t.url, t.hdr)
+			if err == nil && st == http.StatusOK {
+				break
+			}
+			select {
+			case err := <-p.done:
+				return fmt.Errorf("caddy exited: %v\n%s", err, p.tail())
+			default:
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("%s not ready: status %d, %v\n%s", t.name, st, err, p.tail())
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	return nil
+}
+
+func status(ctx context.Context, url string, hdr http.Header) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, err
+	}
+	if hdr != nil {
+		req.Header = hdr.Clone()
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+type cacheCounts struct {
+	hits, misses, ksCalls float64
+	authRuns              int64
+}
+
+// scrape reads the module's cache and key-service counters from Caddy's
+// admin /metrics.
+func scrape(ctx context.Context, admin string) (cacheCounts, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+admin+"/metrics", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return cacheCounts{}, err
+	}
+	defer resp.Body.Close()
+	var c cacheCounts
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		name, val, ok := metricLine(line)
+		if !ok {
+			continue
+		}
+		switch name {
+		case "appkey_auth_cache_hits_total":
+			c.hits += val
+		case "appkey_auth_cache_misses_total":
+			c.misses += val
+		case "appkey_auth_keyservice_requests_total":
+			c.ksCalls += val
+		}
+	}
+	return c, sc.Err()
+}
+
+func metricLine(line string) (string, float64, bool) {
+	sp := strings.LastIndexByte(line, ' ')
+	if sp < 0 {
+		return "", 0, false
+	}
+	name := line[:sp]
+	if i := strings.IndexByte(name, '{'); i >= 0 {
+		name = name[:i]
+	}
+	v, err := strconv.ParseFloat(line[sp+1:], 64)
+	return name, v, err == nil
+}
+
+// procCPU is a process's user plus system CPU time, from /proc/PID/stat.
+func procCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the command name, which is in parentheses and may hold spaces.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, errors.New("unreadable /proc stat")
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, errors.New("short /proc stat")
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64) // utime, field 14
+	st, err2 := strconv.ParseInt(f[12], 10, 64) // stime, field 15
+	if err1 != nil || err2 != nil {
+		return 0, errors.New("unreadable /proc stat times")
+	}
+	const hz = 100 // USER_HZ on Linux
+	return time.Duration(ut+st) * time.Second / hz, nil
+}
+
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+type server struct {
+	Addr string
+	srv  *http.Server
+}
+
+func (s *server) Close() { s.srv.Close() }
+
+func serve(h http.Handler) (*server, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	go srv.Serve(ln)
+	return &server{Addr: ln.Addr().String(), srv: srv}, nil
+}
+
+// freePorts returns n loopback ports that were free a moment ago.
+func freePorts(n int) ([]int, error) {
+	var lns []net.Listener
+	defer func() {
+		for _, l := range lns {
+			l.Close()
+		}
+	}()
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		lns = append(lns, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+func medianOf(ss []sample, f func(sample) float64) float64 {
+	xs := make([]float64, len(ss))
+	for i, s := range ss {
+		xs[i] = f(s)
+	}
+	return median(xs)
+}
+
+func msf(ns float64) string { return fmt.Sprintf("%.2f ms", ns/float64(time.Millisecond)) }
+
+func report(w io.Writer, o options, targets []target, results [][]sample, cc cacheCounts, loadBefore, loadAfter string) {
+	fmt.Fprintf(w, "%d rounds of %v per target after %v warm-up, interleaved with the order rotating each round; %d workers; GOMAXPROCS %d (bench process; Caddy its own); load average %s before, %s after.\n\n",
+		o.rounds, o.duration, o.warmup, o.workers, runtime.GOMAXPROCS(0), loadBefore, loadAfter)
+	fmt.Fprintln(w, "| target | req/s (median) | req/s by round | spread | p50 | p90 | p99 | max | errors | Caddy CPU µs/req | bench process CPU µs/req |")
+	fmt.Fprintln(w, "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+	rps := make([]float64, len(targets))
+	p99 := make([]float64, len(targets))
+	p50 := make([]float64, len(targets))
+	ccpu := make([]float64, len(targets))
+	for i, t := range targets {
+		rs := results[i]
+		by := make([]string, len(rs))
+		lo, hi := rs[0].res.RPS, rs[0].res.RPS
+		errs := 0
+		var mx time.Duration
+		for j, s := range rs {
+			by[j] = fmt.Sprintf("%.0f", s.res.RPS)
+			lo, hi = min(lo, s.res.RPS), max(hi, s.res.RPS)
+			errs += s.res.Errors
+			mx = max(mx, s.res.Max)
+		}
+		rps[i] = medianOf(rs, func(s sample) float64 { return s.res.RPS })
+		p50[i] = medianOf(rs, func(s sample) float64 { return float64(s.res.P50) })
+		p99[i] = medianOf(rs, func(s sample) float64 { return float64(s.res.P99) })
+		ccpu[i] = medianOf(rs, func(s sample) float64 { return float64(s.caddyCPUPerRequest()) })
+		other := medianOf(rs, func(s sample) float64 { return float64(s.res.CPUPerRequest()) })
+		fmt.Fprintf(w, "| %s | %.0f | %s | %.2fx | %s | %s | %s | %s | %d | %.0f | %.0f |\n", t.name, rps[i], strings.Join(by, ", "), hi/lo,
+			msf(p50[i]), msf(medianOf(rs, func(s sample) float64 { return float64(s.res.P90) })), msf(p99[i]),
+			msf(float64(mx)), errs, ccpu[i]/1e3, other/1e3)
+	}
+	fmt.Fprintln(w)
+	// Per-round ratios pair each appkey_auth round with the plain round
+	// next to it in time, which cancels slow swings of the machine's load.
+	pairs := make([]float64, len(results[0]))
+	fwd := make([]float64, len(results[0]))
+	for j := range pairs {
+		pairs[j] = results[1][j].res.RPS / results[0][j].res.RPS
+		fwd[j] = results[1][j].res.RPS / results[2][j].res.RPS
+	}
+	r1, r2 := rps[1]/rps[0], rps[1]/rps[2]
+	p99r := p99[1] / p99[0]
+	fmt.Fprintf(w, "- appkey_auth / plain (median req/s): **%.2f** (goal ≥ 0.95: %s); by round %s, median %.2f.\n", r1, verdict(r1 >= 0.95), fmtRatios(pairs), median(pairs))
+	fmt.Fprintf(w, "- appkey_auth p99 / plain p99: **%.2f** (%s vs %s; goal ≤ 1.10: %s).\n", p99r, msf(p99[1]), msf(p99[0]), verdict(p99r <= 1.10))
+	fmt.Fprintf(w, "- appkey_auth / forward_auth (median req/s): **%.2f**x (goal ≥ 2x: %s); by round %s.\n", r2, verdict(r2 >= 2), fmtRatios(fwd))
+	fmt.Fprintf(w, "- Caddy CPU per request: appkey_auth %+.0f µs over plain (%.2fx), forward_auth %+.0f µs.\n", (ccpu[1]-ccpu[0])/1e3, ccpu[1]/ccpu[0], (ccpu[2]-ccpu[0])/1e3)
+	fmt.Fprintf(w, "- During the rounds: appkey_auth cache hits %.0f, misses %.0f, key-service calls %.0f; the forward_auth endpoint asked the key service %d times.\n",
+		cc.hits, cc.misses, cc.ksCalls, cc.authRuns)
+	fmt.Fprintln(w, "\np50, p90, p99: medians of the rounds' own percentiles; max: the largest of any round; spread: fastest round / slowest round.")
+	fmt.Fprintln(w, "Caddy CPU µs/req: the Caddy process's CPU time (/proc) per request it proxied, warm-up included; bench process CPU: this process's (load generator, upstream, auth endpoint, key service).")
+}
+
+func fmtRatios(xs []float64) string {
+	s := make([]string, len(xs))
+	for i, x := range xs {
+		s[i] = fmt.Sprintf("%.2f", x)
+	}
+	return strings.Join(s, ", ")
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "missed"
+}
