@@ -415,20 +415,15 @@ func (c *checker) checkMatcher(name string, m *labels.Matcher) error {
 	return nil
 }
 
-// prometheusJobs reads the job names of prometheus.yml, and the job values
-// its relabeling can produce from the component label of configs/k8s.
+// prometheusJobs reads the job names and rule files of prometheus.yml. (Its
+// Kubernetes job makes the job label from app.kubernetes.io/component,
+// whose values TestK8sManifests checks against these names.)
 func prometheusJobs(t *testing.T) (jobs map[string]bool, ruleFiles []string) {
 	t.Helper()
 	var cfg struct {
 		RuleFiles     []string `yaml:"rule_files"`
 		ScrapeConfigs []struct {
-			JobName        string `yaml:"job_name"`
-			RelabelConfigs []struct {
-				SourceLabels []string `yaml:"source_labels"`
-				TargetLabel  string   `yaml:"target_label"`
-				Regex        string   `yaml:"regex"`
-				Action       string   `yaml:"action"`
-			} `yaml:"relabel_configs"`
+			JobName string `yaml:"job_name"`
 		} `yaml:"scrape_configs"`
 	}
 	b, err := os.ReadFile("prometheus.yml")
