@@ -2,6 +2,8 @@ package caddymodule
 
 import (
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -33,7 +35,15 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    stale_if_error       <duration>  # default 5m
 //	    timeout              <duration>  # default 2s
 //	    feed_down_revalidate <duration>  # default 30s
+//	    ca_file              <path>      # PEM CA(s) for an https:// key_service; default: system roots
+//	    tls_server_name      <name>      # name the key service's certificate must carry
+//	    failed_attempts      <n>/<duration> | off  # bad keys per client address; default 20/1m
+//	    trusted_networks     <cidr|private_ranges...>  # never throttled; repeatable
 //	}
+//
+// failed_attempts 20/1m lets each client address send 20 bad keys at once
+// and earn them back at 20 a minute; past that it gets 429 with
+// Retry-After.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the directive's name
 	if d.NextArg() {
@@ -41,9 +51,26 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		name := d.Val()
+		if name == "trusted_networks" {
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			for ok := true; ok; ok = d.NextArg() {
+				if d.Val() == "private_ranges" {
+					h.TrustedNetworks = append(h.TrustedNetworks, caddyhttp.PrivateRangesCIDR()...)
+					continue
+				}
+				if _, err := caddyhttp.CIDRExpressionToPrefix(d.Val()); err != nil {
+					return d.Errf("trusted_networks: %v", err)
+				}
+				h.TrustedNetworks = append(h.TrustedNetworks, d.Val())
+			}
+			continue
+		}
 		switch name {
 		case "key_service", "app", "verifier_token", "header", "cache_size",
-			"cache_ttl", "negative_ttl", "stale_if_error", "timeout", "feed_down_revalidate":
+			"cache_ttl", "negative_ttl", "stale_if_error", "timeout", "feed_down_revalidate",
+			"ca_file", "tls_server_name", "failed_attempts":
 		default:
 			return d.Errf("unrecognized subdirective: %s", name)
 		}
@@ -58,6 +85,16 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.App = arg
 		case "verifier_token":
 			h.VerifierToken = arg
+		case "ca_file":
+			h.CAFile = arg
+		case "tls_server_name":
+			h.TLSServerName = arg
+		case "failed_attempts":
+			fa, err := parseFailedAttempts(arg)
+			if err != nil {
+				return d.Errf("failed_attempts: %v", err)
+			}
+			h.FailedAttempts = fa
 		case "header":
 			if !validHeaderName(arg) {
 				return d.Errf("header: %q is not a valid header name", arg)
@@ -84,6 +121,29 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 	}
 	return nil
+}
+
+// parseFailedAttempts reads `off` or `<limit>/<window>`, such as `20/1m`.
+func parseFailedAttempts(s string) (*FailedAttempts, error) {
+	if s == "off" {
+		return &FailedAttempts{Off: true}, nil
+	}
+	n, w, ok := strings.Cut(s, "/")
+	limit, err := strconv.Atoi(n)
+	if !ok || err != nil || limit <= 0 {
+		return nil, errFailedAttempts(s)
+	}
+	window, err := caddy.ParseDuration(w)
+	if err != nil || window <= 0 || window > 24*time.Hour {
+		return nil, errFailedAttempts(s)
+	}
+	return &FailedAttempts{Limit: limit, Window: caddy.Duration(window)}, nil
+}
+
+type errFailedAttempts string
+
+func (e errFailedAttempts) Error() string {
+	return "want off or <limit>/<window> such as 20/1m, got " + strconv.Quote(string(e))
 }
 
 // Interface guard

@@ -1,12 +1,14 @@
 package caddymodule
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
 func TestUnmarshalCaddyfile(t *testing.T) {
@@ -21,6 +23,11 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		stale_if_error 1m
 		timeout        750ms
 		feed_down_revalidate 20s
+		ca_file        /etc/appkeys/ca.pem
+		tls_server_name keys.internal
+		failed_attempts 5/30s
+		trusted_networks 10.0.0.0/8 192.0.2.7
+		trusted_networks 2001:db8::/32
 	}`)
 	var h Handler
 	if err := h.UnmarshalCaddyfile(d); err != nil {
@@ -29,8 +36,10 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 	want := Handler{KeyService: "http://127.0.0.1:8700", App: "app_123", VerifierToken: "secret", Header: "X-Custom-Key",
 		CacheSize: 500, CacheTTL: caddy.Duration(10 * time.Minute), NegativeTTL: caddy.Duration(3 * time.Second),
 		StaleIfError: caddy.Duration(time.Minute), Timeout: caddy.Duration(750 * time.Millisecond),
-		FeedDownRevalidate: caddy.Duration(20 * time.Second)}
-	if h != want {
+		FeedDownRevalidate: caddy.Duration(20 * time.Second), CAFile: "/etc/appkeys/ca.pem", TLSServerName: "keys.internal",
+		FailedAttempts:  &FailedAttempts{Limit: 5, Window: caddy.Duration(30 * time.Second)},
+		TrustedNetworks: []string{"10.0.0.0/8", "192.0.2.7", "2001:db8::/32"}}
+	if !reflect.DeepEqual(h, want) {
 		t.Fatalf("got %+v\nwant %+v", h, want)
 	}
 }
@@ -47,23 +56,47 @@ func TestUnmarshalCaddyfileDefaults(t *testing.T) {
 	h.setDefaults()
 	if h.Header != "X-API-Key" || h.CacheSize != 100000 || time.Duration(h.CacheTTL) != 5*time.Minute ||
 		time.Duration(h.NegativeTTL) != 10*time.Second || time.Duration(h.StaleIfError) != 5*time.Minute ||
-		time.Duration(h.Timeout) != 2*time.Second || time.Duration(h.FeedDownRevalidate) != 30*time.Second {
+		time.Duration(h.Timeout) != 2*time.Second || time.Duration(h.FeedDownRevalidate) != 30*time.Second ||
+		*h.FailedAttempts != (FailedAttempts{Limit: 20, Window: caddy.Duration(time.Minute)}) || h.CAFile != "" || h.TrustedNetworks != nil {
 		t.Fatalf("defaults: %+v", h)
+	}
+}
+
+func TestUnmarshalCaddyfileThrottleOffAndPrivateRanges(t *testing.T) {
+	var h Handler
+	if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(`appkey_auth {
+		failed_attempts off
+		trusted_networks private_ranges
+	}`)); err != nil {
+		t.Fatal(err)
+	}
+	h.setDefaults()
+	if !h.FailedAttempts.Off || h.FailedAttempts.Limit != 0 || len(h.TrustedNetworks) < 4 || h.TrustedNetworks[0] != "192.168.0.0/16" {
+		t.Fatalf("got %+v, %v", h.FailedAttempts, h.TrustedNetworks)
 	}
 }
 
 func TestUnmarshalCaddyfileErrors(t *testing.T) {
 	for input, want := range map[string]string{
-		`appkey_auth extra`:                          "wrong argument count",
-		"appkey_auth {\nbogus 1\n}":                  "unrecognized subdirective: bogus",
-		"appkey_auth {\napp\n}":                      "wrong argument count",
-		"appkey_auth {\napp a b\n}":                  "wrong argument count",
-		"appkey_auth {\ncache_size -1\n}":            "cache_size",
-		"appkey_auth {\ncache_size many\n}":          "cache_size",
-		"appkey_auth {\ncache_ttl soon\n}":           "cache_ttl",
-		"appkey_auth {\ntimeout 0s\n}":               "timeout",
-		"appkey_auth {\nheader \"X Bad\"\n}":         "header",
-		"appkey_auth {\nfeed_down_revalidate -5s\n}": "feed_down_revalidate",
+		`appkey_auth extra`:                              "wrong argument count",
+		"appkey_auth {\nbogus 1\n}":                      "unrecognized subdirective: bogus",
+		"appkey_auth {\napp\n}":                          "wrong argument count",
+		"appkey_auth {\napp a b\n}":                      "wrong argument count",
+		"appkey_auth {\ncache_size -1\n}":                "cache_size",
+		"appkey_auth {\ncache_size many\n}":              "cache_size",
+		"appkey_auth {\ncache_ttl soon\n}":               "cache_ttl",
+		"appkey_auth {\ntimeout 0s\n}":                   "timeout",
+		"appkey_auth {\nheader \"X Bad\"\n}":             "header",
+		"appkey_auth {\nfeed_down_revalidate -5s\n}":     "feed_down_revalidate",
+		"appkey_auth {\nfailed_attempts 20\n}":           "failed_attempts",
+		"appkey_auth {\nfailed_attempts 0/1m\n}":         "failed_attempts",
+		"appkey_auth {\nfailed_attempts 5/0s\n}":         "failed_attempts",
+		"appkey_auth {\nfailed_attempts 5/1m 2\n}":       "wrong argument count",
+		"appkey_auth {\nfailed_attempts on\n}":           "failed_attempts",
+		"appkey_auth {\ntrusted_networks\n}":             "wrong argument count",
+		"appkey_auth {\ntrusted_networks 10.0.0.0/33\n}": "trusted_networks",
+		"appkey_auth {\ntrusted_networks nowhere\n}":     "trusted_networks",
+		"appkey_auth {\nca_file\n}":                      "wrong argument count",
 	} {
 		var h Handler
 		err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input))
@@ -80,6 +113,8 @@ func FuzzUnmarshalCaddyfile(f *testing.F) {
 	f.Add("appkey_auth {\n cache_ttl 5m\n header X-Key\n cache_size 10\n}")
 	f.Add("appkey_auth { timeout 1d }")
 	f.Add("appkey_auth {\n {\n}")
+	f.Add("appkey_auth {\n failed_attempts 20/1m\n trusted_networks 10.0.0.0/8 private_ranges ::1\n}")
+	f.Add("appkey_auth {\n failed_attempts off\n ca_file /x.pem\n tls_server_name ks\n}")
 	f.Fuzz(func(t *testing.T, input string) {
 		tokens, err := caddyfile.Tokenize([]byte(input), "Caddyfile")
 		if err != nil {
@@ -93,6 +128,14 @@ func FuzzUnmarshalCaddyfile(f *testing.F) {
 		_ = h.Validate()
 		if h.CacheSize < 0 || h.CacheTTL < 0 || h.Timeout < 0 {
 			t.Fatalf("accepted negative settings: %+v", h)
+		}
+		if fa := h.FailedAttempts; !fa.Off && (fa.Limit <= 0 || fa.Window <= 0) {
+			t.Fatalf("accepted a throttle that cannot work: %+v", fa)
+		}
+		for _, n := range h.TrustedNetworks {
+			if _, err := caddyhttp.CIDRExpressionToPrefix(n); err != nil {
+				t.Fatalf("accepted trusted network %q: %v", n, err)
+			}
 		}
 	})
 }

@@ -33,7 +33,7 @@ var (
 	}, []string{"app"})
 	keyserviceRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "appkey_auth_keyservice_requests_total",
-		Help: "Verify calls to the key service, by HTTP status code (\"error\" when no answer arrived).",
+		Help: "Verify calls to the key service, by HTTP status code (\"error\" when no answer arrived, \"invalid\" for a 200 that was no usable answer).",
 	}, []string{"app", "code"})
 	keyserviceDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "appkey_auth_keyservice_duration_seconds",
@@ -43,6 +43,10 @@ var (
 	staleServed = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "appkey_auth_stale_served_total",
 		Help: "Cached answers used past their freshness because the key service failed.",
+	}, []string{"app"})
+	throttled = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "appkey_auth_throttled_total",
+		Help: "Requests refused with 429 because their client address sent too many bad keys.",
 	}, []string{"app"})
 	revocationsApplied = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "appkey_auth_revocations_applied_total",
@@ -58,7 +62,7 @@ var (
 
 	collectors = []prometheus.Collector{
 		requestsTotal, cacheHits, cacheMisses, cacheEvictions, keyserviceRequests,
-		keyserviceDuration, staleServed, revocationsApplied, stateCollector{},
+		keyserviceDuration, staleServed, throttled, revocationsApplied, stateCollector{},
 	}
 )
 
@@ -129,6 +133,7 @@ func (stateCollector) Collect(ch chan<- prometheus.Metric) {
 // request path does no label lookup.
 type handlerMetrics struct {
 	allowed, allowedStale, missing, unavailable prometheus.Counter
+	throttled, throttledReq                     prometheus.Counter
 	deniedBy                                    map[verify.Code]prometheus.Counter
 	deniedOther                                 prometheus.Counter
 }
@@ -139,6 +144,8 @@ func newHandlerMetrics(app string) *handlerMetrics {
 		allowedStale: requestsTotal.WithLabelValues(app, "allowed", "stale"),
 		missing:      requestsTotal.WithLabelValues(app, "denied", "missing"),
 		unavailable:  requestsTotal.WithLabelValues(app, "unavailable", "keyservice"),
+		throttled:    throttled.WithLabelValues(app),
+		throttledReq: requestsTotal.WithLabelValues(app, "throttled", "failed_attempts"),
 		deniedOther:  requestsTotal.WithLabelValues(app, "denied", "unknown"),
 		deniedBy:     map[verify.Code]prometheus.Counter{},
 	}
@@ -181,9 +188,18 @@ func (o *observer) CacheEvicted()      { o.evictions.Inc() }
 func (o *observer) StaleServed()       { o.stale.Inc() }
 func (o *observer) RevocationApplied() { o.revoc.Inc() }
 
-func (o *observer) KeyServiceCall(status int, d time.Duration) {
-	code := "error"
-	if status != 0 {
+// KeyServiceCall counts a verify call by its HTTP status: "error" when no
+// answer arrived, "invalid" for a 200 that was no usable answer (so that
+// code="200" always means the key service answered).
+func (o *observer) KeyServiceCall(status int, err error, d time.Duration) {
+	var code string
+	var ba *verify.BadAnswerError
+	switch {
+	case status == 0:
+		code = "error"
+	case errors.As(err, &ba):
+		code = "invalid"
+	default:
 		code = strconv.Itoa(status)
 	}
 	keyserviceRequests.WithLabelValues(o.app, code).Inc()

@@ -10,12 +10,16 @@ package caddymodule
 
 import (
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
 	"net/http"
+	"net/netip"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -42,6 +46,8 @@ const (
 	DefaultStaleIfError       = 5 * time.Minute
 	DefaultTimeout            = 2 * time.Second
 	DefaultFeedDownRevalidate = 30 * time.Second
+	DefaultFailedAttempts     = 20
+	DefaultFailedWindow       = time.Minute
 )
 
 // Headers the handler sets on the request that goes upstream. Any header a
@@ -61,6 +67,9 @@ const (
 // bad, unknown, expired, revoked, orphaned or other app's key gets the same
 // 401 with `error="invalid_token"`, whatever the reason; when the key
 // service cannot be reached and the key is not cached, 503 with Retry-After.
+// A client address that keeps sending bad keys is throttled: past its
+// failed attempts it gets 429 with Retry-After, unless its key is one the
+// sidecar already holds as valid.
 //
 // The key is read from the configured header (X-API-Key by default) or from
 // `Authorization: Bearer`, and removed from the request before it goes
@@ -117,11 +126,55 @@ type Handler struct {
 	// checked again before use. 30s by default.
 	FeedDownRevalidate caddy.Duration `json:"feed_down_revalidate,omitempty"`
 
+	// CAFile is a PEM file of the certificate authorities that may sign an
+	// https:// key service's certificate, for a key service behind a
+	// private CA. The system's roots are used when it is not set.
+	// Placeholders such as `{env.APPKEYS_CA_FILE}` are replaced.
+	CAFile string `json:"ca_file,omitempty"`
+
+	// TLSServerName is the name the key service's certificate must carry,
+	// when it is not the host of key_service (an IP address, an internal
+	// alias).
+	TLSServerName string `json:"tls_server_name,omitempty"`
+
+	// FailedAttempts throttles clients that send bad keys. Each client
+	// address may send Limit bad keys at once and gets them back at Limit
+	// per Window; past that its requests get 429 with Retry-After without
+	// a check, unless the key is one already held as valid in the cache.
+	// Good keys never use up attempts, and IPv6 addresses count per /64.
+	// On by default, at 20 per minute.
+	FailedAttempts *FailedAttempts `json:"failed_attempts,omitempty"`
+
+	// TrustedNetworks lists client networks, as CIDR ranges or single
+	// addresses, that are never throttled. The client address is the one
+	// Caddy determines, which honours the server's `trusted_proxies`; behind
+	// a load balancer, configure those, or every client shares the
+	// balancer's address.
+	TrustedNetworks []string `json:"trusted_networks,omitempty"`
+
 	logger  *zap.Logger
 	header  string // canonical form of Header
 	shared  *shared
 	poolKey string
 	metrics *handlerMetrics
+
+	throttle    *verify.Throttle // nil when off
+	throttleKey string
+	trusted     []netip.Prefix
+}
+
+// FailedAttempts is the per-client throttle on bad keys.
+type FailedAttempts struct {
+	// Off turns the throttle off.
+	Off bool `json:"off,omitempty"`
+
+	// Limit is how many bad keys one client address may send at once,
+	// 20 by default.
+	Limit int `json:"limit,omitempty"`
+
+	// Window is how long it takes to earn Limit attempts back, 1m by
+	// default.
+	Window caddy.Duration `json:"window,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -141,9 +194,14 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := h.Validate(); err != nil {
 		return err
 	}
-	token := caddy.NewReplacer().ReplaceAll(h.VerifierToken, "")
+	repl := caddy.NewReplacer()
+	token := repl.ReplaceAll(h.VerifierToken, "")
 	if token == "" {
 		return errors.New("appkey_auth: verifier_token is empty after replacing placeholders")
+	}
+	tlsConfig, tlsID, err := h.tlsConfig(repl)
+	if err != nil {
+		return err
 	}
 	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("appkey_auth: %w", err)
@@ -152,7 +210,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.header = http.CanonicalHeaderKey(h.Header)
 
 	s := settings{
-		keyService: strings.TrimRight(h.KeyService, "/"), app: h.App, token: token,
+		keyService: strings.TrimRight(h.KeyService, "/"), app: h.App, token: token, tls: tlsConfig, tlsID: tlsID,
 		engine: verify.Config{
 			App:                h.App,
 			CacheSize:          h.CacheSize,
@@ -169,6 +227,59 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("appkey_auth: %w", err)
 	}
 	h.shared, h.poolKey = v.(*shared), key
+	return h.provisionThrottle()
+}
+
+// tlsConfig builds the TLS settings for the key service from ca_file and
+// tls_server_name (nil when neither is set), and an id of them for the
+// pool keys, so that a reload with a changed CA builds a new client.
+func (h *Handler) tlsConfig(repl *caddy.Replacer) (*tls.Config, string, error) {
+	if h.CAFile == "" && h.TLSServerName == "" {
+		return nil, "", nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: h.TLSServerName}
+	sum := sha256.New()
+	sum.Write([]byte(h.TLSServerName + "\x00"))
+	if h.CAFile != "" {
+		path := repl.ReplaceAll(h.CAFile, "")
+		pem, err := os.ReadFile(path)
+		if err != nil {
+			return nil, "", fmt.Errorf("appkey_auth: ca_file: %w", err)
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, "", fmt.Errorf("appkey_auth: ca_file %s: no PEM certificate in it", path)
+		}
+		sum.Write(pem)
+	}
+	return cfg, hex.EncodeToString(sum.Sum(nil)[:8]), nil
+}
+
+// provisionThrottle attaches to the failed-attempts throttle shared by
+// every config load with the same limits, so a reload does not hand a
+// guessing client a fresh budget.
+func (h *Handler) provisionThrottle() error {
+	h.trusted = h.trusted[:0]
+	for _, n := range h.TrustedNetworks {
+		p, err := caddyhttp.CIDRExpressionToPrefix(n)
+		if err != nil {
+			return fmt.Errorf("appkey_auth: trusted_networks: %w", err)
+		}
+		h.trusted = append(h.trusted, p)
+	}
+	fa := h.FailedAttempts
+	if fa.Off {
+		return nil
+	}
+	key := fmt.Sprintf("%s|%d|%s", h.App, fa.Limit, time.Duration(fa.Window))
+	v, _, err := throttles.LoadOrNew(key, func() (caddy.Destructor, error) {
+		t, err := verify.NewThrottle(verify.ThrottleConfig{Limit: fa.Limit, Window: time.Duration(fa.Window)})
+		return sharedThrottle{t}, err
+	})
+	if err != nil {
+		return fmt.Errorf("appkey_auth: failed_attempts: %w", err)
+	}
+	h.throttle, h.throttleKey = v.(sharedThrottle).Throttle, key
 	return nil
 }
 
@@ -184,6 +295,15 @@ func (h *Handler) setDefaults() {
 	setDuration(&h.StaleIfError, DefaultStaleIfError)
 	setDuration(&h.Timeout, DefaultTimeout)
 	setDuration(&h.FeedDownRevalidate, DefaultFeedDownRevalidate)
+	if h.FailedAttempts == nil {
+		h.FailedAttempts = new(FailedAttempts)
+	}
+	if !h.FailedAttempts.Off {
+		if h.FailedAttempts.Limit == 0 {
+			h.FailedAttempts.Limit = DefaultFailedAttempts
+		}
+		setDuration(&h.FailedAttempts.Window, DefaultFailedWindow)
+	}
 }
 
 func setDuration(d *caddy.Duration, v time.Duration) {
@@ -210,6 +330,15 @@ func (h *Handler) Validate() error {
 		return errors.New("appkey_auth: cache_size must be positive")
 	case h.CacheTTL < 0 || h.NegativeTTL < 0 || h.StaleIfError < 0 || h.Timeout < 0 || h.FeedDownRevalidate < 0:
 		return errors.New("appkey_auth: durations must not be negative")
+	case (h.CAFile != "" || h.TLSServerName != "") && u.Scheme != "https":
+		return fmt.Errorf("appkey_auth: ca_file and tls_server_name need an https:// key_service, got %q", h.KeyService)
+	case h.FailedAttempts != nil && (h.FailedAttempts.Limit < 0 || h.FailedAttempts.Window < 0):
+		return errors.New("appkey_auth: failed_attempts: limit and window must be positive")
+	}
+	for _, n := range h.TrustedNetworks {
+		if _, err := caddyhttp.CIDRExpressionToPrefix(n); err != nil {
+			return fmt.Errorf("appkey_auth: trusted_networks: %w", err)
+		}
 	}
 	return nil
 }
@@ -231,6 +360,10 @@ func (h *Handler) Cleanup() error {
 		return nil
 	}
 	_, err := engines.Delete(h.poolKey)
+	if h.throttleKey != "" {
+		_, terr := throttles.Delete(h.throttleKey)
+		err = errors.Join(err, terr)
+	}
 	return err
 }
 
@@ -248,6 +381,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		w.Header().Set("WWW-Authenticate", challenge)
 		return caddyhttp.Error(http.StatusUnauthorized, errors.New("no API key"))
 	}
+	addr, limited := h.limitedAddr(r)
+	if limited {
+		if blocked, wait := h.throttle.Blocked(addr); blocked {
+			if d, ok := h.shared.engine.Cached(key); ok {
+				h.metrics.allowed.Inc()
+				return h.admit(w, r, next, d)
+			}
+			h.metrics.throttled.Inc()
+			h.metrics.throttledReq.Inc()
+			w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(wait)))
+			return caddyhttp.Error(http.StatusTooManyRequests, errors.New("too many bad API keys from this client address"))
+		}
+	}
 	d, err := h.shared.engine.Check(r.Context(), key)
 	if err != nil {
 		if !errors.Is(err, verify.ErrUnavailable) {
@@ -263,9 +409,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			c.Write(zap.Error(err))
 		}
 		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(wait)))
-		return caddyhttp.Error(http.StatusServiceUnavailable, errors.New("API key could not be checked: key service unavailable"))
+		// Caddy logs a 5xx at error level with this text: the cause (a
+		// refused connection, a certificate that did not verify) tells the
+		// operator what to fix. It never holds the key.
+		return caddyhttp.Error(http.StatusServiceUnavailable, fmt.Errorf("API key could not be checked: %w", err))
 	}
 	if !d.Valid {
+		if limited {
+			h.throttle.Fail(addr)
+		}
 		h.metrics.denied(d.Code).Inc()
 		if c := h.logger.Check(zapcore.DebugLevel, "API key refused"); c != nil {
 			c.Write(zap.Stringer("code", d.Code), zap.String("key_id", d.KeyID), zap.Stringer("source", d.Source))
@@ -278,12 +430,46 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	} else {
 		h.metrics.allowed.Inc()
 	}
+	return h.admit(w, r, next, d)
+}
+
+// admit lets the request with a valid key through, naming the key.
+func (h *Handler) admit(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, d verify.Decision) error {
 	r.Header[HeaderKeyID] = []string{d.KeyID}
 	r.Header[HeaderAppID] = []string{d.AppID}
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	repl.Set("http.auth.user.id", d.KeyID)
 	repl.Set("http.auth.user.key_name", d.KeyName)
 	return next.ServeHTTP(w, r)
+}
+
+// limitedAddr returns the client address failed attempts count against,
+// and false when the throttle is off, the address is in a trusted network,
+// or it cannot be known. The address is Caddy's client IP, which honours
+// the server's trusted_proxies.
+func (h *Handler) limitedAddr(r *http.Request) (netip.Addr, bool) {
+	if h.throttle == nil {
+		return netip.Addr{}, false
+	}
+	var addr netip.Addr
+	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok {
+		a, err := netip.ParseAddr(ip)
+		if err != nil {
+			return netip.Addr{}, false
+		}
+		addr = a
+	} else if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		addr = ap.Addr()
+	} else {
+		return netip.Addr{}, false
+	}
+	addr = addr.Unmap()
+	for _, p := range h.trusted {
+		if p.Contains(addr) {
+			return netip.Addr{}, false
+		}
+	}
+	return addr, true
 }
 
 // takeKey returns the request's key and removes it from the request: the
@@ -329,6 +515,8 @@ func retryAfterSeconds(d time.Duration) int {
 // settings is what makes two handler instances share an engine.
 type settings struct {
 	keyService, app, token string
+	tls                    *tls.Config
+	tlsID                  string // a hash of the TLS settings, for the pool keys
 	engine                 verify.Config
 }
 
@@ -336,13 +524,13 @@ type settings struct {
 // pool's keys are safe to print while debugging.
 func (s settings) poolKey() string {
 	sum := sha256.Sum256([]byte(s.token))
-	return fmt.Sprintf("%s|%s|%s|%d|%s|%s|%s|%s|%s", s.keyService, s.app, hex.EncodeToString(sum[:8]),
+	return fmt.Sprintf("%s|%s|%s|%s|%d|%s|%s|%s|%s|%s", s.keyService, s.app, hex.EncodeToString(sum[:8]), s.tlsID,
 		s.engine.CacheSize, s.engine.CacheTTL, s.engine.NegativeTTL, s.engine.StaleIfError, s.engine.Timeout, s.engine.FeedDownRevalidate)
 }
 
 func (s settings) feedKey() string {
 	sum := sha256.Sum256([]byte(s.token))
-	return s.keyService + "|" + s.app + "|" + hex.EncodeToString(sum[:8])
+	return s.keyService + "|" + s.app + "|" + hex.EncodeToString(sum[:8]) + "|" + s.tlsID
 }
 
 // Interface guards

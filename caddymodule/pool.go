@@ -15,9 +15,16 @@ import (
 // reference count never drops to zero across a reload with the same
 // settings, and the cache stays warm.
 var (
-	engines = caddy.NewUsagePool()
-	feeds   = caddy.NewUsagePool()
+	engines   = caddy.NewUsagePool()
+	feeds     = caddy.NewUsagePool()
+	throttles = caddy.NewUsagePool()
 )
+
+// sharedThrottle is one app's failed-attempts throttle. It holds no
+// goroutine, so there is nothing to stop.
+type sharedThrottle struct{ *verify.Throttle }
+
+func (sharedThrottle) Destruct() error { return nil }
 
 // shared is one engine with its client and its attachment to a feed.
 type shared struct {
@@ -30,7 +37,7 @@ type shared struct {
 }
 
 func newShared(s settings, logger *zap.Logger) (*shared, error) {
-	client, err := verify.NewClient(verify.ClientConfig{BaseURL: s.keyService, Token: s.token})
+	client, err := verify.NewClient(verify.ClientConfig{BaseURL: s.keyService, Token: s.token, TLS: s.tls})
 	if err != nil {
 		return nil, err
 	}
@@ -66,7 +73,7 @@ type sharedFeed struct {
 }
 
 func newSharedFeed(s settings, logger *zap.Logger) (*sharedFeed, error) {
-	client, err := verify.NewClient(verify.ClientConfig{BaseURL: s.keyService, Token: s.token})
+	client, err := verify.NewClient(verify.ClientConfig{BaseURL: s.keyService, Token: s.token, TLS: s.tls})
 	if err != nil {
 		return nil, err
 	}

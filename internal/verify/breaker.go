@@ -1,9 +1,20 @@
 package verify
 
 import (
+	"fmt"
 	"sync"
 	"time"
 )
+
+// breakerOpen is the cause given for a call the open breaker refused: it
+// names the failure that opened it (a refused connection, a certificate
+// that did not verify), so logs say why, not only that calls stop.
+func breakerOpen(last error) error {
+	if last == nil {
+		return errBreakerOpen
+	}
+	return fmt.Errorf("%w; last failure: %w", errBreakerOpen, last)
+}
 
 // breaker stops calls to a key service that keeps failing, so that requests
 // for unknown keys get a fast "unavailable" instead of each waiting out the
@@ -17,49 +28,51 @@ type breaker struct {
 	failures  int
 	openUntil int64 // unix nanos; meaningful while failures >= threshold
 	probing   bool
+	last      error // the latest failure, named in the breaker's refusals
 }
 
 // allow reports whether a call may go out now, and if not, how long until
-// one may.
-func (b *breaker) allow(now int64) (bool, time.Duration) {
+// one may and the failure that opened the breaker.
+func (b *breaker) allow(now int64) (bool, time.Duration, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.failures < b.threshold {
-		return true, 0
+		return true, 0, nil
 	}
 	if now < b.openUntil {
-		return false, time.Duration(b.openUntil - now)
+		return false, time.Duration(b.openUntil - now), b.last
 	}
 	if b.probing {
-		return false, b.cooldown
+		return false, b.cooldown, b.last
 	}
 	b.probing = true
-	return true, 0
+	return true, 0, nil
 }
 
 // open reports whether the breaker refuses calls at now, without claiming
 // the half-open probe.
-func (b *breaker) open(now int64) (bool, time.Duration) {
+func (b *breaker) open(now int64) (bool, time.Duration, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.failures < b.threshold {
-		return false, 0
+		return false, 0, nil
 	}
 	if now < b.openUntil {
-		return true, time.Duration(b.openUntil - now)
+		return true, time.Duration(b.openUntil - now), b.last
 	}
-	return b.probing, b.cooldown
+	return b.probing, b.cooldown, b.last
 }
 
 func (b *breaker) success() {
 	b.mu.Lock()
-	b.failures, b.probing = 0, false
+	b.failures, b.probing, b.last = 0, false, nil
 	b.mu.Unlock()
 }
 
-func (b *breaker) failure(now int64) {
+func (b *breaker) failure(now int64, err error) {
 	b.mu.Lock()
 	b.failures++
+	b.last = err
 	b.probing = false
 	if b.failures >= b.threshold {
 		b.openUntil = now + int64(b.cooldown)

@@ -3,6 +3,7 @@ package verify
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/appkeys/appkeys/internal/apikey"
 )
 
 // maxBody bounds every answer read from the key service: a verify answer is
@@ -26,7 +29,11 @@ type ClientConfig struct {
 	BaseURL string
 	// Token is the app's verifier token, sent as a Bearer token.
 	Token string
-	// Transport replaces the tuned default transport (tests, custom TLS).
+	// TLS, when set, is the TLS configuration of the default transport:
+	// a custom CA in RootCAs, a ServerName other than the URL's host.
+	// It is ignored when Transport is set.
+	TLS *tls.Config
+	// Transport replaces the tuned default transport (tests).
 	Transport http.RoundTripper
 }
 
@@ -78,7 +85,11 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	base := strings.TrimRight(u.String(), "/")
 	rt := cfg.Transport
 	if rt == nil {
-		rt = NewTransport()
+		t := NewTransport()
+		if cfg.TLS != nil {
+			t.TLSClientConfig = cfg.TLS.Clone()
+		}
+		rt = t
 	}
 	return &Client{
 		verifyURL: base + "/v1/verify",
@@ -126,7 +137,11 @@ func (c *Client) Verify(ctx context.Context, key string) (Result, error) {
 	if err := c.do(req, &a); err != nil {
 		return Result{}, err
 	}
-	return a.result()
+	r, err := a.result()
+	if err != nil {
+		return Result{}, &BadAnswerError{Err: err}
+	}
+	return r, nil
 }
 
 // result checks the answer's consistency: a verdict the sidecar does not
@@ -212,14 +227,14 @@ func (c *Client) Events(ctx context.Context, cursor int64, fromHead bool, wait t
 		return EventPage{}, err
 	}
 	if a.Next == nil {
-		return EventPage{}, errors.New("events answer: missing \"next\"")
+		return EventPage{}, &BadAnswerError{Err: errors.New("events answer: missing \"next\"")}
 	}
 	for i, ev := range a.Events {
 		if ev.Seq <= 0 || ev.Type == "" {
-			return EventPage{}, fmt.Errorf("events answer: event %d lacks seq or type", i)
+			return EventPage{}, &BadAnswerError{Err: fmt.Errorf("events answer: event %d lacks seq or type", i)}
 		}
 		if i > 0 && ev.Seq <= a.Events[i-1].Seq {
-			return EventPage{}, fmt.Errorf("events answer: seq %d out of order", ev.Seq)
+			return EventPage{}, &BadAnswerError{Err: fmt.Errorf("events answer: seq %d out of order", ev.Seq)}
 		}
 	}
 	return EventPage{Events: a.Events, Next: *a.Next}, nil
@@ -237,8 +252,8 @@ func (c *Client) do(req *http.Request, out any) error {
 	if err != nil {
 		return fmt.Errorf("read answer: %w", err)
 	}
-	if len(data) > maxBody {
-		return fmt.Errorf("answer larger than %d bytes", maxBody)
+	if resp.StatusCode == http.StatusOK && len(data) > maxBody {
+		return &BadAnswerError{Err: fmt.Errorf("answer larger than %d bytes", maxBody)}
 	}
 	if resp.StatusCode != http.StatusOK {
 		se := &StatusError{Status: resp.StatusCode}
@@ -248,13 +263,28 @@ func (c *Client) do(req *http.Request, out any) error {
 				Message string `json:"message"`
 			} `json:"error"`
 		}
-		if json.Unmarshal(data, &e) == nil {
-			se.Code, se.Message = e.Error.Code, truncate(e.Error.Message, 200)
+		if len(data) <= maxBody && json.Unmarshal(data, &e) == nil {
+			se.Code, se.Message = truncate(e.Error.Code, 64), truncate(e.Error.Message, 200)
+			if strings.Contains(se.Code+se.Message, apikey.Prefix) {
+				// The message ends up in logs; a key quoted back must not.
+				se.Code, se.Message = "", ""
+			}
 		}
 		return se
 	}
-	return decodeStrict(data, out)
+	if err := decodeStrict(data, out); err != nil {
+		return &BadAnswerError{Err: err}
+	}
+	return nil
 }
+
+// BadAnswerError is a key-service answer with HTTP 200 that cannot be used:
+// not JSON, truncated, too large, of the wrong shape, or self-contradicting.
+// It is neither a yes nor a no.
+type BadAnswerError struct{ Err error }
+
+func (e *BadAnswerError) Error() string { return e.Err.Error() }
+func (e *BadAnswerError) Unwrap() error { return e.Err }
 
 // decodeStrict decodes exactly one JSON value with the expected types.
 // Unknown fields are tolerated on purpose: a key service rolled forward with

@@ -34,8 +34,10 @@ type Observer interface {
 	// CacheEvicted: an entry was pushed out by the size bound.
 	CacheEvicted()
 	// KeyServiceCall: one verify call ended; status is the HTTP status, or 0
-	// when no answer arrived (connection error, timeout).
-	KeyServiceCall(status int, d time.Duration)
+	// when no answer arrived (connection error, timeout, TLS failure); err
+	// is nil for a usable answer, a *BadAnswerError for a 200 that was not
+	// one.
+	KeyServiceCall(status int, err error, d time.Duration)
 	// StaleServed: a cached answer past its freshness was used because the
 	// key service failed.
 	StaleServed()
@@ -49,13 +51,13 @@ type Observer interface {
 // NopObserver ignores everything.
 type NopObserver struct{}
 
-func (NopObserver) CacheHit()                         {}
-func (NopObserver) CacheMiss()                        {}
-func (NopObserver) CacheEvicted()                     {}
-func (NopObserver) KeyServiceCall(int, time.Duration) {}
-func (NopObserver) StaleServed()                      {}
-func (NopObserver) RevocationApplied()                {}
-func (NopObserver) EventApplied(int64, time.Duration) {}
+func (NopObserver) CacheHit()                                {}
+func (NopObserver) CacheMiss()                               {}
+func (NopObserver) CacheEvicted()                            {}
+func (NopObserver) KeyServiceCall(int, error, time.Duration) {}
+func (NopObserver) StaleServed()                             {}
+func (NopObserver) RevocationApplied()                       {}
+func (NopObserver) EventApplied(int64, time.Duration)        {}
 
 // Config tunes an Engine. Zero values take the defaults named below, which
 // are the Caddyfile's.
@@ -354,11 +356,31 @@ func (e *Engine) Check(ctx context.Context, key string) (Decision, error) {
 	return e.fetch(ctx, key, fp)
 }
 
+// Cached returns a fresh cached verdict that key is valid, without calling
+// the key service or falling back to stale answers. A throttled client may
+// still use a key the sidecar already knows to be good.
+func (e *Engine) Cached(key string) (Decision, bool) {
+	if apikey.Parse(key) != nil {
+		return Decision{}, false
+	}
+	fp := fingerprintOf(key)
+	now := e.cfg.Now().UnixNano()
+	e.mu.Lock()
+	p, ok := e.pos.Get(fp)
+	if !ok || e.state(&p, now) != stateFresh {
+		e.mu.Unlock()
+		return Decision{}, false
+	}
+	e.mu.Unlock()
+	e.obs.CacheHit()
+	return e.validDecision(&p, SourceCache), true
+}
+
 // fetch asks the key service, sharing one call among concurrent callers for
 // the same key, and falls back to a usable stale answer when it fails.
 func (e *Engine) fetch(ctx context.Context, key string, fp fingerprint) (Decision, error) {
-	if open, wait := e.brk.open(e.cfg.Now().UnixNano()); open {
-		return e.fallback(fp, &UnavailableError{RetryAfter: wait, Err: errBreakerOpen})
+	if open, wait, last := e.brk.open(e.cfg.Now().UnixNano()); open {
+		return e.fallback(fp, &UnavailableError{RetryAfter: wait, Err: breakerOpen(last)})
 	}
 	ch := e.group.DoChan(string(fp[:]), func() (any, error) {
 		if !e.enter() {
@@ -398,16 +420,16 @@ func (e *Engine) call(ctx context.Context, key string, fp fingerprint) (any, err
 	gen := e.gen
 	e.mu.Unlock()
 
-	if ok, wait := e.brk.allow(now); !ok {
-		return nil, &UnavailableError{RetryAfter: wait, Err: errBreakerOpen}
+	if ok, wait, last := e.brk.allow(now); !ok {
+		return nil, &UnavailableError{RetryAfter: wait, Err: breakerOpen(last)}
 	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.Timeout)
 	defer cancel()
 	start := time.Now()
 	res, err := e.svc.Verify(cctx, key)
-	e.obs.KeyServiceCall(statusOf(err), time.Since(start))
+	e.obs.KeyServiceCall(statusOf(err), err, time.Since(start))
 	if err != nil {
-		e.brk.failure(e.cfg.Now().UnixNano())
+		e.brk.failure(e.cfg.Now().UnixNano(), err)
 		return nil, &UnavailableError{RetryAfter: e.cfg.BreakerCooldown, Err: err}
 	}
 	e.brk.success()
@@ -425,6 +447,10 @@ func statusOf(err error) int {
 	var se *StatusError
 	if errors.As(err, &se) {
 		return se.Status
+	}
+	var ba *BadAnswerError
+	if errors.As(err, &ba) {
+		return http.StatusOK
 	}
 	return 0
 }

@@ -1,0 +1,112 @@
+package caddymodule
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/appkeys/appkeys/internal/verify/verifytest"
+)
+
+// fromAddr is a request with key from a client at addr: as a direct peer,
+// or, with viaProxy, as the client IP Caddy derived behind a trusted proxy.
+func fromAddr(key, addr string, viaProxy bool) *http.Request {
+	r := httptest.NewRequest("GET", "/", nil)
+	r.Header.Set("X-API-Key", key)
+	r.RemoteAddr = addr + ":40000"
+	if viaProxy {
+		r.RemoteAddr = "127.0.0.1:40000"
+		vars := map[string]any{caddyhttp.ClientIPVarKey: addr}
+		r = r.WithContext(context.WithValue(r.Context(), caddyhttp.VarsCtxKey, vars))
+	}
+	return r
+}
+
+// TestThrottleFailedAttempts: a client guessing keys gets 429 once it has
+// used up its failed attempts, and its guesses stop reaching the key
+// service, while clients with good keys (even at the same address, with a
+// key already known good) keep getting in, and trusted networks are exempt.
+func TestThrottleFailedAttempts(t *testing.T) {
+	srv := verifytest.New(t)
+	const app = "app_throttle"
+	h := provision(t, &Handler{KeyService: srv.URL, App: app, VerifierToken: srv.Token,
+		FailedAttempts:  &FailedAttempts{Limit: 3, Window: caddy.Duration(time.Hour)},
+		TrustedNetworks: []string{"10.0.0.0/8"}})
+	good := srv.AddKey(t, "key_good", app)
+	guesser, goodClient := "198.51.100.9", "203.0.113.1"
+	expect := func(r *http.Request, want int) http.Header {
+		t.Helper()
+		status, answer, _, _ := serve(t, h, r)
+		if status != want {
+			t.Fatalf("status %d; want %d", status, want)
+		}
+		return answer
+	}
+	throttledBefore := testutil.ToFloat64(throttled.WithLabelValues(app))
+
+	for range 10 { // good keys never use up attempts
+		expect(fromAddr(good, guesser, true), 200)
+	}
+	for range 3 {
+		expect(fromAddr(mustKey(t), guesser, true), 401)
+	}
+	calls := srv.VerifyCalls.Load()
+	answer := expect(fromAddr(mustKey(t), guesser, true), 429)
+	if ra, err := strconv.Atoi(answer.Get("Retry-After")); err != nil || ra < 1 || ra > 1200 {
+		t.Fatalf("Retry-After %q; want whole seconds up to the 20m it takes to earn one attempt back", answer.Get("Retry-After"))
+	}
+	expect(fromAddr("cak_malformed", guesser, true), 429)
+	if srv.VerifyCalls.Load() != calls {
+		t.Fatal("a throttled guess reached the key service")
+	}
+	if got := testutil.ToFloat64(throttled.WithLabelValues(app)) - throttledBefore; got != 2 {
+		t.Fatalf("appkey_auth_throttled_total moved by %v; want 2", got)
+	}
+	// The same address with a key already known good still gets in.
+	expect(fromAddr(good, guesser, true), 200)
+	// The address is Caddy's client IP: the proxy's own address is not it.
+	expect(fromAddr(mustKey(t), "127.0.0.1", false), 401)
+	// Another client: its good key works, its own bad keys count apart.
+	expect(fromAddr(good, goodClient, false), 200)
+	expect(fromAddr(mustKey(t), goodClient, false), 401)
+	// A trusted network is never throttled.
+	for range 6 {
+		expect(fromAddr(mustKey(t), "10.1.2.3", true), 401)
+	}
+}
+
+func TestThrottleOff(t *testing.T) {
+	srv := verifytest.New(t)
+	h := provision(t, &Handler{KeyService: srv.URL, App: "app_throttle_off", VerifierToken: srv.Token,
+		FailedAttempts: &FailedAttempts{Off: true}})
+	if h.throttle != nil {
+		t.Fatal("throttle built while off")
+	}
+	for range 30 {
+		if status, _, _, _ := serve(t, h, fromAddr(mustKey(t), "198.51.100.10", false)); status != 401 {
+			t.Fatalf("status %d; want 401 with the throttle off", status)
+		}
+	}
+}
+
+// TestThrottleSurvivesReload: a reload with the same limits keeps the
+// counts, so it hands a guessing client no fresh budget.
+func TestThrottleSurvivesReload(t *testing.T) {
+	srv := verifytest.New(t)
+	cfg := Handler{KeyService: srv.URL, App: "app_throttle_reload", VerifierToken: srv.Token,
+		FailedAttempts: &FailedAttempts{Limit: 1, Window: caddy.Duration(time.Hour)}}
+	a, b := cfg, cfg
+	provision(t, &a)
+	serve(t, &a, fromAddr(mustKey(t), "198.51.100.11", false))
+	provision(t, &b)
+	if status, _, _, _ := serve(t, &b, fromAddr(mustKey(t), "198.51.100.11", false)); status != 429 {
+		t.Fatalf("after reload: %d; want 429", status)
+	}
+}
