@@ -23,6 +23,7 @@ func init() { commands = append(commands, newServeCmd) }
 // serveFlags are the key service's settings; `appkeys up` shares them.
 type serveFlags struct {
 	addr, data, database, maxLifetime, logLevel, logFormat string
+	tlsCert, tlsKey                                        string // serve only
 }
 
 func (f *serveFlags) register(cmd *cobra.Command, defaultAddr string) {
@@ -58,7 +59,12 @@ func (f *serveFlags) config(stderr io.Writer) (keyserver.Config, error) {
 	if db == "" {
 		db = os.Getenv("APPKEYS_DATABASE_URL")
 	}
+	if (f.tlsCert == "") != (f.tlsKey == "") {
+		return keyserver.Config{}, fmt.Errorf("--tls-cert and --tls-key go together")
+	}
 	return keyserver.Config{
+		TLSCertFile:    f.tlsCert,
+		TLSKeyFile:     f.tlsKey,
 		Addr:           f.addr,
 		DataDir:        f.data,
 		DatabaseURL:    db,
@@ -121,6 +127,8 @@ unreadable and every stored key unverifiable: back it up.`,
 		},
 	}
 	f.register(cmd, "127.0.0.1:8700")
+	cmd.Flags().StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate (chain) to serve HTTPS with; needs --tls-key")
+	cmd.Flags().StringVar(&f.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
 	return cmd
 }
 

@@ -5,6 +5,7 @@ package keyserver
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -50,6 +51,10 @@ type Config struct {
 	// app; keyservice's defaults when zero.
 	VerifyFailureRate  float64
 	VerifyFailureBurst int
+	// TLSCertFile and TLSKeyFile, when both set, are a PEM certificate
+	// (chain) and its key: the service then speaks HTTPS only. Sidecars
+	// trust a private CA with the module's ca_file.
+	TLSCertFile, TLSKeyFile string
 }
 
 // Bootstrap tells what an empty store was given on first start.
@@ -140,14 +145,27 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if addr == "" {
 		addr = "127.0.0.1:8700"
 	}
+	var tlsConfig *tls.Config
+	if cfg.TLSCertFile != "" || cfg.TLSKeyFile != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
+		if err != nil {
+			st.Close()
+			return nil, fmt.Errorf("TLS certificate: %w", err)
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		st.Close()
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	scheme := "http://"
+	if tlsConfig != nil {
+		scheme = "https://"
+	}
 	s := &Server{
-		URL: "http://" + ln.Addr().String(), Addr: ln.Addr(), Bootstrap: boot, Service: svc, Store: st,
+		URL: scheme + ln.Addr().String(), Addr: ln.Addr(), Bootstrap: boot, Service: svc, Store: st,
 		cancel: cancel, done: make(chan struct{}), served: make(chan error, 1),
 		http: &http.Server{
 			Handler:           api,
@@ -158,13 +176,20 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			MaxHeaderBytes:    64 << 10,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 			BaseContext:       func(net.Listener) context.Context { return runCtx },
+			TLSConfig:         tlsConfig,
 		},
 	}
 	go func() {
 		defer close(s.done)
 		svc.Run(runCtx)
 	}()
-	go func() { s.served <- s.http.Serve(ln) }()
+	go func() {
+		if tlsConfig != nil {
+			s.served <- s.http.ServeTLS(ln, "", "")
+			return
+		}
+		s.served <- s.http.Serve(ln)
+	}()
 	return s, nil
 }
 
