@@ -26,7 +26,7 @@ func TestE2EFaultsThrottleTLS(t *testing.T) {
 	secure := verifytest.NewUnstarted(t)
 	secure.TLS = &tls.Config{Certificates: []tls.Certificate{ca.Issue(t, "127.0.0.1")}}
 	secure.StartTLS()
-	const appF, appT = "app_e2e_faults", "app_e2e_throttle"
+	appF, appT := uniqueApp("app_e2e_faults"), uniqueApp("app_e2e_throttle")
 	knownF := faulty.AddKey(t, "key_f", appF)
 	knownT := secure.AddKey(t, "key_t", appT)
 
@@ -128,12 +128,12 @@ http://127.0.0.1:%[7]d {
 	for _, want := range []string{
 		// Five failures in a row open the circuit breaker: the later faults
 		// are answered without a call (and still by the rules above).
-		`appkey_auth_keyservice_requests_total{app="app_e2e_faults",code="error"} 2`,
-		`appkey_auth_keyservice_requests_total{app="app_e2e_faults",code="503"} 2`,
-		`appkey_auth_stale_served_total{app="app_e2e_faults"} 5`,
-		`appkey_auth_requests_total{app="app_e2e_faults",reason="keyservice",result="unavailable"} 5`,
-		`appkey_auth_throttled_total{app="app_e2e_throttle"} 1`,
-		`appkey_auth_requests_total{app="app_e2e_throttle",reason="failed_attempts",result="throttled"} 1`,
+		`appkey_auth_keyservice_requests_total{app="` + appF + `",code="error"} 2`,
+		`appkey_auth_keyservice_requests_total{app="` + appF + `",code="503"} 2`,
+		`appkey_auth_stale_served_total{app="` + appF + `"} 5`,
+		`appkey_auth_requests_total{app="` + appF + `",reason="keyservice",result="unavailable"} 5`,
+		`appkey_auth_throttled_total{app="` + appT + `"} 1`,
+		`appkey_auth_requests_total{app="` + appT + `",reason="failed_attempts",result="throttled"} 1`,
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %s", want)

@@ -3,7 +3,9 @@ package caddymodule
 import (
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,7 +26,7 @@ func TestServeHTTPFaults(t *testing.T) {
 		t.Run(string(fault), func(t *testing.T) {
 			srv := verifytest.New(t)
 			srv.Delay = 10 * time.Second
-			app := "app_fault_" + string(fault)
+			app := uniqueApp("app_fault_" + string(fault))
 			base := Handler{KeyService: srv.URL, VerifierToken: srv.Token, Timeout: caddy.Duration(300 * time.Millisecond),
 				CacheTTL: caddy.Duration(time.Millisecond)}
 			stale := base
@@ -109,6 +111,14 @@ func TestServeHTTPFaults(t *testing.T) {
 			}
 		})
 	}
+}
+
+var runs atomic.Int64
+
+// uniqueApp names an app of its own for each run, so that counters (package
+// values, kept across tests) start from zero under -count too.
+func uniqueApp(prefix string) string {
+	return prefix + "_" + strconv.FormatInt(runs.Add(1), 10)
 }
 
 func contains(xs []int, x int) bool {
