@@ -1,0 +1,104 @@
+// Package e2e runs the sidecar (Caddy with appkey_auth) end to end against
+// the real key service on real SQLite, in front of a real upstream. The
+// tests live in the _test files; the non-test files are what they share with
+// the standalone revocation-latency harness (go run ./bench/revocation): the
+// sidecar's Caddyfile and the measurement itself.
+package e2e
+
+import (
+	"fmt"
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// Site is one sidecar site: a port on 127.0.0.1 guarding one app.
+type Site struct {
+	Port  int
+	App   string
+	Token string // the app's verifier token
+	// Auth holds extra appkey_auth lines, such as "cache_ttl 10m".
+	Auth []string
+	// Directives holds extra site directives, such as "header X-Gen 1".
+	Directives []string
+}
+
+// URL is the site's base URL.
+func (s Site) URL() string { return fmt.Sprintf("http://127.0.0.1:%d/", s.Port) }
+
+// Caddyfile is a whole Caddy config: the admin endpoint at admin (which a
+// test's Caddy must keep) and one site per Site, each checking keys at
+// keyService and proxying to upstream (host:port).
+func Caddyfile(admin, keyService, upstream string, sites ...Site) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "{\n\tadmin %s\n\tauto_https off\n\tpersist_config off\n\tskip_install_trust\n\tlog {\n\t\tlevel ERROR\n\t}\n}\n", admin)
+	for _, s := range sites {
+		fmt.Fprintf(&b, "\nhttp://127.0.0.1:%d {\n\tbind 127.0.0.1\n\tappkey_auth {\n", s.Port)
+		fmt.Fprintf(&b, "\t\tkey_service %s\n\t\tapp %s\n\t\tverifier_token %s\n", keyService, s.App, s.Token)
+		// One client address sends every bad key here: the per-client
+		// throttle would answer 429 for what is being measured.
+		b.WriteString("\t\tfailed_attempts off\n")
+		for _, l := range s.Auth {
+			fmt.Fprintf(&b, "\t\t%s\n", l)
+		}
+		b.WriteString("\t}\n")
+		for _, l := range s.Directives {
+			fmt.Fprintf(&b, "\t%s\n", l)
+		}
+		fmt.Fprintf(&b, "\treverse_proxy %s\n}\n", upstream)
+	}
+	return b.String()
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+var labelRE = regexp.MustCompile(`(\w+)="((?:[^"\\]|\\.)*)"`)
+
+// metric sums the samples of family name (exposition text) whose labels
+// include every pair of want.
+func metric(text, name string, want ...string) float64 {
+	var sum float64
+	for _, line := range strings.Split(text, "\n") {
+		if !strings.HasPrefix(line, name) || strings.HasPrefix(line, "#") {
+			continue
+		}
+		rest := line[len(name):]
+		labels := map[string]string{}
+		if strings.HasPrefix(rest, "{") {
+			end := strings.LastIndex(rest, "}")
+			if end < 0 {
+				continue
+			}
+			for _, m := range labelRE.FindAllStringSubmatch(rest[1:end], -1) {
+				labels[m[1]] = m[2]
+			}
+			rest = rest[end+1:]
+		} else if !strings.HasPrefix(rest, " ") {
+			continue // another family with this prefix
+		}
+		match := true
+		for i := 0; i+1 < len(want); i += 2 {
+			match = match && labels[want[i]] == want[i+1]
+		}
+		if !match {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) == 0 {
+			continue
+		}
+		if v, err := strconv.ParseFloat(f[0], 64); err == nil {
+			sum += v
+		}
+	}
+	return sum
+}
