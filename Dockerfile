@@ -10,7 +10,8 @@
 FROM caddy:2.11-builder AS sidecar-build
 ENV CADDY_VERSION=v2.11.9
 COPY . /src/appkeys
-RUN xcaddy build --with github.com/appkeys/appkeys/caddymodule=/src/appkeys --output /usr/bin/caddy \
+# The plugin is the module's root package (plugin.go), named by module path.
+RUN xcaddy build --with github.com/appkeys/appkeys=/src/appkeys --output /usr/bin/caddy \
 	&& /usr/bin/caddy list-modules | grep -q '^http.handlers.appkey_auth$'
 
 FROM caddy:2.11 AS sidecar

@@ -3,7 +3,7 @@
 GO ?= go
 FUZZTIME ?= 5s
 
-.PHONY: test vet unit fuzz build bench bench-verify bench-sidecar
+.PHONY: test vet unit fuzz build bench xcaddy bench-verify bench-sidecar
 
 # Every test, with a throwaway PostgreSQL 15 cluster and chromium.
 test: vet
@@ -23,6 +23,11 @@ fuzz:
 
 build:
 	$(GO) build -o bin/appkeys ./cmd/appkeys
+	$(GO) build -o bin/caddy ./cmd/caddy
+
+# Caddy with appkey_auth built the way users build plugins (takes minutes).
+xcaddy:
+	xcaddy/build.sh bin/caddy
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/...

@@ -18,8 +18,14 @@ if [[ -z "$xcaddy" ]] || ! "$xcaddy" version 2>/dev/null | grep -q "${XCADDY_VER
 fi
 
 mkdir -p "$(dirname "$out")"
-"$xcaddy" build "$CADDY_VERSION" \
-	--with "github.com/appkeys/appkeys/caddymodule=$repo" \
+# The plugin is named by its module path: xcaddy replaces that module with
+# this tree, and the module's root package (plugin.go) imports caddymodule.
+# (Naming the caddymodule package here makes Go look for a module of that
+# name, which does not exist.) GOPROXY falls through to "off" for our own
+# module: a proxy that answers 403 rather than 404 for an unpublished module
+# would otherwise stop go get before it takes the local replacement.
+GOPROXY="${GOPROXY_FOR_XCADDY:-https://proxy.golang.org|off}" "$xcaddy" build "$CADDY_VERSION" \
+	--with "github.com/appkeys/appkeys=$repo" \
 	--output "$out"
 "$out" list-modules | grep -qx 'http.handlers.appkey_auth' \
 	|| { echo "build.sh: $out lacks http.handlers.appkey_auth" >&2; exit 1; }
