@@ -37,7 +37,7 @@ func newHandlerWorld(f *testing.F) *handlerWorld {
 	_, _ = rand.Read(master)
 	svc, err := keyservice.New(keyservice.Config{Store: st, MasterKey: master})
 	must(f, err)
-	_, owner, _, err := svc.Bootstrap(c, "", "")
+	_, owner, _, err := svc.Bootstrap(c, "", "", func(string, string) error { return nil })
 	must(f, err)
 	hw := &handlerWorld{h: httpapi.New(svc, httpapi.Options{}), ownerToken: owner}
 

@@ -122,19 +122,21 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if generated {
 		boot.MasterKeyFile = filepath.Join(cfg.DataDir, "master.key")
 	}
-	admin, owner, created, err := svc.Bootstrap(ctx, cfg.AdminToken, cfg.BootstrapToken)
+	writeTokens := func(admin, owner string) error {
+		for path, tok := range map[string]string{boot.AdminTokenFile: admin, boot.OwnerTokenFile: owner} {
+			if err := writeSecretFile(path, tok+"\n"); err != nil {
+				return fmt.Errorf("write %s: %w", path, err)
+			}
+		}
+		return nil
+	}
+	admin, owner, created, err := svc.Bootstrap(ctx, cfg.AdminToken, cfg.BootstrapToken, writeTokens)
 	if err != nil {
 		st.Close()
 		return nil, fmt.Errorf("bootstrap: %w", err)
 	}
 	if created {
 		boot.Created, boot.AdminToken, boot.OwnerToken = true, admin, owner
-		for path, tok := range map[string]string{boot.AdminTokenFile: admin, boot.OwnerTokenFile: owner} {
-			if err := os.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
-				st.Close()
-				return nil, fmt.Errorf("write %s: %w", path, err)
-			}
-		}
 	}
 	var extra func(*http.ServeMux)
 	if cfg.Console != nil {
@@ -226,4 +228,27 @@ func redactDSN(msg, dsn string) string {
 		}
 	}
 	return msg
+}
+
+// writeSecretFile writes a token file with mode 0600 and syncs it, through
+// a temporary file and a rename, so a crash leaves the old file or the new
+// one, never half of one.
+func writeSecretFile(path, content string) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteString(content); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }

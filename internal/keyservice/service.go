@@ -345,9 +345,12 @@ func checkRole(role string) error {
 }
 
 // Bootstrap prepares an empty store: a platform admin and a first
-// organization with its owner. Tokens left empty are generated. It returns
-// created=false, and no tokens, when the store was not empty.
-func (s *Service) Bootstrap(ctx context.Context, adminToken, ownerToken string) (admin, owner string, created bool, err error) {
+// organization with its owner, in one transaction. Tokens left empty are
+// generated. persist saves the two tokens; it runs before the transaction
+// commits, so a crash can never leave a bootstrapped store whose tokens
+// nobody has. It returns created=false, and no tokens, when the store was
+// not empty.
+func (s *Service) Bootstrap(ctx context.Context, adminToken, ownerToken string, persist func(admin, owner string) error) (admin, owner string, created bool, err error) {
 	empty, err := s.store.IsEmpty(ctx)
 	if err != nil || !empty {
 		return "", "", false, s.storeErr(err)
@@ -359,18 +362,29 @@ func (s *Service) Bootstrap(ctx context.Context, adminToken, ownerToken string) 
 	} else if !strings.HasPrefix(adminToken, adminTokenPrefix) || len(adminToken) < 24 {
 		return "", "", false, fmt.Errorf("APPKEYS_ADMIN_TOKEN must start with %s and be at least 24 characters", adminTokenPrefix)
 	}
-	if ownerToken != "" && (!strings.HasPrefix(ownerToken, userTokenPrefix) || len(ownerToken) < 24) {
+	if ownerToken == "" {
+		if ownerToken, err = newToken(userTokenPrefix); err != nil {
+			return "", "", false, err
+		}
+	} else if !strings.HasPrefix(ownerToken, userTokenPrefix) || len(ownerToken) < 24 {
 		return "", "", false, fmt.Errorf("APPKEYS_BOOTSTRAP_TOKEN must start with %s and be at least 24 characters", userTokenPrefix)
 	}
-	now := s.now().UTC()
-	if err := s.store.AddAdmin(ctx, s.keys.hashToken(adminToken), now); err != nil {
-		return "", "", false, s.storeErr(err)
-	}
-	res, err := s.createOrg(ctx, "system", "Default", "owner@appkeys.local", ownerToken)
+	orgID, err := newID("org")
 	if err != nil {
 		return "", "", false, err
 	}
-	return adminToken, res.OwnerToken, true, nil
+	userID, err := newID("usr")
+	if err != nil {
+		return "", "", false, err
+	}
+	now := s.now().UTC()
+	org := store.Org{ID: orgID, Name: "Default", CreatedAt: now}
+	ownerUser := store.User{ID: userID, OrgID: orgID, Email: "owner@appkeys.local", Role: RoleOwner, TokenHash: s.keys.hashToken(ownerToken), CreatedAt: now}
+	created, err = s.store.Bootstrap(ctx, s.keys.hashToken(adminToken), org, ownerUser, func() error { return persist(adminToken, ownerToken) })
+	if err != nil || !created {
+		return "", "", false, s.storeErr(err)
+	}
+	return adminToken, ownerToken, true, nil
 }
 
 // OrgCreated is the answer to CreateOrg.

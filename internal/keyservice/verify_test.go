@@ -49,7 +49,7 @@ func TestDeletedAppSeenAtOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, ownerToken, _, err := svc.Bootstrap(ctx, "", "")
+	_, ownerToken, _, err := svc.Bootstrap(ctx, "", "", func(string, string) error { return nil })
 	if err != nil {
 		t.Fatal(err)
 	}

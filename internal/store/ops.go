@@ -724,3 +724,46 @@ func (s *Store) CountKeys(ctx context.Context, now time.Time) (map[string]int, e
 	out["active"], out["expired"], out["orphaned"] = a, e, o
 	return out, nil
 }
+
+// Bootstrap makes an empty store usable in one transaction: the platform
+// admin, the first organization and its owner. persist runs inside the
+// transaction, before it commits, so that the tokens are saved before the
+// store can be seen as bootstrapped: a crash in between leaves an empty
+// store that the next start bootstraps again. created is false, and nothing
+// is written, when the store already has an admin (another replica was
+// first).
+func (s *Store) Bootstrap(ctx context.Context, adminHash string, org Org, owner User, persist func() error) (created bool, err error) {
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		if s.dialect == "postgres" {
+			// Replicas starting together on an empty database: one wins.
+			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(7366053)`); err != nil {
+				return err
+			}
+		}
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM platform_admins`).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			return nil
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO platform_admins (token_hash, created_at) VALUES ($1, $2)`, adminHash, micros(org.CreatedAt)); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO orgs (id, name, created_at) VALUES ($1, $2, $3)`, org.ID, org.Name, micros(org.CreatedAt)); err != nil {
+			return err
+		}
+		if err := insertUser(ctx, tx, owner); err != nil {
+			return err
+		}
+		if err := addAudit(ctx, tx, Audit{OrgID: org.ID, At: org.CreatedAt, Actor: "system", Action: "org.create", Target: org.ID, Detail: "bootstrap, owner " + owner.ID}); err != nil {
+			return err
+		}
+		if err := persist(); err != nil {
+			return fmt.Errorf("save bootstrap tokens: %w", err)
+		}
+		created = true
+		return nil
+	})
+	return created, err
+}

@@ -30,6 +30,7 @@ func Run(t *testing.T, open Open) {
 	t.Run("ConcurrentRevokes", func(t *testing.T) { testConcurrentRevokes(t, open(t)) })
 	t.Run("ConcurrentEventWriters", func(t *testing.T) { testConcurrentEventWriters(t, open(t)) })
 	t.Run("CreateRacesDelete", func(t *testing.T) { testCreateRacesDelete(t, open(t)) })
+	t.Run("Bootstrap", func(t *testing.T) { testBootstrap(t, open(t)) })
 }
 
 type fixture struct {
@@ -516,5 +517,43 @@ func testCreateRacesDelete(t *testing.T, s *store.Store) {
 		if len(keys) != 0 {
 			t.Fatalf("round %d: %d keys active on a deleted app", round, len(keys))
 		}
+	}
+}
+
+func testBootstrap(t *testing.T, s *store.Store) {
+	ctx := context.Background()
+	mk := func() (store.Org, store.User) {
+		org := store.Org{ID: id("org"), Name: id("default"), CreatedAt: t0}
+		return org, store.User{ID: id("usr"), OrgID: org.ID, Email: "owner@appkeys.local", Role: "owner", TokenHash: id("tok"), CreatedAt: t0}
+	}
+	org, owner := mk()
+	// A failing persist (the token files) leaves the store empty.
+	created, err := s.Bootstrap(ctx, id("adm"), org, owner, func() error { return errors.New("disk full") })
+	if err == nil || created {
+		t.Fatalf("bootstrap with failing persist = %v, %v", created, err)
+	}
+	if empty, _ := s.IsEmpty(ctx); !empty {
+		t.Fatal("store not empty after a failed bootstrap")
+	}
+	// Concurrent bootstraps (replicas starting together): exactly one wins.
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			org, owner := mk()
+			created, err := s.Bootstrap(ctx, id("adm"), org, owner, func() error { return nil })
+			if err != nil && !errors.Is(err, store.ErrConflict) {
+				t.Errorf("bootstrap: %v", err)
+			}
+			if created {
+				wins.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if wins.Load() != 1 {
+		t.Fatalf("%d bootstraps won, want 1", wins.Load())
 	}
 }
