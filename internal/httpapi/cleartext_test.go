@@ -115,7 +115,11 @@ func TestNoSecretsInClear(t *testing.T) {
 			disk = append(disk, b...)
 		}
 	}
-	if len(files) == 0 || !bytes.Contains(disk, []byte(keys[1].ID)) {
+	if os.Getenv(servicetest.EnvStore) == "postgres" {
+		// The rows live in the PostgreSQL cluster; what the store reads
+		// back is checked by the audit and list assertions below, and the
+		// SQLite run checks the bytes on disk.
+	} else if len(files) == 0 || !bytes.Contains(disk, []byte(keys[1].ID)) {
 		t.Fatalf("read no database from %s (%v)", w.svc.DataDir, files)
 	}
 

@@ -5,10 +5,12 @@ package servicetest
 import (
 	"context"
 	"log/slog"
+	"os"
 	"testing"
 	"time"
 
 	"github.com/appkeys/appkeys/internal/keyserver"
+	"github.com/appkeys/appkeys/internal/store/pgtest"
 )
 
 // Service is a running key service for a test.
@@ -35,11 +37,20 @@ func WithDatabase(url string) Option { return func(c *keyserver.Config) { c.Data
 // WithConfig edits the configuration directly.
 func WithConfig(fn func(*keyserver.Config)) Option { return Option(fn) }
 
-// Start runs a key service on a fresh SQLite database in a temp directory,
-// listening on 127.0.0.1:0. It is stopped when the test ends.
+// EnvStore selects the store of every test service: "postgres" runs them on
+// a fresh database of the make test cluster (see pgtest); anything else,
+// SQLite. make test runs the end-to-end suites once with each.
+const EnvStore = "APPKEYS_TEST_STORE"
+
+// Start runs a key service on a fresh SQLite database in a temp directory
+// (or PostgreSQL, see EnvStore), listening on 127.0.0.1:0. It is stopped
+// when the test ends.
 func Start(t testing.TB, opts ...Option) *Service {
 	t.Helper()
 	cfg := keyserver.Config{Addr: "127.0.0.1:0", DataDir: t.TempDir(), FeedPoll: 20 * time.Millisecond}
+	if os.Getenv(EnvStore) == "postgres" {
+		cfg.DatabaseURL = pgtest.NewDatabase(t)
+	}
 	for _, o := range opts {
 		o(&cfg)
 	}

@@ -298,6 +298,11 @@ func classify(err error) error {
 		switch {
 		case pgErr.Code == "23505": // unique_violation
 			return fmt.Errorf("%w: %v", ErrConflict, err)
+		case pgErr.Code == "22021" || pgErr.Code == "22P05":
+			// A value PostgreSQL cannot hold as text (invalid UTF-8, NUL):
+			// callers validate what they write, so this is a lookup by an id
+			// no row can have. SQLite simply finds nothing.
+			return fmt.Errorf("%w: %v", ErrNotFound, err)
 		case strings.HasPrefix(pgErr.Code, "08"), strings.HasPrefix(pgErr.Code, "57P"), strings.HasPrefix(pgErr.Code, "53"):
 			// connection exceptions, operator intervention (shutdown), insufficient resources
 			return fmt.Errorf("%w: %v", ErrUnavailable, err)
