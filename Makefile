@@ -3,7 +3,7 @@
 GO ?= go
 FUZZTIME ?= 5s
 
-.PHONY: test vet unit fuzz build bench xcaddy bench-verify bench-sidecar
+.PHONY: test vet unit fuzz build bench xcaddy bench-verify bench-verify-pg bench-sidecar
 
 # Every test, with a throwaway PostgreSQL 15 cluster and chromium.
 test: vet
@@ -38,6 +38,10 @@ bench:
 # rounds interleaved (about 2 minutes); VERIFY_FLAGS=-h lists the knobs.
 bench-verify:
 	$(GO) run ./bench/verify $(VERIFY_FLAGS)
+
+# Verify on PostgreSQL (one and two replicas) beside SQLite, in one run.
+bench-verify-pg:
+	scripts/with-postgres.sh sh -c 'go run ./bench/verify -database "$$APPKEYS_TEST_DATABASE_URL" -keys 20000 -sample 5000'
 
 # The sidecar: plain reverse_proxy, appkey_auth on a cache hit and
 # forward_auth to the key service, one Caddy, rounds interleaved (about

@@ -18,6 +18,8 @@ package main
 import (
 	"bytes"
 	"context"
+	crand "crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -50,6 +52,7 @@ type options struct {
 	seedWorkers int
 	cpuProfile  string
 	keepDir     bool
+	database    string
 }
 
 func main() {
@@ -64,6 +67,7 @@ func main() {
 	flag.IntVar(&o.seedWorkers, "seed-workers", 4, "concurrent key creates while seeding")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "after the rounds, run one more service round and write its CPU profile here")
 	flag.BoolVar(&o.keepDir, "keep", false, "keep the temporary data directory")
+	flag.StringVar(&o.database, "database", "", "also measure PostgreSQL (this empty database) with one and with two key-service replicas")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -90,6 +94,71 @@ func bareHandler(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Write(bareVerdict)
+}
+
+type target struct {
+	name string
+	cfg  loadgen.Config
+}
+
+// postgresTargets starts two key-service replicas on the PostgreSQL database
+// (one master key, as replicas must share), seeds it through the first, and
+// returns two targets: verify through one replica, and verify spread over
+// both (the load balancer's view).
+func postgresTargets(ctx context.Context, o options, valid []byte) ([]target, func(), error) {
+	mk := make([]byte, 32)
+	crand.Read(mk)
+	master := base64.StdEncoding.EncodeToString(mk)
+	var servers []*keyserver.Server
+	closeAll := func() {
+		for _, s := range servers {
+			cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			s.Close(cctx)
+			cancel()
+		}
+	}
+	for i := 0; i < 2; i++ {
+		dir, err := os.MkdirTemp("", "appkeys-bench-pg-")
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		defer os.RemoveAll(dir)
+		ks, err := keyserver.Start(ctx, keyserver.Config{Addr: "127.0.0.1:0", DataDir: dir, DatabaseURL: o.database, MasterKey: master})
+		if err != nil {
+			closeAll()
+			return nil, nil, fmt.Errorf("postgres replica %d: %w", i+1, err)
+		}
+		servers = append(servers, ks)
+	}
+	if !servers[0].Bootstrap.Created {
+		closeAll()
+		return nil, nil, fmt.Errorf("-database must name an empty database")
+	}
+	apps, sample, seedTime, err := seed(ctx, servers[0], o)
+	if err != nil {
+		closeAll()
+		return nil, nil, err
+	}
+	fmt.Fprintf(os.Stderr, "seeded %d keys on PostgreSQL in %v\n", o.keys, seedTime.Round(time.Millisecond))
+	urls := []string{servers[0].URL + "/v1/verify", servers[1].URL + "/v1/verify"}
+	check := func(status int, body []byte) bool { return status == http.StatusOK && bytes.Contains(body, valid) }
+	return []target{
+		{"PostgreSQL, 1 replica", loadgen.Config{
+			Next: func(_ int, rng *rand.Rand) loadgen.Request {
+				k := sample[rng.IntN(len(sample))]
+				return loadgen.Request{Method: http.MethodPost, URL: urls[0], Header: apps[k.app].auth, Body: k.body}
+			},
+			Check: check,
+		}},
+		{"PostgreSQL, 2 replicas", loadgen.Config{
+			Next: func(w int, rng *rand.Rand) loadgen.Request {
+				k := sample[rng.IntN(len(sample))]
+				return loadgen.Request{Method: http.MethodPost, URL: urls[w%2], Header: apps[k.app].auth, Body: k.body}
+			},
+			Check: check,
+		}},
+	}, closeAll, nil
 }
 
 type app struct {
@@ -143,10 +212,7 @@ func run(ctx context.Context, o options) error {
 	verifyURL := ks.URL + "/v1/verify"
 	bareURL := "http://" + bare.Addr + "/v1/verify"
 	valid := []byte(`"code":"VALID"`)
-	targets := []struct {
-		name string
-		cfg  loadgen.Config
-	}{
+	targets := []target{
 		{"bare net/http handler", loadgen.Config{
 			Next: func(_ int, rng *rand.Rand) loadgen.Request {
 				k := sample[rng.IntN(len(sample))]
@@ -161,6 +227,14 @@ func run(ctx context.Context, o options) error {
 			},
 			Check: func(status int, body []byte) bool { return status == http.StatusOK && bytes.Contains(body, valid) },
 		}},
+	}
+	if o.database != "" {
+		pgTargets, closePG, err := postgresTargets(ctx, o, valid)
+		if err != nil {
+			return err
+		}
+		defer closePG()
+		targets = append(targets, pgTargets...)
 	}
 	results := make([][]loadgen.Result, len(targets))
 	runtime.GC()
@@ -200,7 +274,11 @@ func run(ctx context.Context, o options) error {
 		fmt.Fprintf(os.Stderr, "profiled round (not counted): %v; CPU profile in %s\n", res, o.cpuProfile)
 	}
 
-	report(os.Stdout, o, seedTime, []string{targets[0].name, targets[1].name}, results)
+	names := make([]string, len(targets))
+	for i, t := range targets {
+		names[i] = t.name
+	}
+	report(os.Stdout, o, seedTime, names, results)
 	return nil
 }
 
@@ -350,6 +428,9 @@ func report(w *os.File, o options, seedTime time.Duration, names []string, resul
 		ratio, verdict(ratio >= 0.40), ms(p99), verdict(p99 < 5*time.Millisecond))
 	fmt.Fprintln(w, "p50, p90 and p99 are the medians of the rounds' own percentiles; max is the largest of any round.")
 	fmt.Fprintln(w, "CPU µs/req is the whole process's CPU time (generator and target together) per request, median of the rounds.")
+	for i := 2; i < len(names); i++ {
+		fmt.Fprintf(w, "Ratio %s / the SQLite service: **%.2f**; / bare: %.2f.\n", names[i], meds[i]/meds[1], meds[i]/meds[0])
+	}
 }
 
 func verdict(ok bool) string {
