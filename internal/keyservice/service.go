@@ -399,10 +399,6 @@ func (s *Service) CreateOrg(ctx context.Context, c Caller, name, ownerEmail stri
 	if !c.Admin {
 		return OrgCreated{}, errorf(KindForbidden, "only the platform admin may create organizations")
 	}
-	return s.createOrg(ctx, "admin", name, ownerEmail, "")
-}
-
-func (s *Service) createOrg(ctx context.Context, actor, name, ownerEmail, ownerToken string) (OrgCreated, error) {
 	name, err := checkName("name", name)
 	if err != nil {
 		return OrgCreated{}, err
@@ -419,15 +415,14 @@ func (s *Service) createOrg(ctx context.Context, actor, name, ownerEmail, ownerT
 	if err != nil {
 		return OrgCreated{}, err
 	}
-	if ownerToken == "" {
-		if ownerToken, err = newToken(userTokenPrefix); err != nil {
-			return OrgCreated{}, err
-		}
+	ownerToken, err := newToken(userTokenPrefix)
+	if err != nil {
+		return OrgCreated{}, err
 	}
 	now := s.now().UTC()
 	org := store.Org{ID: orgID, Name: name, CreatedAt: now}
 	owner := store.User{ID: userID, OrgID: orgID, Email: email, Role: RoleOwner, TokenHash: s.keys.hashToken(ownerToken), CreatedAt: now}
-	if err := s.store.CreateOrg(ctx, org, owner, actor); err != nil {
+	if err := s.store.CreateOrg(ctx, org, owner, "admin"); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			return OrgCreated{}, &Error{Kind: KindConflict, Message: fmt.Sprintf("an organization named %q already exists", name), Err: err}
 		}

@@ -42,14 +42,6 @@ func (s *Store) IsEmpty(ctx context.Context) (bool, error) {
 	return n == 0, nil
 }
 
-// AddAdmin records a platform admin's token hash.
-func (s *Store) AddAdmin(ctx context.Context, tokenHash string, at time.Time) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO platform_admins (token_hash, created_at) VALUES ($1, $2)`, tokenHash, micros(at))
-		return err
-	})
-}
-
 // IsAdmin reports whether tokenHash belongs to a platform admin.
 func (s *Store) IsAdmin(ctx context.Context, tokenHash string) (bool, error) {
 	var n int

@@ -29,8 +29,10 @@ func TestSQLiteReopenKeepsData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.AddAdmin(ctx, "v1:abc", storetestNow()); err != nil {
-		t.Fatal(err)
+	org := store.Org{ID: "org_1", Name: "Default", CreatedAt: storetestNow()}
+	owner := store.User{ID: "usr_1", OrgID: org.ID, Email: "o@example.com", Role: "owner", TokenHash: "v1:def", CreatedAt: storetestNow()}
+	if created, err := s.Bootstrap(ctx, "v1:abc", org, owner, func() error { return nil }); err != nil || !created {
+		t.Fatalf("Bootstrap = %v, %v", created, err)
 	}
 	s.Close()
 	s, err = store.Open(ctx, path)
