@@ -21,6 +21,7 @@ import (
 // listener: fast enough for fuzzing.
 type handlerWorld struct {
 	h          http.Handler
+	adminToken string
 	ownerToken string
 	appID      string
 	verifier   string
@@ -37,9 +38,9 @@ func newHandlerWorld(f *testing.F) *handlerWorld {
 	_, _ = rand.Read(master)
 	svc, err := keyservice.New(keyservice.Config{Store: st, MasterKey: master})
 	must(f, err)
-	_, owner, _, err := svc.Bootstrap(c, "", "", func(string, string) error { return nil })
+	admin, owner, _, err := svc.Bootstrap(c, "", "", func(string, string) error { return nil })
 	must(f, err)
-	hw := &handlerWorld{h: httpapi.New(svc, httpapi.Options{}), ownerToken: owner}
+	hw := &handlerWorld{h: httpapi.New(svc, httpapi.Options{}), adminToken: admin, ownerToken: owner}
 
 	rec := hw.post("/v1/apps", owner, "application/json", []byte(`{"name":"fuzz","kind":"cloud_function"}`))
 	var m map[string]any
@@ -148,6 +149,61 @@ func FuzzVerifyRequest(f *testing.F) {
 			}
 		} else if rec.Code != http.StatusTooManyRequests && rec.Code >= 300 && rec.Code != 400 && rec.Code != 413 {
 			t.Fatalf("body %q: status %d %s", body, rec.Code, rec.Body)
+		}
+	})
+}
+
+// FuzzManagementRequest sends arbitrary bodies to the other create calls:
+// organizations, users, apps and secrets. None may answer 5xx or a 4xx that
+// is not the API's JSON error, and what one creates must be what was asked.
+func FuzzManagementRequest(f *testing.F) {
+	hw := newHandlerWorld(f)
+	calls := []struct{ path, token string }{
+		{"/v1/orgs", hw.adminToken},
+		{"/v1/users", hw.ownerToken},
+		{"/v1/apps", hw.ownerToken},
+		{"/v1/secrets", hw.ownerToken},
+	}
+	for _, seed := range []struct {
+		call uint8
+		body string
+	}{
+		{0, `{"name":"Acme","owner_email":"o@acme.test"}`}, {0, `{"name":"","owner_email":"not-an-email"}`},
+		{0, `{"name":"Acme","owner_email":"o@acme.test","role":"owner"}`},
+		{1, `{"email":"m@acme.test","role":"member"}`}, {1, `{"email":"a@acme.test","role":"aura_owner"}`},
+		{1, `{"email":"m@acme.test","role":"admin"}`}, {1, `{"email":"m@@","role":"member"}`}, {1, `{"email":"M@ACME.TEST ","role":"owner"}`},
+		{2, `{"name":"billing","kind":"cloud_function"}`}, {2, `{"name":"dash","kind":"dashboard_app"}`},
+		{2, `{"name":"x","kind":"vm"}`}, {2, `{"name":"` + strings.Repeat("n", 200) + `","kind":"cloud_function"}`},
+		{3, `{"name":"DB_PASSWORD","value":"hunter2"}`}, {3, `{"name":"a/b","value":"x"}`}, {3, `{"name":"S","value":""}`},
+		{3, `{"name":"S","value":"` + strings.Repeat("v", 70000) + `"}`},
+		{0, `[]`}, {1, `null`}, {2, ``}, {3, `{"name":"S","value":"x"} {}`},
+	} {
+		f.Add(seed.call, []byte(seed.body))
+	}
+	f.Fuzz(func(t *testing.T, which uint8, body []byte) {
+		call := calls[int(which)%len(calls)]
+		rec := hw.post(call.path, call.token, "application/json", body)
+		checkAnswer(t, rec, body)
+		if rec.Code == http.StatusCreated {
+			// Field names match as encoding/json matches them: exactly,
+			// else case-insensitively.
+			type fields struct{ Name, Kind, Role string }
+			var sent, got fields
+			if json.Unmarshal(body, &sent) != nil || json.Unmarshal(rec.Body.Bytes(), &got) != nil {
+				t.Fatalf("%s %q: 201 with %q", call.path, body, rec.Body)
+			}
+			var tok struct {
+				VerifierToken string `json:"verifier_token"`
+			}
+			_ = json.Unmarshal(rec.Body.Bytes(), &tok)
+			if call.path == "/v1/apps" && (got.Name != strings.TrimSpace(sent.Name) || got.Kind != sent.Kind || tok.VerifierToken == "") {
+				t.Fatalf("%s %q created %s", call.path, body, rec.Body)
+			}
+			if call.path == "/v1/users" && got.Role != sent.Role {
+				t.Fatalf("%s %q created %s", call.path, body, rec.Body)
+			}
+		} else if rec.Code < 400 {
+			t.Fatalf("%s %q: status %d %s", call.path, body, rec.Code, rec.Body)
 		}
 	})
 }

@@ -133,9 +133,19 @@ func (c *Client) Verify(ctx context.Context, key string) (Result, error) {
 	req.Header.Set("Authorization", c.auth)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
-	var a verifyAnswer
-	if err := c.do(req, &a); err != nil {
+	data, err := c.do(req)
+	if err != nil {
 		return Result{}, err
+	}
+	return decodeVerifyAnswer(data)
+}
+
+// decodeVerifyAnswer turns the body of a 200 answer to POST /v1/verify into
+// a Result, or a *BadAnswerError when it is not a consistent verdict.
+func decodeVerifyAnswer(data []byte) (Result, error) {
+	var a verifyAnswer
+	if err := decodeStrict(data, &a); err != nil {
+		return Result{}, &BadAnswerError{Err: err}
 	}
 	r, err := a.result()
 	if err != nil {
@@ -218,13 +228,25 @@ func (c *Client) Events(ctx context.Context, cursor int64, fromHead bool, wait t
 	}
 	req.Header.Set("Authorization", c.auth)
 	req.Header.Set("Accept", "application/json")
-	var a eventsAnswer
-	if err := c.do(req, &a); err != nil {
+	data, err := c.do(req)
+	if err != nil {
 		var se *StatusError
 		if errors.As(err, &se) && se.Status == http.StatusGone {
 			return EventPage{}, fmt.Errorf("%w: %w", ErrCursorExpired, err)
 		}
 		return EventPage{}, err
+	}
+	return decodeEventsAnswer(data)
+}
+
+// decodeEventsAnswer turns the body of a 200 answer to GET /v1/events into
+// an EventPage, or a *BadAnswerError when the page cannot be trusted: the
+// feed applies events in order and moves its cursor to Next, so a page
+// with events out of order or without Next would lose revocations.
+func decodeEventsAnswer(data []byte) (EventPage, error) {
+	var a eventsAnswer
+	if err := decodeStrict(data, &a); err != nil {
+		return EventPage{}, &BadAnswerError{Err: err}
 	}
 	if a.Next == nil {
 		return EventPage{}, &BadAnswerError{Err: errors.New("events answer: missing \"next\"")}
@@ -240,42 +262,49 @@ func (c *Client) Events(ctx context.Context, cursor int64, fromHead bool, wait t
 	return EventPage{Events: a.Events, Next: *a.Next}, nil
 }
 
-// do sends req and decodes a 200 answer into out. The body is read in full
-// (bounded) so the connection goes back to the pool.
-func (c *Client) do(req *http.Request, out any) error {
+// do sends req and returns the body of a 200 answer. The body is read in
+// full (bounded) so the connection goes back to the pool. Any other status
+// is a *StatusError.
+func (c *Client) do(req *http.Request) ([]byte, error) {
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
 	if err != nil {
-		return fmt.Errorf("read answer: %w", err)
+		return nil, fmt.Errorf("read answer: %w", err)
 	}
-	if resp.StatusCode == http.StatusOK && len(data) > maxBody {
-		return &BadAnswerError{Err: fmt.Errorf("answer larger than %d bytes", maxBody)}
+	if len(data) > maxBody {
+		if resp.StatusCode == http.StatusOK {
+			return nil, &BadAnswerError{Err: fmt.Errorf("answer larger than %d bytes", maxBody)}
+		}
+		return nil, &StatusError{Status: resp.StatusCode}
 	}
 	if resp.StatusCode != http.StatusOK {
-		se := &StatusError{Status: resp.StatusCode}
-		var e struct {
-			Error struct {
-				Code    string `json:"code"`
-				Message string `json:"message"`
-			} `json:"error"`
-		}
-		if len(data) <= maxBody && json.Unmarshal(data, &e) == nil {
-			se.Code, se.Message = truncate(e.Error.Code, 64), truncate(e.Error.Message, 200)
-			if strings.Contains(se.Code+se.Message, apikey.Prefix) {
-				// The message ends up in logs; a key quoted back must not.
-				se.Code, se.Message = "", ""
-			}
-		}
-		return se
+		return nil, decodeErrorAnswer(resp.StatusCode, data)
 	}
-	if err := decodeStrict(data, out); err != nil {
-		return &BadAnswerError{Err: err}
+	return data, nil
+}
+
+// decodeErrorAnswer reads the key service's error body, when it is one, into
+// a *StatusError. Its text ends up in logs, so it is bounded, and dropped
+// when it quotes something that looks like a key.
+func decodeErrorAnswer(status int, data []byte) *StatusError {
+	se := &StatusError{Status: status}
+	var e struct {
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
 	}
-	return nil
+	if json.Unmarshal(data, &e) == nil {
+		se.Code, se.Message = truncate(e.Error.Code, 64), truncate(e.Error.Message, 200)
+		if strings.Contains(e.Error.Code+e.Error.Message, apikey.Prefix) {
+			se.Code, se.Message = "", ""
+		}
+	}
+	return se
 }
 
 // BadAnswerError is a key-service answer with HTTP 200 that cannot be used:
