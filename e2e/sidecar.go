@@ -1,5 +1,7 @@
 // Package e2e runs the sidecar (Caddy with appkey_auth) end to end against
-// the real key service on real SQLite, in front of a real upstream. The
+// the real key service on real SQLite (and again on PostgreSQL in make
+// test, where two replicas also share one database), in front of a real
+// upstream. The
 // tests live in the _test files; the non-test files are what they share with
 // the standalone revocation-latency harness (go run ./bench/revocation): the
 // sidecar's Caddyfile and the measurement itself.
