@@ -16,6 +16,7 @@ import (
 
 	"github.com/appkeys/appkeys/internal/console"
 	"github.com/appkeys/appkeys/internal/keyserver"
+	"github.com/appkeys/appkeys/internal/keyservice"
 )
 
 func init() { commands = append(commands, newServeCmd) }
@@ -24,6 +25,8 @@ func init() { commands = append(commands, newServeCmd) }
 type serveFlags struct {
 	addr, data, database, maxLifetime, logLevel, logFormat string
 	tlsCert, tlsKey                                        string // serve only
+	failureRate                                            float64
+	failureBurst                                           int
 }
 
 func (f *serveFlags) register(cmd *cobra.Command, defaultAddr string) {
@@ -32,6 +35,8 @@ func (f *serveFlags) register(cmd *cobra.Command, defaultAddr string) {
 	fl.StringVar(&f.data, "data", "./appkeys-data", "data directory: SQLite database, master key, bootstrap tokens")
 	fl.StringVar(&f.database, "database", "", "PostgreSQL URL (postgres://…) to use instead of SQLite (env APPKEYS_DATABASE_URL)")
 	fl.StringVar(&f.maxLifetime, "max-key-lifetime", "365d", "latest expiry a new key may have, from now (e.g. 90d, 8760h)")
+	fl.Float64Var(&f.failureRate, "verify-failure-rate", keyservice.DefaultVerifyFailureRate, "failed verifies per second allowed to each app's sidecars, per replica; more get 429")
+	fl.IntVar(&f.failureBurst, "verify-failure-burst", keyservice.DefaultVerifyFailureBurst, "failed verifies each app's sidecars may send at once before --verify-failure-rate applies")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 }
@@ -55,6 +60,9 @@ func (f *serveFlags) config(stderr io.Writer) (keyserver.Config, error) {
 	if err != nil || maxLife <= 0 {
 		return keyserver.Config{}, fmt.Errorf("invalid --max-key-lifetime %q: use a number of days such as 365d, or a duration such as 720h", f.maxLifetime)
 	}
+	if !(f.failureRate > 0) || f.failureBurst < 1 {
+		return keyserver.Config{}, fmt.Errorf("invalid --verify-failure-rate %v or --verify-failure-burst %d: both must be positive", f.failureRate, f.failureBurst)
+	}
 	db := f.database
 	if db == "" {
 		db = os.Getenv("APPKEYS_DATABASE_URL")
@@ -63,17 +71,19 @@ func (f *serveFlags) config(stderr io.Writer) (keyserver.Config, error) {
 		return keyserver.Config{}, fmt.Errorf("--tls-cert and --tls-key go together")
 	}
 	return keyserver.Config{
-		TLSCertFile:    f.tlsCert,
-		TLSKeyFile:     f.tlsKey,
-		Addr:           f.addr,
-		DataDir:        f.data,
-		DatabaseURL:    db,
-		MasterKey:      os.Getenv("APPKEYS_MASTER_KEY"),
-		AdminToken:     os.Getenv("APPKEYS_ADMIN_TOKEN"),
-		BootstrapToken: os.Getenv("APPKEYS_BOOTSTRAP_TOKEN"),
-		MaxKeyLifetime: maxLife,
-		Logger:         slog.New(h),
-		Console:        console.Mount,
+		TLSCertFile:        f.tlsCert,
+		TLSKeyFile:         f.tlsKey,
+		Addr:               f.addr,
+		DataDir:            f.data,
+		DatabaseURL:        db,
+		MasterKey:          os.Getenv("APPKEYS_MASTER_KEY"),
+		AdminToken:         os.Getenv("APPKEYS_ADMIN_TOKEN"),
+		BootstrapToken:     os.Getenv("APPKEYS_BOOTSTRAP_TOKEN"),
+		MaxKeyLifetime:     maxLife,
+		VerifyFailureRate:  f.failureRate,
+		VerifyFailureBurst: f.failureBurst,
+		Logger:             slog.New(h),
+		Console:            console.Mount,
 	}, nil
 }
 
