@@ -28,7 +28,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -36,10 +35,8 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
@@ -47,9 +44,9 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
+	"github.com/appkeys/appkeys/bench/harness"
 	"github.com/appkeys/appkeys/bench/loadgen"
 	"github.com/appkeys/appkeys/internal/client"
 	"github.com/appkeys/appkeys/internal/keyserver"
@@ -118,12 +115,8 @@ func run(ctx context.Context, o options) error {
 
 	bin := o.caddyBin
 	if bin == "" {
-		bin = filepath.Join(dir, "caddy")
-		fmt.Fprintln(os.Stderr, "building ./cmd/caddy ...")
-		build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/caddy")
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			return fmt.Errorf("go build ./cmd/caddy: %w", err)
+		if bin, err = harness.Build(ctx, dir, "./cmd/caddy"); err != nil {
+			return err
 		}
 	}
 
@@ -150,7 +143,7 @@ func run(ctx context.Context, o options) error {
 		return fmt.Errorf("create key: %w", err)
 	}
 
-	upstream, err := serve(http.HandlerFunc(upstreamHandler))
+	upstream, err := harness.Serve(http.HandlerFunc(upstreamHandler))
 	if err != nil {
 		return err
 	}
@@ -159,13 +152,13 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	authSrv, err := serve(auth)
+	authSrv, err := harness.Serve(auth)
 	if err != nil {
 		return err
 	}
 	defer authSrv.Close()
 
-	ports, err := freePorts(4)
+	ports, err := harness.FreePorts(4)
 	if err != nil {
 		return err
 	}
@@ -175,11 +168,12 @@ func run(ctx context.Context, o options) error {
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return err
 	}
-	caddy, err := startCaddy(ctx, bin, cfgPath, dir, app.VerifierToken)
+	caddy, err := harness.Start("caddy", dir, bin, []string{"APPKEYS_VERIFIER_TOKEN=" + app.VerifierToken},
+		"run", "--config", cfgPath, "--adapter", "caddyfile")
 	if err != nil {
 		return err
 	}
-	defer caddy.stop()
+	defer caddy.Stop()
 
 	hdr := http.Header{keyHeader: {key.PlainKey}}
 	targets := []target{
@@ -192,13 +186,14 @@ func run(ctx context.Context, o options) error {
 	}
 	// The key is now cached by appkey_auth: the readiness request above
 	// was its one miss. A request without a key must still be refused.
-	if st, err := status(ctx, targets[1].url, nil); err != nil || st != http.StatusUnauthorized {
+	if st, err := harness.Status(ctx, targets[1].url, nil); err != nil || st != http.StatusUnauthorized {
 		return fmt.Errorf("appkey_auth site without a key answered %d, %v; want 401", st, err)
 	}
-	if st, err := status(ctx, targets[2].url, nil); err != nil || st != http.StatusUnauthorized {
+	if st, err := harness.Status(ctx, targets[2].url, nil); err != nil || st != http.StatusUnauthorized {
 		return fmt.Errorf("forward_auth site without a key answered %d, %v; want 401", st, err)
 	}
-	before, err := scrape(ctx, admin)
+	metricsURL := "http://" + admin + "/metrics"
+	before, err := harness.Scrape(ctx, metricsURL)
 	if err != nil {
 		return err
 	}
@@ -210,17 +205,17 @@ func run(ctx context.Context, o options) error {
 	for _, t := range targets {
 		wo := o
 		wo.warmup, wo.duration = 0, o.warmup+time.Second
-		if _, err := measure(ctx, wo, t, caddy.pid); err != nil {
+		if _, err := measure(ctx, wo, t, caddy.PID); err != nil {
 			return fmt.Errorf("%s: %w", t.name, err)
 		}
 	}
-	loadBefore := loadavg()
+	loadBefore := harness.Loadavg()
 	results := make([][]sample, len(targets))
 	runtime.GC()
 	for round := range o.rounds {
 		for j := range targets {
 			i := (round + j) % len(targets) // rotate the order: no target always follows another
-			s, err := measure(ctx, o, targets[i], caddy.pid)
+			s, err := measure(ctx, o, targets[i], caddy.PID)
 			if err != nil {
 				return fmt.Errorf("%s: %w", targets[i].name, err)
 			}
@@ -231,22 +226,24 @@ func run(ctx context.Context, o options) error {
 			results[i] = append(results[i], s)
 		}
 	}
-	loadAfter := loadavg()
-	after, err := scrape(ctx, admin)
+	loadAfter := harness.Loadavg()
+	after, err := harness.Scrape(ctx, metricsURL)
 	if err != nil {
 		return err
 	}
 
 	if o.pprof != "" {
-		if err := profile(ctx, o, targets[1], admin, caddy.pid); err != nil {
+		if err := profile(ctx, o, targets[1], admin, caddy.PID); err != nil {
 			return err
 		}
 	}
 
+	// The module's counters, read from Caddy's admin /metrics around the rounds.
+	delta := func(name string) float64 { return after[name] - before[name] }
 	report(os.Stdout, o, targets, results, cacheCounts{
-		hits:     after.hits - before.hits,
-		misses:   after.misses - before.misses,
-		ksCalls:  after.ksCalls - before.ksCalls,
+		hits:     delta("appkey_auth_cache_hits_total"),
+		misses:   delta("appkey_auth_cache_misses_total"),
+		ksCalls:  delta("appkey_auth_keyservice_requests_total"),
 		authRuns: auth.calls.Load() - ksBefore,
 	}, loadBefore, loadAfter)
 	return nil
@@ -262,7 +259,7 @@ func measure(ctx context.Context, o options, t target, pid int) (sample, error) 
 		Check: func(status int, body []byte) bool { return status == http.StatusOK && bytes.Equal(body, upstreamBody) },
 	}
 	served0 := upstreamServed.Load()
-	cpu0, err := procCPU(pid)
+	cpu0, err := harness.CPU(pid)
 	if err != nil {
 		return sample{}, err
 	}
@@ -270,7 +267,7 @@ func measure(ctx context.Context, o options, t target, pid int) (sample, error) 
 	if err != nil {
 		return sample{}, err
 	}
-	cpu1, err := procCPU(pid)
+	cpu1, err := harness.CPU(pid)
 	if err != nil {
 		return sample{}, err
 	}
@@ -406,66 +403,20 @@ func caddyfile(admin string, ports []int, upstream, auth, keyService, app string
 `, admin, ports[0], ports[1], ports[2], upstream, auth, keyService, app)
 }
 
-type caddyProc struct {
-	cmd  *exec.Cmd
-	pid  int
-	log  string
-	done chan error
-}
-
-func startCaddy(ctx context.Context, bin, cfg, dir, token string) (*caddyProc, error) {
-	logPath := filepath.Join(dir, "caddy.log")
-	lf, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(bin, "run", "--config", cfg, "--adapter", "caddyfile")
-	cmd.Env = append(os.Environ(), "APPKEYS_VERIFIER_TOKEN="+token, "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
-	cmd.Stdout, cmd.Stderr = lf, lf
-	if err := cmd.Start(); err != nil {
-		lf.Close()
-		return nil, err
-	}
-	p := &caddyProc{cmd: cmd, pid: cmd.Process.Pid, log: logPath, done: make(chan error, 1)}
-	go func() { p.done <- cmd.Wait(); lf.Close() }()
-	return p, nil
-}
-
-// stop asks Caddy to quit, and kills it if it does not within 10 s.
-func (p *caddyProc) stop() {
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		p.cmd.Process.Kill()
-		<-p.done
-	}
-}
-
-func (p *caddyProc) tail() string {
-	b, _ := os.ReadFile(p.log)
-	if len(b) > 4000 {
-		b = b[len(b)-4000:]
-	}
-	return string(b)
-}
-
 // waitReady waits until every site answers 200 with the key.
-func waitReady(ctx context.Context, targets []target, p *caddyProc) error {
+func waitReady(ctx context.Context, targets []target, p *harness.Proc) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for _, t := range targets {
 		for {
-			st, err := status(ctx, t.url, t.hdr)
+			st, err := harness.Status(ctx, t.url, t.hdr)
 			if err == nil && st == http.StatusOK {
 				break
 			}
-			select {
-			case err := <-p.done:
-				return fmt.Errorf("caddy exited: %v\n%s", err, p.tail())
-			default:
+			if err := p.Exited(); err != nil {
+				return err
 			}
 			if time.Now().After(deadline) {
-				return fmt.Errorf("%s not ready: status %d, %v\n%s", t.name, st, err, p.tail())
+				return fmt.Errorf("%s not ready: status %d, %v\n%s", t.name, st, err, p.Tail())
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
@@ -473,145 +424,9 @@ func waitReady(ctx context.Context, targets []target, p *caddyProc) error {
 	return nil
 }
 
-func status(ctx context.Context, url string, hdr http.Header) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return 0, err
-	}
-	if hdr != nil {
-		req.Header = hdr.Clone()
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode, nil
-}
-
 type cacheCounts struct {
 	hits, misses, ksCalls float64
 	authRuns              int64
-}
-
-// scrape reads the module's cache and key-service counters from Caddy's
-// admin /metrics.
-func scrape(ctx context.Context, admin string) (cacheCounts, error) {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+admin+"/metrics", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return cacheCounts{}, err
-	}
-	defer resp.Body.Close()
-	var c cacheCounts
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, "#") {
-			continue
-		}
-		name, val, ok := metricLine(line)
-		if !ok {
-			continue
-		}
-		switch name {
-		case "appkey_auth_cache_hits_total":
-			c.hits += val
-		case "appkey_auth_cache_misses_total":
-			c.misses += val
-		case "appkey_auth_keyservice_requests_total":
-			c.ksCalls += val
-		}
-	}
-	return c, sc.Err()
-}
-
-func metricLine(line string) (string, float64, bool) {
-	sp := strings.LastIndexByte(line, ' ')
-	if sp < 0 {
-		return "", 0, false
-	}
-	name := line[:sp]
-	if i := strings.IndexByte(name, '{'); i >= 0 {
-		name = name[:i]
-	}
-	v, err := strconv.ParseFloat(line[sp+1:], 64)
-	return name, v, err == nil
-}
-
-// procCPU is a process's user plus system CPU time, from /proc/PID/stat.
-func procCPU(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// Fields after the command name, which is in parentheses and may hold spaces.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, errors.New("unreadable /proc stat")
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0, errors.New("short /proc stat")
-	}
-	ut, err1 := strconv.ParseInt(f[11], 10, 64) // utime, field 14
-	st, err2 := strconv.ParseInt(f[12], 10, 64) // stime, field 15
-	if err1 != nil || err2 != nil {
-		return 0, errors.New("unreadable /proc stat times")
-	}
-	const hz = 100 // USER_HZ on Linux
-	return time.Duration(ut+st) * time.Second / hz, nil
-}
-
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
-}
-
-type server struct {
-	Addr string
-	srv  *http.Server
-}
-
-func (s *server) Close() { s.srv.Close() }
-
-func serve(h http.Handler) (*server, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
-	go srv.Serve(ln)
-	return &server{Addr: ln.Addr().String(), srv: srv}, nil
-}
-
-// freePorts returns n loopback ports that were free a moment ago.
-func freePorts(n int) ([]int, error) {
-	var lns []net.Listener
-	defer func() {
-		for _, l := range lns {
-			l.Close()
-		}
-	}()
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		lns = append(lns, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }
 
 func median(xs []float64) float64 {

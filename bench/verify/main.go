@@ -24,7 +24,6 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -36,6 +35,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/appkeys/appkeys/bench/harness"
 	"github.com/appkeys/appkeys/bench/loadgen"
 	"github.com/appkeys/appkeys/internal/keyserver"
 	"github.com/appkeys/appkeys/internal/keyservice"
@@ -203,7 +203,9 @@ func run(ctx context.Context, o options) error {
 	}
 	fmt.Fprintf(os.Stderr, "seeded %d keys over %d apps in %v (%.0f keys/s)\n", o.keys, o.apps, seedTime.Round(time.Millisecond), float64(o.keys)/seedTime.Seconds())
 
-	bare, err := startBare()
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/verify", bareHandler)
+	bare, err := harness.Serve(mux)
 	if err != nil {
 		return err
 	}
@@ -356,25 +358,6 @@ func seed(ctx context.Context, ks *keyserver.Server, o options) ([]app, []sample
 		sample = append(sample, s...)
 	}
 	return apps, sample[:min(len(sample), o.sample)], elapsed, nil
-}
-
-type bareServer struct {
-	Addr string
-	srv  *http.Server
-}
-
-func (b *bareServer) Close() { b.srv.Close() }
-
-func startBare() (*bareServer, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/verify", bareHandler)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
-	go srv.Serve(ln)
-	return &bareServer{Addr: ln.Addr().String(), srv: srv}, nil
 }
 
 func median(xs []float64) float64 {
