@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	"github.com/caddyserver/caddy/v2/caddytest"
+
+	"github.com/appkeys/appkeys/internal/verify/verifytest"
 )
 
 // e2eAdminPort is this package's own Caddy admin port: test packages run as
@@ -32,10 +34,10 @@ func freePort(t *testing.T) int {
 // TestE2ECaddy runs a real Caddy with appkey_auth, from a Caddyfile with a
 // custom key header and an access log, in front of a real upstream.
 func TestE2ECaddy(t *testing.T) {
-	ks := newFakeKeyService(t)
+	ks := verifytest.New(t)
 	const app = "app_e2e"
-	valid := ks.addKey(t, "key_e2e", app, "VALID")
-	revoked := ks.addKey(t, "key_rev", app, "REVOKED")
+	valid := ks.AddKeyWithCode(t, "key_e2e", app, "VALID")
+	revoked := ks.AddKeyWithCode(t, "key_rev", app, "REVOKED")
 
 	var mu sync.Mutex
 	var seen []http.Header
@@ -69,7 +71,7 @@ http://127.0.0.1:%d {
 		}
 	}
 	reverse_proxy %s
-}`, e2eAdminPort, port, port, ks.URL, app, ks.token, logFile, strings.TrimPrefix(upstream.URL, "http://")), "caddyfile")
+}`, e2eAdminPort, port, port, ks.URL, app, ks.Token, logFile, strings.TrimPrefix(upstream.URL, "http://")), "caddyfile")
 
 	base := fmt.Sprintf("http://127.0.0.1:%d/", port)
 	do := func(hdr map[string]string) (*http.Response, string) {

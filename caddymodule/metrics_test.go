@@ -7,6 +7,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/appkeys/appkeys/internal/verify/verifytest"
 )
 
 func TestMetricsRegisterOnEveryLoad(t *testing.T) {
@@ -21,10 +23,10 @@ func TestMetricsRegisterOnEveryLoad(t *testing.T) {
 }
 
 func TestMetricsCountAndLint(t *testing.T) {
-	ks := newFakeKeyService(t)
+	ks := verifytest.New(t)
 	const app = "app_metrics"
-	h := provision(t, &Handler{KeyService: ks.URL, App: app, VerifierToken: ks.token})
-	valid := ks.addKey(t, "key_ok", app, "VALID")
+	h := provision(t, &Handler{KeyService: ks.URL, App: app, VerifierToken: ks.Token})
+	valid := ks.AddKeyWithCode(t, "key_ok", app, "VALID")
 	before := testutil.ToFloat64(requestsTotal.WithLabelValues(app, "allowed", "valid"))
 	for i := 0; i < 3; i++ {
 		r := httptest.NewRequest("GET", "/", nil)

@@ -10,6 +10,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/appkeys/appkeys/internal/verify/verifytest"
 )
 
 // provision builds a handler the way Caddy does and cleans it up after.
@@ -61,12 +63,12 @@ func serve(t *testing.T, h *Handler, req *http.Request) (status int, answer http
 }
 
 func TestServeHTTPAnswers(t *testing.T) {
-	ks := newFakeKeyService(t)
+	ks := verifytest.New(t)
 	const app = "app_one"
-	h := provision(t, &Handler{KeyService: ks.URL, App: app, VerifierToken: ks.token, Header: "X-Custom-Key"})
-	valid := ks.addKey(t, "key_ok", app, "VALID")
-	other := ks.addKey(t, "key_other", "app_two", "VALID")
-	revoked := ks.addKey(t, "key_rev", app, "REVOKED")
+	h := provision(t, &Handler{KeyService: ks.URL, App: app, VerifierToken: ks.Token, Header: "X-Custom-Key"})
+	valid := ks.AddKeyWithCode(t, "key_ok", app, "VALID")
+	other := ks.AddKeyWithCode(t, "key_other", "app_two", "VALID")
+	revoked := ks.AddKeyWithCode(t, "key_rev", app, "REVOKED")
 
 	tests := []struct {
 		name      string
@@ -112,7 +114,7 @@ func TestServeHTTPAnswers(t *testing.T) {
 			if id, _ := repl.GetString("http.auth.user.id"); id != "key_ok" {
 				t.Fatalf("http.auth.user.id = %q", id)
 			}
-			if name, _ := repl.GetString("http.auth.user.key_name"); name != "name-key_ok" {
+			if name, _ := repl.GetString("http.auth.user.key_name"); name != "name of key_ok" {
 				t.Fatalf("http.auth.user.key_name = %q", name)
 			}
 		})
@@ -120,9 +122,9 @@ func TestServeHTTPAnswers(t *testing.T) {
 }
 
 func TestServeHTTPKeepsAppsOwnAuthorization(t *testing.T) {
-	ks := newFakeKeyService(t)
-	h := provision(t, &Handler{KeyService: ks.URL, App: "app_one", VerifierToken: ks.token})
-	valid := ks.addKey(t, "key_ok", "app_one", "VALID")
+	ks := verifytest.New(t)
+	h := provision(t, &Handler{KeyService: ks.URL, App: "app_one", VerifierToken: ks.Token})
+	valid := ks.AddKeyWithCode(t, "key_ok", "app_one", "VALID")
 	req := httptest.NewRequest("GET", "/", nil)
 	req.Header.Set("X-API-Key", valid)
 	req.Header.Set("Authorization", "Bearer app-session-token")
@@ -133,9 +135,9 @@ func TestServeHTTPKeepsAppsOwnAuthorization(t *testing.T) {
 }
 
 func TestServeHTTPUnavailable(t *testing.T) {
-	ks := newFakeKeyService(t)
-	h := provision(t, &Handler{KeyService: ks.URL, App: "app_one", VerifierToken: ks.token, StaleIfError: caddy.Duration(time.Minute)})
-	valid := ks.addKey(t, "key_ok", "app_one", "VALID")
+	ks := verifytest.New(t)
+	h := provision(t, &Handler{KeyService: ks.URL, App: "app_one", VerifierToken: ks.Token, StaleIfError: caddy.Duration(time.Minute)})
+	valid := ks.AddKeyWithCode(t, "key_ok", "app_one", "VALID")
 	req := func(k string) *http.Request {
 		r := httptest.NewRequest("GET", "/", nil)
 		r.Header.Set("X-API-Key", k)
@@ -144,7 +146,7 @@ func TestServeHTTPUnavailable(t *testing.T) {
 	if s, _, _, _ := serve(t, h, req(valid)); s != 200 {
 		t.Fatalf("setup: %d", s)
 	}
-	ks.failing.Store(true)
+	ks.SetFault(verifytest.HTTP503)
 	status, answer, _, _ := serve(t, h, req(mustKey(t)))
 	if status != 503 || answer.Get("Retry-After") == "" || answer.Get("WWW-Authenticate") != "" {
 		t.Fatalf("unknown key, service down: %d %v; want 503 with Retry-After", status, answer)
@@ -155,11 +157,11 @@ func TestServeHTTPUnavailable(t *testing.T) {
 }
 
 func TestProvisionSharesEngineAcrossReloads(t *testing.T) {
-	ks := newFakeKeyService(t)
-	cfg := Handler{KeyService: ks.URL, App: "app_one", VerifierToken: ks.token}
+	ks := verifytest.New(t)
+	cfg := Handler{KeyService: ks.URL, App: "app_one", VerifierToken: ks.Token}
 	a, b := cfg, cfg
 	provision(t, &a)
-	valid := ks.addKey(t, "key_ok", "app_one", "VALID")
+	valid := ks.AddKeyWithCode(t, "key_ok", "app_one", "VALID")
 	r := httptest.NewRequest("GET", "/", nil)
 	r.Header.Set("X-API-Key", valid)
 	serve(t, &a, r)
@@ -175,7 +177,7 @@ func TestProvisionSharesEngineAcrossReloads(t *testing.T) {
 	r = httptest.NewRequest("GET", "/", nil)
 	r.Header.Set("X-API-Key", valid)
 	serve(t, &b, r)
-	if n := ks.calls.Load(); n != 1 {
+	if n := ks.VerifyCalls.Load(); n != 1 {
 		t.Fatalf("%d verify calls; the cache did not survive the reload", n)
 	}
 }

@@ -108,12 +108,19 @@ func (s *Server) SetFault(f Fault) {
 // AddKey returns a new key the server calls valid for app.
 func (s *Server) AddKey(tb testing.TB, id, app string) string {
 	tb.Helper()
+	return s.AddKeyWithCode(tb, id, app, "VALID")
+}
+
+// AddKeyWithCode returns a new key the server answers code for (VALID,
+// REVOKED, ORPHANED, ...), named "name of " + id.
+func (s *Server) AddKeyWithCode(tb testing.TB, id, app, code string) string {
+	tb.Helper()
 	k, err := apikey.Generate()
 	if err != nil {
 		tb.Fatal(err)
 	}
 	s.mu.Lock()
-	s.keys[k] = map[string]any{"valid": true, "code": "VALID", "key_id": id, "key_name": "name of " + id,
+	s.keys[k] = map[string]any{"valid": code == "VALID", "code": code, "key_id": id, "key_name": "name of " + id,
 		"app_id": app, "expires_at": "2099-01-01T00:00:00Z"}
 	s.mu.Unlock()
 	return k
