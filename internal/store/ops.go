@@ -146,8 +146,9 @@ func (s *Store) ListUsers(ctx context.Context, orgID string) ([]User, error) {
 	return out, classify(rows.Err())
 }
 
-// DeleteUser deletes a user softly and orphans the live keys they created
-// (reason creator_deleted), with an event for each key.
+// DeleteUser deletes a user softly, ends their console sessions and orphans
+// the live keys they created (reason creator_deleted), with an event for
+// each key.
 func (s *Store) DeleteUser(ctx context.Context, orgID, id, actor string, at time.Time) (orphaned int, err error) {
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE users SET deleted_at = $1 WHERE id = $2 AND org_id = $3 AND deleted_at IS NULL`, micros(at), id, orgID)
@@ -156,6 +157,9 @@ func (s *Store) DeleteUser(ctx context.Context, orgID, id, actor string, at time
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			return ErrNotFound
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM console_sessions WHERE user_id = $1`, id); err != nil {
+			return err
 		}
 		orphaned, err = orphanKeys(ctx, tx, `created_by = $1`, id, OrphanCreatorDeleted, at)
 		if err != nil {

@@ -108,3 +108,14 @@ type KeyFilter struct {
 	State string
 	Now   time.Time
 }
+
+// ConsoleSession is a web console session's row. ID is the SHA-256 (hex) of
+// the session cookie, never the cookie; Sealed is the session's state,
+// encrypted by the caller, and opaque to the store.
+type ConsoleSession struct {
+	ID        string
+	UserID    string
+	Sealed    []byte
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
