@@ -74,6 +74,10 @@ type keyring struct {
 	keyHash   []byte // HMAC secret for API key hashes (version 1)
 	tokenHash []byte // HMAC secret for user, verifier and admin tokens
 	secrets   cipher.AEAD
+	// sessions seals console session state; sessionCSRF derives a
+	// session's CSRF token from its cookie, so the token needs no storing.
+	sessions    cipher.AEAD
+	sessionCSRF []byte
 }
 
 func newKeyring(master []byte) (*keyring, error) {
@@ -91,19 +95,30 @@ func newKeyring(master []byte) (*keyring, error) {
 	if err != nil {
 		return nil, err
 	}
-	sk, err := derive("secrets v1")
+	gcm := func(purpose string) (cipher.AEAD, error) {
+		k, err := derive(purpose)
+		if err != nil {
+			return nil, err
+		}
+		block, err := aes.NewCipher(k)
+		if err != nil {
+			return nil, err
+		}
+		return cipher.NewGCM(block)
+	}
+	aead, err := gcm("secrets v1")
 	if err != nil {
 		return nil, err
 	}
-	block, err := aes.NewCipher(sk)
+	sessions, err := gcm("console-sessions v1")
 	if err != nil {
 		return nil, err
 	}
-	aead, err := cipher.NewGCM(block)
+	csrf, err := derive("console-csrf v1")
 	if err != nil {
 		return nil, err
 	}
-	return &keyring{keyHash: kh, tokenHash: th, secrets: aead}, nil
+	return &keyring{keyHash: kh, tokenHash: th, secrets: aead, sessions: sessions, sessionCSRF: csrf}, nil
 }
 
 func (k *keyring) hashToken(token string) string {
@@ -119,22 +134,55 @@ const sealVersion = 1
 // are bound as additional data, so a ciphertext moved to another row does
 // not decrypt.
 func (k *keyring) seal(orgID, name string, value []byte) ([]byte, error) {
-	nonce := make([]byte, k.secrets.NonceSize())
-	if _, err := rand.Read(nonce); err != nil {
-		return nil, err
-	}
-	out := append([]byte{sealVersion}, nonce...)
-	return k.secrets.Seal(out, nonce, value, []byte(orgID+"\x00"+name)), nil
+	return sealWith(k.secrets, []byte(orgID+"\x00"+name), value)
 }
 
 func (k *keyring) open(orgID, name string, sealed []byte) ([]byte, error) {
-	ns := k.secrets.NonceSize()
-	if len(sealed) < 1+ns || sealed[0] != sealVersion {
+	v, err := openWith(k.secrets, []byte(orgID+"\x00"+name), sealed)
+	if errors.Is(err, errSealFormat) {
 		return nil, errors.New("stored secret has an unknown format")
 	}
-	v, err := k.secrets.Open(nil, sealed[1:1+ns], sealed[1+ns:], []byte(orgID+"\x00"+name))
 	if err != nil {
 		return nil, errors.New("stored secret cannot be decrypted: was the master key changed?")
 	}
 	return v, nil
+}
+
+// sealSession encrypts a console session's state, bound to its row id.
+func (k *keyring) sealSession(id string, state []byte) ([]byte, error) {
+	return sealWith(k.sessions, []byte(id), state)
+}
+
+func (k *keyring) openSession(id string, sealed []byte) ([]byte, error) {
+	return openWith(k.sessions, []byte(id), sealed)
+}
+
+// sessionCSRFToken derives the CSRF token of the console session whose
+// cookie is cookie.
+func (k *keyring) sessionCSRFToken(cookie string) string {
+	m := hmac.New(sha256.New, k.sessionCSRF)
+	m.Write([]byte(cookie))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+var errSealFormat = errors.New("sealed value has an unknown format")
+
+// sealWith encrypts value with a random nonce: version byte, nonce,
+// ciphertext and tag. aad is bound in, so a ciphertext copied to another
+// row does not open.
+func sealWith(aead cipher.AEAD, aad, value []byte) ([]byte, error) {
+	nonce := make([]byte, aead.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, err
+	}
+	out := append([]byte{sealVersion}, nonce...)
+	return aead.Seal(out, nonce, value, aad), nil
+}
+
+func openWith(aead cipher.AEAD, aad, sealed []byte) ([]byte, error) {
+	ns := aead.NonceSize()
+	if len(sealed) < 1+ns || sealed[0] != sealVersion {
+		return nil, errSealFormat
+	}
+	return aead.Open(nil, sealed[1:1+ns], sealed[1+ns:], aad)
 }

@@ -155,8 +155,8 @@ func New(cfg Config) (*Service, error) {
 }
 
 // Run does the background work until ctx ends: it follows the feed head,
-// flushes last-used times and prunes old events. It flushes once more
-// before it returns.
+// flushes last-used times, prunes old events and sweeps expired console
+// sessions. It flushes once more before it returns.
 func (s *Service) Run(ctx context.Context) {
 	feedTick := time.NewTicker(s.feedPoll)
 	usageTick := time.NewTicker(s.usageEvery)
@@ -184,6 +184,7 @@ func (s *Service) Run(ctx context.Context) {
 			} else if n > 0 {
 				s.log.Info("pruned feed events", "count", n)
 			}
+			s.sweepConsoleSessions(ctx)
 		}
 	}
 }
