@@ -4,7 +4,9 @@
 // Portal's words on the buttons. It is rendered on the server with
 // html/template from embedded files; a small script only drives the
 // dialogs and the clipboard. It calls keyservice directly, on the same mux
-// as the /v1 API, and keeps browser sessions in memory.
+// as the /v1 API. Browser sessions live in the key service's store, sealed
+// (see keyservice.ConsoleSession), so any replica serves any session and a
+// restart logs nobody out.
 package console
 
 import (
@@ -36,18 +38,18 @@ func Mount(svc *keyservice.Service, mux *http.ServeMux) {
 	newConsole(svc, slog.Default()).register(mux)
 }
 
-// console serves the pages. Its clock is the service's, so a test that
-// moves the service's time also expires sessions.
+// console serves the pages. It holds no session state of its own: the
+// service keeps sessions, on the service's clock, so a test that moves the
+// service's time also expires them.
 type console struct {
-	svc      *keyservice.Service
-	log      *slog.Logger
-	sessions *sessions
-	pages    map[string]*template.Template
-	assets   map[string]string // file name → URL with a content hash
+	svc    *keyservice.Service
+	log    *slog.Logger
+	pages  map[string]*template.Template
+	assets map[string]string // file name → URL with a content hash
 }
 
 func newConsole(svc *keyservice.Service, log *slog.Logger) *console {
-	c := &console{svc: svc, log: log, sessions: newSessions(svc.Now)}
+	c := &console{svc: svc, log: log}
 	c.assets = assetURLs()
 	c.pages = parsePages(c.assets)
 	return c
@@ -115,12 +117,18 @@ func (c *console) authed(h func(http.ResponseWriter, *http.Request, *request)) h
 			http.Redirect(w, r, "/login", http.StatusSeeOther)
 			return
 		}
-		sess, ok := c.sessions.get(ck.Value)
-		if !ok {
+		stored, err := c.svc.ConsoleSession(r.Context(), ck.Value)
+		if err != nil {
+			if keyservice.KindOf(err) != keyservice.KindUnauthorized {
+				// The store is away: the session may well be alive.
+				c.fail(w, r, nil, err)
+				return
+			}
 			setCookie(w, r, sessionCookie, "", -1)
 			http.Redirect(w, r, "/login?m=expired", http.StatusSeeOther)
 			return
 		}
+		sess := newSession(ck.Value, stored)
 		caller, err := c.svc.Authenticate(r.Context(), sess.token)
 		if err == nil && caller.User == nil {
 			err = errors.New("not a user token")
@@ -130,7 +138,9 @@ func (c *console) authed(h func(http.ResponseWriter, *http.Request, *request)) h
 				c.fail(w, r, nil, err)
 				return
 			}
-			c.sessions.delete(sess.id)
+			if err := c.svc.EndConsoleSession(r.Context(), sess.cookie); err != nil {
+				c.log.Warn("console: end the session of a token no longer accepted", "err", err)
+			}
 			setCookie(w, r, sessionCookie, "", -1)
 			http.Redirect(w, r, "/login?m=revoked", http.StatusSeeOther)
 			return

@@ -18,7 +18,7 @@ var loginMessages = map[string]string{
 
 func (c *console) loginPage(w http.ResponseWriter, r *http.Request) {
 	if ck, err := r.Cookie(sessionCookie); err == nil {
-		if _, ok := c.sessions.get(ck.Value); ok {
+		if _, err := c.svc.ConsoleSession(r.Context(), ck.Value); err == nil {
 			http.Redirect(w, r, "/", http.StatusSeeOther)
 			return
 		}
@@ -50,26 +50,36 @@ func (c *console) login(w http.ResponseWriter, r *http.Request) {
 		c.renderLogin(w, r, http.StatusUnprocessableEntity, "Paste your user token to log in.")
 		return
 	}
-	caller, err := c.svc.Authenticate(r.Context(), token)
-	switch {
-	case keyservice.KindOf(err) == keyservice.KindUnavailable:
+	cookie, _, err := c.svc.StartConsoleSession(r.Context(), token)
+	switch keyservice.KindOf(err) {
+	case 0:
+		if err != nil {
+			c.log.Error("console: start a session", "err", err)
+			c.renderLogin(w, r, http.StatusInternalServerError, "Something went wrong on our side. Try again in a moment.")
+			return
+		}
+	case keyservice.KindUnavailable:
 		c.renderLogin(w, r, http.StatusServiceUnavailable, "The key store cannot be reached right now. Try again in a moment.")
 		return
-	case err != nil:
-		c.renderLogin(w, r, http.StatusUnauthorized, "That token was not accepted. Check that you pasted all of it.")
-		return
-	case caller.User == nil:
+	case keyservice.KindForbidden: // a valid token, but an admin's or a sidecar's
 		c.renderLogin(w, r, http.StatusUnauthorized, "That is not a user token. The console needs the token of a user of an organization.")
 		return
+	default:
+		c.renderLogin(w, r, http.StatusUnauthorized, "That token was not accepted. Check that you pasted all of it.")
+		return
 	}
-	sess := c.sessions.create(token)
-	setCookie(w, r, sessionCookie, sess.id, int(sessionLifetime/time.Second))
+	setCookie(w, r, sessionCookie, cookie, int(sessionLifetime/time.Second))
 	setCookie(w, r, loginCookie, "", -1)
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
 func (c *console) logout(w http.ResponseWriter, r *http.Request, req *request) {
-	c.sessions.delete(req.sess.id)
+	// The row goes, so the cookie stops working on every replica at once.
+	// If the store is away, say so rather than pretend the session ended.
+	if err := c.svc.EndConsoleSession(r.Context(), req.sess.cookie); err != nil {
+		c.fail(w, r, req, err)
+		return
+	}
 	setCookie(w, r, sessionCookie, "", -1)
 	http.Redirect(w, r, "/login?m=out", http.StatusSeeOther)
 }
@@ -177,7 +187,7 @@ func (c *console) deleteApp(w http.ResponseWriter, r *http.Request, req *request
 		msg += fmt.Sprintf(" Its %d API %s stopped working and %s now under Orphaned until an owner revokes them.",
 			app.Keys, pluralWord(app.Keys, "key", "keys"), pluralWord(app.Keys, "is", "are"))
 	}
-	c.sessions.setFlash(req.sess.id, msg)
+	c.setFlash(r.Context(), req.sess, msg)
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
@@ -309,9 +319,14 @@ func (c *console) createKey(w http.ResponseWriter, r *http.Request, req *request
 		again(status, msg)
 		return
 	}
-	// The key is shown in this response only. It stays in the session, in
-	// memory, for Save As Secret until Close or a few minutes pass.
-	flow := c.sessions.putPending(req.sess.id, pendingKey{plain: created.Plain, appID: appID, keyName: created.Key.Name})
+	// The key is shown in this response only. It stays in the session,
+	// sealed in the store, for Save As Secret until Close or a few minutes
+	// pass. If it cannot be held, it is still shown: it exists now, and
+	// this answer is the only one that can show it.
+	flow, err := c.putPending(r.Context(), req.sess, keyservice.PendingKey{Plain: created.Plain, AppID: appID, KeyName: created.Key.Name})
+	if err != nil {
+		c.log.Warn("console: hold the new key for Save As Secret", "err", err)
+	}
 	c.renderKeys(w, r, req, appID, keyservice.StateActive, http.StatusCreated, func(d *pageData) {
 		d.Keys.NewKey = &newKey{Plain: created.Plain, Name: created.Key.Name, Flow: flow}
 	})
@@ -319,13 +334,17 @@ func (c *console) createKey(w http.ResponseWriter, r *http.Request, req *request
 
 func (c *console) saveAsSecret(w http.ResponseWriter, r *http.Request, req *request) {
 	flow := r.PathValue("flow")
-	p, ok := c.sessions.takePending(req.sess.id, flow)
+	p, ok, err := c.takePending(r.Context(), req.sess, flow)
+	if err != nil {
+		c.fail(w, r, req, err)
+		return
+	}
 	if !ok {
 		c.showError(w, r, req, http.StatusGone, "The new API key is no longer held for saving: it is kept only until Close, for a few minutes. Create another key to save it as a secret.")
 		return
 	}
 	name := strings.TrimSpace(r.PostForm.Get("name"))
-	if _, err := c.svc.CreateSecret(r.Context(), req.caller, name, p.plain); err != nil {
+	if _, err := c.svc.CreateSecret(r.Context(), req.caller, name, p.Plain); err != nil {
 		status, msg, ok := formError(err)
 		if !ok {
 			c.fail(w, r, req, err)
@@ -334,23 +353,27 @@ func (c *console) saveAsSecret(w http.ResponseWriter, r *http.Request, req *requ
 		if keyservice.KindOf(err) == keyservice.KindConflict {
 			msg = fmt.Sprintf("A secret named “%s” already exists. Choose another name.", name)
 		}
-		c.sessions.restorePending(req.sess.id, flow, p)
-		c.renderKeys(w, r, req, p.appID, keyservice.StateActive, status, func(d *pageData) {
+		c.restorePending(r.Context(), req.sess, flow, p)
+		c.renderKeys(w, r, req, p.AppID, keyservice.StateActive, status, func(d *pageData) {
 			d.Keys.Secret = &secretForm{Flow: flow, Name: name, Error: msg}
 		})
 		return
 	}
-	c.sessions.setFlash(req.sess.id, fmt.Sprintf("Saved API key “%s” as secret “%s”.", p.keyName, name))
-	http.Redirect(w, r, keysURL(p.appID, ""), http.StatusSeeOther)
+	c.setFlash(r.Context(), req.sess, fmt.Sprintf("Saved API key “%s” as secret “%s”.", p.KeyName, name))
+	http.Redirect(w, r, keysURL(p.AppID, ""), http.StatusSeeOther)
 }
 
 func (c *console) closeNewKey(w http.ResponseWriter, r *http.Request, req *request) {
-	p, ok := c.sessions.takePending(req.sess.id, r.PathValue("flow"))
+	p, ok, err := c.takePending(r.Context(), req.sess, r.PathValue("flow"))
+	if err != nil {
+		c.fail(w, r, req, err)
+		return
+	}
 	if !ok {
 		http.Redirect(w, r, "/", http.StatusSeeOther)
 		return
 	}
-	http.Redirect(w, r, keysURL(p.appID, ""), http.StatusSeeOther)
+	http.Redirect(w, r, keysURL(p.AppID, ""), http.StatusSeeOther)
 }
 
 func (c *console) revokeKey(w http.ResponseWriter, r *http.Request, req *request) {
@@ -379,6 +402,6 @@ func (c *console) revokeKey(w http.ResponseWriter, r *http.Request, req *request
 	if name := strings.TrimSpace(r.PostForm.Get("name")); name != "" && len(name) <= keyservice.MaxNameLen*4 {
 		msg = fmt.Sprintf("Revoked API key “%s”. It no longer works.", name)
 	}
-	c.sessions.setFlash(req.sess.id, msg)
+	c.setFlash(r.Context(), req.sess, msg)
 	http.Redirect(w, r, keysURL(appID, tab), http.StatusSeeOther)
 }

@@ -1,12 +1,15 @@
 package console
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
 	"net/http"
-	"sync"
+	"sort"
 	"time"
+
+	"github.com/appkeys/appkeys/internal/keyservice"
 )
 
 const (
@@ -16,46 +19,30 @@ const (
 	// the victim into the attacker's organization.
 	loginCookie = "appkeys_login"
 
-	sessionLifetime = 8 * time.Hour
-	// pendingLifetime bounds how long a freshly created key stays in memory
-	// for Save As Secret; it is shown once and must not linger.
+	sessionLifetime = keyservice.ConsoleSessionLifetime
+	// pendingLifetime bounds how long a freshly created key stays held
+	// (sealed, in the session's row) for Save As Secret; it is shown once
+	// and must not linger.
 	pendingLifetime = 5 * time.Minute
 	maxPending      = 8
-	sweepEvery      = time.Minute
 )
 
-// session is a logged-in browser. Only its random id travels in the
-// cookie; the user's token stays here, in memory, so a stolen cookie dies
-// with the process or the expiry and the token is never exposed to scripts.
+// session is a logged-in browser as one request sees it. Only its random
+// cookie travels to the browser; the user's token stays in the key
+// service's store, sealed, so it is never exposed to scripts, and any
+// replica can serve the session. Changes go through the key service, which
+// applies them atomically however many replicas the browser's requests
+// reach at once.
 type session struct {
-	id      string
-	token   string
-	csrf    string
-	expires time.Time
-	// pending holds keys just created, by flow id, until Close, Create
-	// Secret or pendingLifetime: the only way to save a key shown once.
-	pending map[string]pendingKey
-	// flash is a one-time notice for the next page ("Revoked …").
-	flash string
+	cookie string
+	token  string
+	csrf   string
+	// hasFlash tells that a notice waits, so pages without one write nothing.
+	hasFlash bool
 }
 
-type pendingKey struct {
-	plain   string
-	appID   string
-	keyName string
-	expires time.Time
-}
-
-// sessions is the in-memory session store.
-type sessions struct {
-	now       func() time.Time
-	mu        sync.Mutex
-	byID      map[string]*session
-	lastSweep time.Time
-}
-
-func newSessions(now func() time.Time) *sessions {
-	return &sessions{now: now, byID: map[string]*session{}}
+func newSession(cookie string, s keyservice.ConsoleSession) session {
+	return session{cookie: cookie, token: s.Token, csrf: s.CSRF, hasFlash: s.Flash != ""}
 }
 
 // randomToken returns 256 random bits, URL-safe.
@@ -65,119 +52,88 @@ func randomToken() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// create starts a session for a token that has just authenticated.
-func (s *sessions) create(token string) *session {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.sweepLocked()
-	sess := &session{id: randomToken(), token: token, csrf: randomToken(), expires: s.now().Add(sessionLifetime), pending: map[string]pendingKey{}}
-	s.byID[sess.id] = sess
-	return sess
-}
-
-// get returns a copy of the live session with this id. A copy, so that
-// handlers read it without holding the lock.
-func (s *sessions) get(id string) (session, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	sess, ok := s.byID[id]
-	if !ok {
-		return session{}, false
-	}
-	if !s.now().Before(sess.expires) {
-		delete(s.byID, id)
-		return session{}, false
-	}
-	return session{id: sess.id, token: sess.token, csrf: sess.csrf, expires: sess.expires}, true
-}
-
-// setFlash leaves a notice for the next page this session sees.
-func (s *sessions) setFlash(id, msg string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if sess, ok := s.byID[id]; ok {
-		sess.flash = msg
+// setFlash leaves a notice for the next page this session sees. A notice
+// is a courtesy: failing to leave one is logged, not shown.
+func (c *console) setFlash(ctx context.Context, sess session, msg string) {
+	err := c.svc.UpdateConsoleSession(ctx, sess.cookie, func(s *keyservice.ConsoleSession) error {
+		s.Flash = msg
+		return nil
+	})
+	if err != nil {
+		c.log.Warn("console: leave a notice", "err", err)
 	}
 }
 
-// popFlash returns the pending notice and forgets it.
-func (s *sessions) popFlash(id string) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	sess, ok := s.byID[id]
-	if !ok {
+// popFlash returns the waiting notice and forgets it.
+func (c *console) popFlash(ctx context.Context, sess *session) string {
+	if !sess.hasFlash {
 		return ""
 	}
-	msg := sess.flash
-	sess.flash = ""
+	sess.hasFlash = false
+	var msg string
+	err := c.svc.UpdateConsoleSession(ctx, sess.cookie, func(s *keyservice.ConsoleSession) error {
+		msg, s.Flash = s.Flash, ""
+		return nil
+	})
+	if err != nil {
+		c.log.Warn("console: take the notice", "err", err)
+		return ""
+	}
 	return msg
 }
 
-func (s *sessions) delete(id string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.byID, id)
-}
-
-// putPending keeps a new key for the Save As Secret step and returns the
-// flow id that names it.
-func (s *sessions) putPending(id string, p pendingKey) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	sess, ok := s.byID[id]
-	if !ok {
-		return ""
-	}
-	now := s.now()
-	for f, old := range sess.pending {
-		if !now.Before(old.expires) || len(sess.pending) >= maxPending {
-			delete(sess.pending, f)
-		}
-	}
+// putPending holds a new key for the Save As Secret step and returns the
+// flow id that names it. The oldest held keys make room past maxPending.
+func (c *console) putPending(ctx context.Context, sess session, p keyservice.PendingKey) (string, error) {
 	flow := randomToken()
-	p.expires = now.Add(pendingLifetime)
-	sess.pending[flow] = p
-	return flow
+	p.Expires = c.svc.Now().Add(pendingLifetime)
+	err := c.svc.UpdateConsoleSession(ctx, sess.cookie, func(s *keyservice.ConsoleSession) error {
+		flows := make([]string, 0, len(s.Pending))
+		for f := range s.Pending {
+			flows = append(flows, f)
+		}
+		sort.Slice(flows, func(i, j int) bool { return s.Pending[flows[i]].Expires.Before(s.Pending[flows[j]].Expires) })
+		for len(flows) >= maxPending {
+			delete(s.Pending, flows[0])
+			flows = flows[1:]
+		}
+		s.Pending[flow] = p
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return flow, nil
 }
 
-// takePending removes the flow's key and returns it, if still there.
-func (s *sessions) takePending(id, flow string) (pendingKey, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	sess, ok := s.byID[id]
-	if !ok {
-		return pendingKey{}, false
+// takePending removes the flow's key and returns it, if still held. Of
+// two requests taking one key, on any replicas, one gets it.
+func (c *console) takePending(ctx context.Context, sess session, flow string) (keyservice.PendingKey, bool, error) {
+	var p keyservice.PendingKey
+	var ok bool
+	err := c.svc.UpdateConsoleSession(ctx, sess.cookie, func(s *keyservice.ConsoleSession) error {
+		p, ok = s.Pending[flow] // expired keys are not listed
+		delete(s.Pending, flow)
+		return nil
+	})
+	if err != nil {
+		return keyservice.PendingKey{}, false, err
 	}
-	p, ok := sess.pending[flow]
-	delete(sess.pending, flow)
-	if !ok || !s.now().Before(p.expires) {
-		return pendingKey{}, false
-	}
-	return p, true
+	return p, ok, nil
 }
 
 // restorePending puts a key back after a failed save (say, a secret name
 // already taken), so the user can try another name.
-func (s *sessions) restorePending(id, flow string, p pendingKey) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if sess, ok := s.byID[id]; ok && s.now().Before(p.expires) {
-		sess.pending[flow] = p
-	}
-}
-
-// sweepLocked drops expired sessions, at most once a minute, so that
-// abandoned sessions do not pile up.
-func (s *sessions) sweepLocked() {
-	now := s.now()
-	if now.Sub(s.lastSweep) < sweepEvery {
+func (c *console) restorePending(ctx context.Context, sess session, flow string, p keyservice.PendingKey) {
+	if !c.svc.Now().Before(p.Expires) {
 		return
 	}
-	s.lastSweep = now
-	for id, sess := range s.byID {
-		if !now.Before(sess.expires) {
-			delete(s.byID, id)
-		}
+	err := c.svc.UpdateConsoleSession(ctx, sess.cookie, func(s *keyservice.ConsoleSession) error {
+		s.Pending[flow] = p
+		return nil
+	})
+	if err != nil {
+		c.log.Warn("console: hold the new key again", "err", err)
 	}
 }
 

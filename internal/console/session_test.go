@@ -1,12 +1,20 @@
 package console
 
 import (
+	"context"
 	"crypto/tls"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/appkeys/appkeys/internal/keyserver"
+	"github.com/appkeys/appkeys/internal/keyservice"
+	"github.com/appkeys/appkeys/internal/servicetest"
 )
 
 func TestSessionCookieIsSecureOnlyOverTLS(t *testing.T) {
@@ -24,31 +32,102 @@ func TestSessionCookieIsSecureOnlyOverTLS(t *testing.T) {
 	}
 }
 
+// testConsole is a console on a running key service with a settable
+// clock, and a session of the bootstrap owner.
+func testConsole(t *testing.T) (*console, session, *clock) {
+	t.Helper()
+	clk := &clock{t: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)}
+	ts := servicetest.Start(t, servicetest.WithConfig(func(c *keyserver.Config) { c.Now = clk.Now }))
+	svc := ts.Server.Service
+	cookie, started, err := svc.StartConsoleSession(context.Background(), ts.OwnerToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newConsole(svc, slog.New(slog.DiscardHandler)), newSession(cookie, started), clk
+}
+
+// clock is a settable clock for the service, and so for its sessions.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
 func TestSessionsExpireAndPendingKeysAreTakenOnce(t *testing.T) {
-	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
-	s := newSessions(func() time.Time { return now })
-	sess := s.create("aku_token")
-	if got, ok := s.get(sess.id); !ok || got.token != "aku_token" || got.csrf == "" || got.csrf == got.id {
-		t.Fatalf("get after create: %+v %v", got, ok)
+	ctx := context.Background()
+	c, sess, clk := testConsole(t)
+	got, err := c.svc.ConsoleSession(ctx, sess.cookie)
+	if err != nil || got.Token != sess.token || got.CSRF == "" || got.CSRF == sess.cookie {
+		t.Fatalf("get after create: %+v %v", got, err)
 	}
-	flow := s.putPending(sess.id, pendingKey{plain: "cak_x", appID: "app_1"})
-	if p, ok := s.takePending(sess.id, flow); !ok || p.plain != "cak_x" {
-		t.Fatalf("take pending: %+v %v", p, ok)
+	flow, err := c.putPending(ctx, sess, keyservice.PendingKey{Plain: "cak_x", AppID: "app_1"})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, ok := s.takePending(sess.id, flow); ok {
+	if p, ok, err := c.takePending(ctx, sess, flow); err != nil || !ok || p.Plain != "cak_x" {
+		t.Fatalf("take pending: %+v %v %v", p, ok, err)
+	}
+	if _, ok, _ := c.takePending(ctx, sess, flow); ok {
 		t.Errorf("a pending key was taken twice")
 	}
-	flow = s.putPending(sess.id, pendingKey{plain: "cak_y"})
-	now = now.Add(pendingLifetime)
-	if _, ok := s.takePending(sess.id, flow); ok {
+	flow, _ = c.putPending(ctx, sess, keyservice.PendingKey{Plain: "cak_y"})
+	clk.Add(pendingLifetime)
+	if _, ok, _ := c.takePending(ctx, sess, flow); ok {
 		t.Errorf("a pending key outlived %v", pendingLifetime)
 	}
-	if _, ok := s.takePending("other-session", flow); ok {
-		t.Errorf("another session took the pending key")
+	other := session{cookie: randomToken()}
+	if _, ok, err := c.takePending(ctx, other, flow); ok || keyservice.KindOf(err) != keyservice.KindUnauthorized {
+		t.Errorf("another session took the pending key: %v %v", ok, err)
 	}
-	now = now.Add(sessionLifetime)
-	if _, ok := s.get(sess.id); ok {
-		t.Errorf("the session outlived %v", sessionLifetime)
+	clk.Add(sessionLifetime)
+	if _, err := c.svc.ConsoleSession(ctx, sess.cookie); keyservice.KindOf(err) != keyservice.KindUnauthorized {
+		t.Errorf("the session outlived %v: %v", sessionLifetime, err)
+	}
+}
+
+func TestPendingKeysAreBoundedAndNoticesShownOnce(t *testing.T) {
+	ctx := context.Background()
+	c, sess, clk := testConsole(t)
+	var flows []string
+	for i := 0; i < maxPending+2; i++ {
+		flow, err := c.putPending(ctx, sess, keyservice.PendingKey{Plain: "cak_" + strconv.Itoa(i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		flows = append(flows, flow)
+		clk.Add(time.Second)
+	}
+	got, _ := c.svc.ConsoleSession(ctx, sess.cookie)
+	if len(got.Pending) != maxPending {
+		t.Fatalf("%d keys held, want at most %d", len(got.Pending), maxPending)
+	}
+	for i, flow := range flows {
+		if _, held := got.Pending[flow]; held != (i >= 2) {
+			t.Errorf("key %d held %v; the oldest should make room", i, held)
+		}
+	}
+
+	c.setFlash(ctx, sess, "Revoked.")
+	got, _ = c.svc.ConsoleSession(ctx, sess.cookie)
+	fresh := newSession(sess.cookie, got)
+	if msg := c.popFlash(ctx, &fresh); msg != "Revoked." {
+		t.Fatalf("popFlash = %q", msg)
+	}
+	got, _ = c.svc.ConsoleSession(ctx, sess.cookie)
+	again := newSession(sess.cookie, got)
+	if msg := c.popFlash(ctx, &again); msg != "" || got.Flash != "" {
+		t.Fatalf("the notice was shown twice: %q %q", msg, got.Flash)
 	}
 }
 

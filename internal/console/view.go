@@ -127,7 +127,7 @@ func (c *console) data(r *http.Request, req *request, title string) *pageData {
 	if req != nil {
 		u := req.user
 		d.User, d.Org, d.CSRF = &u, req.org, req.sess.csrf
-		d.Flash = c.sessions.popFlash(req.sess.id)
+		d.Flash = c.popFlash(r.Context(), &req.sess)
 	}
 	return d
 }

@@ -1,0 +1,246 @@
+package console_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/appkeys/appkeys/internal/keyserver"
+	"github.com/appkeys/appkeys/internal/keyservice"
+	"github.com/appkeys/appkeys/internal/servicetest"
+	"github.com/appkeys/appkeys/internal/store/pgtest"
+)
+
+var flowRE = regexp.MustCompile(`/new-key/([^/"]+)/secret`)
+
+// createKeyPage creates a key through the console and returns the key it
+// shows and the flow that holds it for Save As Secret.
+func (b *browserless) createKeyPage(appID, name string) (plain, flow string) {
+	b.t.Helper()
+	code, _, page := b.post("/apps/"+appID+"/keys", url.Values{"name": {name}, "expires": {time.Now().UTC().AddDate(0, 0, 30).Format("2006-01-02")}})
+	plain, m := fullKeyRE.FindString(page), flowRE.FindStringSubmatch(page)
+	if code != http.StatusCreated || plain == "" || m == nil {
+		b.t.Fatalf("create key %q through %s = %d, key shown %v, save form %v", name, b.base, code, plain != "", m != nil)
+	}
+	return plain, m[1]
+}
+
+// sessionCookieOf returns the browser's session cookie value.
+func (b *browserless) sessionCookieOf() string {
+	b.t.Helper()
+	for _, c := range b.c.Jar.Cookies(mustURL(b.t, b.base)) {
+		if c.Name == "appkeys_session" {
+			return c.Value
+		}
+	}
+	b.t.Fatal("the browser holds no session cookie")
+	return ""
+}
+
+func randomMasterKey(t *testing.T) string {
+	k := make([]byte, keyservice.MasterKeyLen)
+	rand.Read(k)
+	return base64.StdEncoding.EncodeToString(k)
+}
+
+// TestSessionServedByEveryReplica runs two key services on one PostgreSQL
+// database behind no sticky load balancer: a browser's requests land on
+// either. It logs in through A, works through B, saves through A a key
+// created on B, has both replicas race to take one held key, and logs out
+// through B, after which A refuses the old cookie.
+func TestSessionServedByEveryReplica(t *testing.T) {
+	db := pgtest.NewDatabase(t)
+	master := randomMasterKey(t)
+	shared := servicetest.WithConfig(func(c *keyserver.Config) { c.DatabaseURL, c.MasterKey = db, master })
+	a := startConsole(t, shared)
+	b := startConsole(t, shared)
+	if a.OwnerToken == "" || b.OwnerToken != "" {
+		t.Fatalf("bootstrap: A's owner token %v, B's %v; want only A to bootstrap", a.OwnerToken != "", b.OwnerToken != "")
+	}
+	ctx := context.Background()
+	owner := ownerCaller(t, a, a.OwnerToken)
+
+	br := newBrowserless(t, a.URL)
+	br.login(a.OwnerToken)
+	csrfA := br.csrf
+	// The cookie jar, like a browser, sends 127.0.0.1's cookies to either port.
+	br.base = b.URL
+	code, page := br.get("/")
+	if code != http.StatusOK || !strings.Contains(page, "owner@appkeys.local") {
+		t.Fatalf("GET / through B with A's session = %d", code)
+	}
+	if br.csrf != csrfA {
+		t.Errorf("B's pages carry another CSRF token than A's")
+	}
+	if code, _, _ := br.post("/apps", url.Values{"name": {"orders"}, "kind": {"cloud_function"}}); code != http.StatusCreated {
+		t.Fatalf("create app through B = %d", code)
+	}
+	apps, err := a.Server.Service.ListApps(ctx, owner)
+	if err != nil || len(apps) != 1 {
+		t.Fatalf("apps: %v %v", apps, err)
+	}
+	appID := apps[0].ID
+	if code, _ := br.get("/apps/" + appID + "/keys"); code != http.StatusOK {
+		t.Fatalf("keys view through B = %d", code)
+	}
+	plain, flow := br.createKeyPage(appID, "made-on-b")
+
+	// Save As Secret through A: the key B holds is in the shared session.
+	br.base = a.URL
+	if code, h, _ := br.post("/new-key/"+flow+"/secret", url.Values{"name": {"from-b"}}); code != http.StatusSeeOther {
+		t.Fatalf("save through A the key created on B = %d to %q", code, h.Get("Location"))
+	}
+	if _, v, err := a.Server.Service.ReadSecret(ctx, owner, "from-b"); err != nil || v != plain {
+		t.Fatalf("secret from-b = %q, %v; want the key created on B", v, err)
+	}
+	// The notice left by A shows on B's next page, once.
+	br.base = b.URL
+	if _, page := br.get("/apps/" + appID + "/keys"); !strings.Contains(page, "Saved API key “made-on-b” as secret “from-b”.") {
+		t.Errorf("B does not show the notice A left")
+	}
+	br.base = a.URL
+	if _, page := br.get("/apps/" + appID + "/keys"); strings.Contains(page, "Saved API key") {
+		t.Errorf("the notice was shown twice")
+	}
+
+	// One held key, taken through both replicas at once: exactly one wins.
+	_, flow = br.createKeyPage(appID, "raced")
+	codes := make([]int, 2)
+	var wg sync.WaitGroup
+	for i, base := range []string{a.URL, b.URL} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			form := url.Values{"name": {"race-" + string(rune('a'+i))}, "csrf": {br.csrf}}
+			resp, err := br.c.PostForm(base+"/new-key/"+flow+"/secret", form)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			codes[i] = resp.StatusCode
+		}()
+	}
+	wg.Wait()
+	if !(codes[0] == http.StatusSeeOther && codes[1] == http.StatusGone) && !(codes[0] == http.StatusGone && codes[1] == http.StatusSeeOther) {
+		t.Errorf("saving one held key through A and B at once = %v; want one 303 and one 410", codes)
+	}
+	if secrets, _ := a.Server.Service.ListSecrets(ctx, owner); len(secrets) != 2 {
+		t.Errorf("%d secrets after the race, want from-b and one of race-a, race-b", len(secrets))
+	}
+
+	// Log out through B: A refuses the old cookie at once.
+	cookies := br.c.Jar.Cookies(mustURL(t, a.URL))
+	br.base = b.URL
+	if code, h, _ := br.post("/logout", nil); code != http.StatusSeeOther || h.Get("Location") != "/login?m=out" {
+		t.Fatalf("logout through B = %d to %q", code, h.Get("Location"))
+	}
+	replay := newBrowserless(t, a.URL)
+	replay.c.Jar.SetCookies(mustURL(t, a.URL), cookies)
+	if code, h, _ := replay.do(http.MethodGet, "/", nil); code != http.StatusSeeOther || h.Get("Location") != "/login?m=expired" {
+		t.Errorf("the cookie logged out through B, on A = %d to %q; want a redirect to log in", code, h.Get("Location"))
+	}
+}
+
+// A session, and a key it holds for Save As Secret, survive a restart.
+func TestSessionSurvivesARestart(t *testing.T) {
+	svc := startConsole(t)
+	ctx := context.Background()
+	app, err := svc.Server.Service.CreateApp(ctx, ownerCaller(t, svc, svc.OwnerToken), "api", keyservice.KindCloudFunction)
+	if err != nil {
+		t.Fatal(err)
+	}
+	br := newBrowserless(t, svc.URL)
+	br.login(svc.OwnerToken)
+	plain, flow := br.createKeyPage(app.App.ID, "before-restart")
+
+	svc.Restart()
+	if code, page := br.get("/"); code != http.StatusOK || !strings.Contains(page, "owner@appkeys.local") {
+		t.Fatalf("GET / after a restart = %d; want the session alive", code)
+	}
+	if code, _, _ := br.post("/new-key/"+flow+"/secret", url.Values{"name": {"kept"}}); code != http.StatusSeeOther {
+		t.Fatalf("save as secret after a restart = %d", code)
+	}
+	if _, v, err := svc.Server.Service.ReadSecret(ctx, ownerCaller(t, svc, svc.OwnerToken), "kept"); err != nil || v != plain {
+		t.Fatalf("secret kept = %q, %v; want the key created before the restart", v, err)
+	}
+}
+
+// The session cookie, the user's token and a key held for Save As Secret
+// are never written to the database files in clear.
+func TestSessionsLeaveNothingInClearOnDisk(t *testing.T) {
+	if os.Getenv(servicetest.EnvStore) == "postgres" {
+		t.Skip("checks the SQLite files; the PostgreSQL run keeps its rows in the cluster")
+	}
+	svc := startConsole(t)
+	ctx := context.Background()
+	app, err := svc.Server.Service.CreateApp(ctx, ownerCaller(t, svc, svc.OwnerToken), "api", keyservice.KindCloudFunction)
+	if err != nil {
+		t.Fatal(err)
+	}
+	br := newBrowserless(t, svc.URL)
+	br.login(svc.OwnerToken)
+	cookie := br.sessionCookieOf()
+	plain, _ := br.createKeyPage(app.App.ID, "held")
+	rawCookie, err := base64.RawURLEncoding.DecodeString(cookie)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	svc.Stop() // flushes, checkpoints and closes the database
+	var disk []byte
+	for _, name := range []string{"appkeys.db", "appkeys.db-wal", "appkeys.db-shm"} {
+		if b, err := os.ReadFile(filepath.Join(svc.DataDir, name)); err == nil {
+			disk = append(disk, b...)
+		}
+	}
+	sum := sha256.Sum256([]byte(cookie))
+	if !bytes.Contains(disk, []byte(hex.EncodeToString(sum[:]))) {
+		t.Fatalf("the session's row (its hashed id) is not in the database files: read the wrong files?")
+	}
+	probes := map[string][]byte{
+		"session cookie": []byte(cookie), "session cookie's bytes": rawCookie,
+		"user token": []byte(svc.OwnerToken), "user token without prefix": []byte(svc.OwnerToken[4:]),
+		"held key": []byte(plain), "held key without prefix": []byte(plain[4:]),
+	}
+	for what, p := range probes {
+		if bytes.Contains(disk, p) {
+			t.Errorf("the database files contain the %s in clear", what)
+		}
+	}
+}
+
+// Deleting a user ends their console sessions at once.
+func TestDeletingAUserEndsTheirSessions(t *testing.T) {
+	svc := startConsole(t)
+	ctx := context.Background()
+	owner := ownerCaller(t, svc, svc.OwnerToken)
+	member, token, err := svc.Server.Service.CreateUser(ctx, owner, "dev@appkeys.local", keyservice.RoleMember)
+	if err != nil {
+		t.Fatal(err)
+	}
+	br := newBrowserless(t, svc.URL)
+	br.login(token)
+	cookie := br.sessionCookieOf()
+	if err := svc.Server.Service.DeleteUser(ctx, owner, member.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Server.Service.ConsoleSession(ctx, cookie); keyservice.KindOf(err) != keyservice.KindUnauthorized {
+		t.Fatalf("a deleted user's session: %v; want it ended", err)
+	}
+	if code, h, _ := br.do(http.MethodGet, "/", nil); code != http.StatusSeeOther || !strings.HasPrefix(h.Get("Location"), "/login") {
+		t.Errorf("a deleted user's next page = %d to %q; want the login page", code, h.Get("Location"))
+	}
+}
