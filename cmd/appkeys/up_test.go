@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/appkeys/appkeys/internal/client"
+	"github.com/appkeys/appkeys/internal/keyservice"
 )
 
 func freeAddr(t *testing.T) string {
@@ -51,7 +52,8 @@ var keyRE = regexp.MustCompile(`cak_[0-9A-Za-z]{49}`)
 func startUp(t *testing.T, data string) (key, sidecar string, f *upFlags, stop func()) {
 	t.Helper()
 	f = &upFlags{
-		serve:    serveFlags{addr: freeAddr(t), data: data, maxLifetime: "365d", logLevel: "warn", logFormat: "text"},
+		serve: serveFlags{addr: freeAddr(t), data: data, maxLifetime: "365d", logLevel: "warn", logFormat: "text",
+			failureRate: keyservice.DefaultVerifyFailureRate, failureBurst: keyservice.DefaultVerifyFailureBurst},
 		listen:   freeAddr(t),
 		upstream: freeAddr(t),
 		admin:    freeAddr(t),
