@@ -87,13 +87,18 @@ func (s *Store) timed(op string) func() {
 func Open(ctx context.Context, dsn string) (*Store, error) {
 	var s *Store
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		dsn, pool, err := pgPoolSettings(dsn)
+		if err != nil {
+			return nil, err
+		}
 		db, err := sql.Open("pgx", dsn)
 		if err != nil {
 			return nil, fmt.Errorf("open postgres: %w", err)
 		}
-		db.SetMaxOpenConns(20)
-		db.SetMaxIdleConns(20)
-		db.SetConnMaxIdleTime(5 * time.Minute)
+		db.SetMaxOpenConns(pool.maxConns)
+		db.SetMaxIdleConns(pool.maxConns)
+		db.SetConnMaxIdleTime(pool.maxConnIdleTime)
+		db.SetConnMaxLifetime(pool.maxConnLifetime)
 		s = &Store{db: db, wdb: db, dialect: "postgres"}
 	} else {
 		open := func(txlock string, conns int) (*sql.DB, error) {
