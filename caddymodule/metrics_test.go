@@ -27,7 +27,12 @@ func TestMetricsCountAndLint(t *testing.T) {
 	const app = "app_metrics"
 	h := provision(t, &Handler{KeyService: ks.URL, App: app, VerifierToken: ks.Token})
 	valid := ks.AddKeyWithCode(t, "key_ok", app, "VALID")
+	// The collectors are package values: with -count=N they keep counting
+	// across runs, so every figure is a difference.
 	before := testutil.ToFloat64(requestsTotal.WithLabelValues(app, "allowed", "valid"))
+	malformedBefore := testutil.ToFloat64(requestsTotal.WithLabelValues(app, "denied", "malformed"))
+	hitsBefore := testutil.ToFloat64(cacheHits.WithLabelValues(app))
+	callsBefore := testutil.ToFloat64(keyserviceRequests.WithLabelValues(app, "200"))
 	for i := 0; i < 3; i++ {
 		r := httptest.NewRequest("GET", "/", nil)
 		r.Header.Set("X-API-Key", valid)
@@ -40,13 +45,13 @@ func TestMetricsCountAndLint(t *testing.T) {
 	if got := testutil.ToFloat64(requestsTotal.WithLabelValues(app, "allowed", "valid")) - before; got != 3 {
 		t.Fatalf("allowed requests counted %v; want 3", got)
 	}
-	if got := testutil.ToFloat64(requestsTotal.WithLabelValues(app, "denied", "malformed")); got < 1 {
+	if got := testutil.ToFloat64(requestsTotal.WithLabelValues(app, "denied", "malformed")) - malformedBefore; got != 1 {
 		t.Fatalf("malformed denial not counted")
 	}
-	if got := testutil.ToFloat64(cacheHits.WithLabelValues(app)); got != 2 {
+	if got := testutil.ToFloat64(cacheHits.WithLabelValues(app)) - hitsBefore; got != 2 {
 		t.Fatalf("cache hits %v; want 2", got)
 	}
-	if got := testutil.ToFloat64(keyserviceRequests.WithLabelValues(app, "200")); got != 1 {
+	if got := testutil.ToFloat64(keyserviceRequests.WithLabelValues(app, "200")) - callsBefore; got != 1 {
 		t.Fatalf("key service requests %v; want 1", got)
 	}
 

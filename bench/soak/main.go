@@ -301,9 +301,13 @@ func sidecarLoad(o options, url string, keys, unknown []string) loadgen.Config {
 	for i, k := range unknown {
 		bad[i] = http.Header{"Authorization": {"Bearer " + k}}
 	}
+	last := "x" // a wrong checksum: the last character changed
+	if strings.HasSuffix(keys[0], last) {
+		last = "y"
+	}
 	malformed := []http.Header{
 		{"X-Api-Key": {"cak_short"}},
-		{"X-Api-Key": {keys[0][:len(keys[0])-1] + "x"}}, // checksum wrong
+		{"X-Api-Key": {keys[0][:len(keys[0])-1] + last}},
 		{"Authorization": {"Bearer " + strings.Repeat("x", 300)}},
 	}
 	none := http.Header{}
