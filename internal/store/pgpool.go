@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -55,8 +56,18 @@ func pgPoolSettings(dsn string) (string, poolSettings, error) {
 			*d.to = t
 		}
 	}
-	for _, name := range []string{"pool_max_conns", "pool_max_conn_idle_time", "pool_max_conn_lifetime"} {
-		q.Del(name)
+	for name := range q {
+		switch name {
+		case "pool_max_conns", "pool_max_conn_idle_time", "pool_max_conn_lifetime":
+			q.Del(name)
+		default:
+			if strings.HasPrefix(name, "pool_") {
+				// pgxpool's other settings (pool_min_conns, ...) have no
+				// counterpart in database/sql; passed on, the server would
+				// refuse the connection with a puzzling message.
+				return "", p, fmt.Errorf("%s in the PostgreSQL URL is not supported: use pool_max_conns, pool_max_conn_idle_time or pool_max_conn_lifetime", name)
+			}
+		}
 	}
 	u.RawQuery = q.Encode()
 	return u.String(), p, nil

@@ -25,6 +25,7 @@ func TestPGPoolSettings(t *testing.T) {
 		{dsn: "postgres://u:secretpw@db/appkeys?pool_max_conn_idle_time=5", wantErr: "pool_max_conn_idle_time"},
 		{dsn: "postgres://u:secretpw@db/appkeys?pool_max_conn_lifetime=-1m", wantErr: "pool_max_conn_lifetime"},
 		{dsn: "postgres://u:secretpw@db/%zz", wantErr: "does not parse"},
+		{dsn: "postgres://u:secretpw@db/appkeys?pool_min_conns=2", wantErr: "pool_min_conns"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.dsn, func(t *testing.T) {
