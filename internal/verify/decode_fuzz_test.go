@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/appkeys/appkeys/internal/apikey"
 )
@@ -144,7 +145,9 @@ func encodeEventsAnswer(t *testing.T, p EventPage) []byte {
 }
 
 // FuzzErrorAnswer checks the error bodies the sidecar reads on a non-200
-// answer: their text goes to logs, so it is bounded and never quotes a key.
+// answer: their text goes to logs, so it is bounded, valid UTF-8 when the
+// body was, and never holds the key prefix (the decoder cannot know a key's
+// bare body; the key service never quotes one, prefix or not).
 func FuzzErrorAnswer(f *testing.F) {
 	key, err := apikey.Generate()
 	if err != nil {
@@ -156,6 +159,7 @@ func FuzzErrorAnswer(f *testing.F) {
 		`{"error":{"code":"x","message":"\u0063ak_` + key[4:] + `"}}`,
 		`{"error":{"code":"` + strings.Repeat("c", 300) + `","message":"` + strings.Repeat("m", 3000) + `"}}`,
 		`{"error":"flat"}`,
+		`{"error":{"code":"x","message":"` + strings.Repeat("€", 150) + `"}}`,
 		`<html>502 Bad Gateway</html>`,
 		``,
 	} {
@@ -168,6 +172,9 @@ func FuzzErrorAnswer(f *testing.F) {
 		}
 		if len(se.Code) > 64 || len(se.Message) > 200 {
 			t.Fatalf("unbounded error text: %d and %d bytes", len(se.Code), len(se.Message))
+		}
+		if !utf8.ValidString(se.Code) || !utf8.ValidString(se.Message) {
+			t.Fatalf("error text cut inside a character: %q, %q", se.Code, se.Message)
 		}
 		if msg := se.Error(); strings.Contains(msg, apikey.Prefix) {
 			t.Fatalf("error text quotes a key: %q", msg)
