@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -155,7 +156,9 @@ func FuzzVerifyRequest(f *testing.F) {
 
 // FuzzManagementRequest sends arbitrary bodies to the other create calls:
 // organizations, users, apps and secrets. None may answer 5xx or a 4xx that
-// is not the API's JSON error, and what one creates must be what was asked.
+// is not the API's JSON error, and what one creates must be what was asked:
+// the names, emails, kind and role it answers, and a secret's value read
+// back.
 func FuzzManagementRequest(f *testing.F) {
 	hw := newHandlerWorld(f)
 	calls := []struct{ path, token string }{
@@ -187,19 +190,37 @@ func FuzzManagementRequest(f *testing.F) {
 		if rec.Code == http.StatusCreated {
 			// Field names match as encoding/json matches them: exactly,
 			// else case-insensitively.
-			type fields struct{ Name, Kind, Role string }
-			var sent, got fields
+			var sent struct {
+				Name, Kind, Role, Email, Value string
+				OwnerEmail                     string `json:"owner_email"`
+			}
+			var got struct {
+				Name, Kind, Role, Email, Value string
+				VerifierToken                  string `json:"verifier_token"`
+				Owner                          struct{ Email string }
+			}
 			if json.Unmarshal(body, &sent) != nil || json.Unmarshal(rec.Body.Bytes(), &got) != nil {
 				t.Fatalf("%s %q: 201 with %q", call.path, body, rec.Body)
 			}
-			var tok struct {
-				VerifierToken string `json:"verifier_token"`
+			// Names are trimmed, emails trimmed and lowercased.
+			ok := true
+			switch call.path {
+			case "/v1/orgs":
+				ok = got.Name == strings.TrimSpace(sent.Name) && got.Owner.Email == strings.ToLower(strings.TrimSpace(sent.OwnerEmail))
+			case "/v1/users":
+				ok = got.Role == sent.Role && got.Email == strings.ToLower(strings.TrimSpace(sent.Email))
+			case "/v1/apps":
+				ok = got.Name == strings.TrimSpace(sent.Name) && got.Kind == sent.Kind && got.VerifierToken != ""
+			case "/v1/secrets":
+				// The stored value reads back exactly as sent.
+				req := httptest.NewRequest("GET", "/v1/secrets/"+url.PathEscape(sent.Name), nil)
+				req.Header.Set("Authorization", "Bearer "+hw.ownerToken)
+				read := httptest.NewRecorder()
+				hw.h.ServeHTTP(read, req)
+				var back struct{ Name, Value string }
+				ok = got.Name == sent.Name && read.Code == http.StatusOK && json.Unmarshal(read.Body.Bytes(), &back) == nil && back.Value == sent.Value
 			}
-			_ = json.Unmarshal(rec.Body.Bytes(), &tok)
-			if call.path == "/v1/apps" && (got.Name != strings.TrimSpace(sent.Name) || got.Kind != sent.Kind || tok.VerifierToken == "") {
-				t.Fatalf("%s %q created %s", call.path, body, rec.Body)
-			}
-			if call.path == "/v1/users" && got.Role != sent.Role {
+			if !ok {
 				t.Fatalf("%s %q created %s", call.path, body, rec.Body)
 			}
 		} else if rec.Code < 400 {
