@@ -4,9 +4,19 @@
 // Portal's words on the buttons. It is rendered on the server with
 // html/template from embedded files; a small script only drives the
 // dialogs and the clipboard. It calls keyservice directly, on the same mux
-// as the /v1 API. Browser sessions live in the key service's store, sealed
-// (see keyservice.ConsoleSession), so any replica serves any session and a
-// restart logs nobody out.
+// as the /v1 API.
+//
+// Browser sessions live in the key service's store (see
+// keyservice.ConsoleSession), so any replica serves any session and a
+// restart logs nobody out. A session's row holds nothing secret: no token
+// (the console acts as the session's user, read live at every request)
+// and no key. A key created here is shown once, in the page that answers
+// the create, and kept nowhere on the server; for Save As Secret that page
+// carries it in a hidden form field, sealed and bound to the session, the
+// flow and a five-minute expiry (see keyservice.SealNewKey), and the form
+// posts it back. A store error never ends a session: only a session that
+// is really gone (ended, expired, its user deleted) sends the browser to
+// log in.
 package console
 
 import (
@@ -79,7 +89,6 @@ func (c *console) register(mux *http.ServeMux) {
 	mux.Handle("GET /keys", c.authed(c.keysPage))
 	mux.Handle("POST /keys/{id}/revoke", c.authed(c.revokeKey))
 	mux.Handle("POST /new-key/{flow}/secret", c.authed(c.saveAsSecret))
-	mux.Handle("POST /new-key/{flow}/close", c.authed(c.closeNewKey))
 }
 
 // secured adds the headers every console response carries. The policy
@@ -107,9 +116,10 @@ type request struct {
 	org    store.Org
 }
 
-// authed resolves the session and, for POSTs, checks its CSRF token before
-// h runs. The user's token is authenticated again on every request, so a
-// deleted user's session dies at once.
+// authed resolves the session, and with it the user it acts as, and for
+// POSTs checks its CSRF token before h runs. The user is read live with the
+// session, so a deleted user's session dies at once and a changed role
+// applies at the next request.
 func (c *console) authed(h func(http.ResponseWriter, *http.Request, *request)) http.Handler {
 	return secured(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ck, err := r.Cookie(sessionCookie)
@@ -119,44 +129,33 @@ func (c *console) authed(h func(http.ResponseWriter, *http.Request, *request)) h
 		}
 		stored, err := c.svc.ConsoleSession(r.Context(), ck.Value)
 		if err != nil {
-			if keyservice.KindOf(err) != keyservice.KindUnauthorized {
-				// The store is away: the session may well be alive.
-				c.fail(w, r, nil, err)
+			if keyservice.KindOf(err) == keyservice.KindUnauthorized {
+				// The session is really gone: ended, expired, or its user
+				// deleted (which deletes the row too).
+				setCookie(w, r, sessionCookie, "", -1)
+				http.Redirect(w, r, "/login?m=expired", http.StatusSeeOther)
 				return
 			}
-			setCookie(w, r, sessionCookie, "", -1)
-			http.Redirect(w, r, "/login?m=expired", http.StatusSeeOther)
+			// Anything else (the store away, the request canceled, an
+			// error nobody classified) says nothing about the session:
+			// the row and the cookie stay, and the next request, once
+			// the store answers, finds the user still logged in.
+			c.fail(w, r, nil, err)
 			return
 		}
 		sess := newSession(ck.Value, stored)
-		caller, err := c.svc.Authenticate(r.Context(), sess.token)
-		if err == nil && caller.User == nil {
-			err = errors.New("not a user token")
-		}
-		if err != nil {
-			if keyservice.KindOf(err) == keyservice.KindUnavailable {
-				c.fail(w, r, nil, err)
-				return
-			}
-			if err := c.svc.EndConsoleSession(r.Context(), sess.cookie); err != nil {
-				c.log.Warn("console: end the session of a token no longer accepted", "err", err)
-			}
-			setCookie(w, r, sessionCookie, "", -1)
-			http.Redirect(w, r, "/login?m=revoked", http.StatusSeeOther)
-			return
-		}
-		user, org, err := c.svc.Me(r.Context(), caller)
+		user, org, err := c.svc.Me(r.Context(), stored.Caller)
 		if err != nil {
 			c.fail(w, r, nil, err)
 			return
 		}
-		req := &request{sess: sess, caller: caller, user: user, org: org}
+		req := &request{sess: sess, caller: stored.Caller, user: user, org: org}
 		if r.Method == http.MethodPost {
 			if err := r.ParseForm(); err != nil {
 				c.showError(w, r, req, http.StatusBadRequest, "The form could not be read. Reload the page and try again.")
 				return
 			}
-			if !sameToken(r.PostForm.Get("csrf"), sess.csrf) {
+			if !sameToken(r.PostForm.Get("csrf"), sess.CSRF) {
 				c.showError(w, r, req, http.StatusForbidden, "This form did not come from your console session, or it is out of date. Reload the page and try again.")
 				return
 			}
@@ -240,28 +239,33 @@ func (c *console) showError(w http.ResponseWriter, r *http.Request, req *request
 func (c *console) fail(w http.ResponseWriter, r *http.Request, req *request, err error) {
 	var de *keyservice.Error
 	if errors.As(err, &de) {
-		status := http.StatusBadRequest
-		switch de.Kind {
-		case keyservice.KindForbidden:
-			status = http.StatusForbidden
-		case keyservice.KindNotFound:
-			status = http.StatusNotFound
-		case keyservice.KindConflict:
-			status = http.StatusConflict
-		case keyservice.KindInvalid:
-			status = http.StatusUnprocessableEntity
-		case keyservice.KindUnavailable:
-			w.Header().Set("Retry-After", "1")
-			status = http.StatusServiceUnavailable
-		case keyservice.KindUnauthorized:
-			status = http.StatusUnauthorized
-		}
-		c.showError(w, r, req, status, sentence(de.Message))
+		c.showError(w, r, req, statusOf(w, de.Kind), sentence(de.Message))
 		return
 	}
 	id := w.Header().Get("X-Request-Id")
 	c.log.Error("console: request failed", "request_id", id, "path", r.URL.Path, "err", err)
 	c.showError(w, r, req, http.StatusInternalServerError, fmt.Sprintf("Something went wrong on our side. Try again; if it persists, quote request %s.", id))
+}
+
+// statusOf is the status of a page that shows a domain error of kind. A
+// 503 also tells the browser when to try again.
+func statusOf(w http.ResponseWriter, kind keyservice.Kind) int {
+	switch kind {
+	case keyservice.KindForbidden:
+		return http.StatusForbidden
+	case keyservice.KindNotFound:
+		return http.StatusNotFound
+	case keyservice.KindConflict:
+		return http.StatusConflict
+	case keyservice.KindInvalid:
+		return http.StatusUnprocessableEntity
+	case keyservice.KindUnavailable:
+		w.Header().Set("Retry-After", "1")
+		return http.StatusServiceUnavailable
+	case keyservice.KindUnauthorized:
+		return http.StatusUnauthorized
+	}
+	return http.StatusBadRequest
 }
 
 // sentence turns a service message into a sentence for the page.

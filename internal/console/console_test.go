@@ -344,7 +344,10 @@ func TestFormErrorsAreSaidInWords(t *testing.T) {
 	}
 }
 
-func TestSaveAsSecretWorksOnceAndOnlyWithinTheFlow(t *testing.T) {
+// Save As Secret saves the key the page carries, says a taken name in the
+// dialog (with the form again, never the key), and a form replayed within
+// its time can only save the same key again under another name.
+func TestSaveAsSecretSavesTheKeyThePageCarries(t *testing.T) {
 	svc := startConsole(t)
 	ctx := context.Background()
 	owner := ownerCaller(t, svc, svc.OwnerToken)
@@ -358,28 +361,38 @@ func TestSaveAsSecretWorksOnceAndOnlyWithinTheFlow(t *testing.T) {
 	}
 	b := newBrowserless(t, svc.URL)
 	b.login(svc.OwnerToken)
-	_, _, page := b.post("/apps/"+app.App.ID+"/keys", url.Values{"name": {"k"}, "expires": {time.Now().UTC().AddDate(0, 0, 30).Format("2006-01-02")}})
-	plain := fullKeyRE.FindString(page)
-	flow := regexp.MustCompile(`/new-key/([^/"]+)/secret`).FindStringSubmatch(page)
-	if plain == "" || flow == nil {
-		t.Fatalf("the create answer lacks the key or the save form")
+	made := b.createKeyPage(app.App.ID, "k")
+	if strings.Contains(made.sealed, made.plain[4:]) {
+		t.Fatalf("the sealed field shows the key")
 	}
-	// A taken name is said, and the key is still there to save, not shown.
-	code, _, page := b.post("/new-key/"+flow[1]+"/secret", url.Values{"name": {"taken"}})
-	if code != http.StatusConflict || !strings.Contains(page, "A secret named “taken” already exists") || strings.Contains(page, plain) {
+	// A taken name is said, and the form comes back with the same sealed
+	// key, not the key.
+	code, _, page := b.saveAsSecret(made, "taken")
+	if code != http.StatusConflict || !strings.Contains(page, "A secret named “taken” already exists") || strings.Contains(page, made.plain) {
 		t.Fatalf("taken secret name = %d", code)
 	}
-	if code, _, _ := b.post("/new-key/"+flow[1]+"/secret", url.Values{"name": {"api-key"}}); code != http.StatusSeeOther {
-		t.Fatalf("save as secret = %d", code)
+	if m := sealedRE.FindStringSubmatch(page); m == nil || m[1] != made.sealed || !strings.Contains(page, "/new-key/"+made.flow+"/secret") {
+		t.Fatalf("the dialog sent back lacks the same sealed key and flow")
 	}
-	if _, v, err := ks.ReadSecret(ctx, owner, "api-key"); err != nil || v != plain {
+	if code, h, _ := b.saveAsSecret(made, "api-key"); code != http.StatusSeeOther || h.Get("Location") != "/apps/"+app.App.ID+"/keys" {
+		t.Fatalf("save as secret = %d to %q", code, h.Get("Location"))
+	}
+	if _, v, err := ks.ReadSecret(ctx, owner, "api-key"); err != nil || v != made.plain {
 		t.Fatalf("secret api-key holds %q, %v; want the new key", v, err)
 	}
-	if code, _, _ := b.post("/new-key/"+flow[1]+"/secret", url.Values{"name": {"again"}}); code != http.StatusGone {
-		t.Errorf("saving the same key twice = %d, want 410", code)
+	if _, page := b.get("/apps/" + app.App.ID + "/keys"); strings.Contains(page, made.plain) || strings.Contains(page, made.sealed) ||
+		!strings.Contains(page, "Saved API key “k” as secret “api-key”.") {
+		t.Errorf("the keys view after saving shows the key or its seal again, or no notice")
 	}
-	if _, page := b.get("/apps/" + app.App.ID + "/keys"); strings.Contains(page, plain) {
-		t.Errorf("the keys view shows the key again")
+	// The replay the design accepts: the same key, once more.
+	if code, _, _ := b.saveAsSecret(made, "api-key"); code != http.StatusConflict {
+		t.Errorf("the same form replayed under the same name = %d, want 409", code)
+	}
+	if code, _, _ := b.saveAsSecret(made, "api-key-2"); code != http.StatusSeeOther {
+		t.Errorf("the same form replayed under another name = %d, want 303", code)
+	}
+	if _, v, err := ks.ReadSecret(ctx, owner, "api-key-2"); err != nil || v != made.plain {
+		t.Errorf("the replayed save holds %q, %v; want the same key", v, err)
 	}
 }
 

@@ -2,6 +2,7 @@ package console
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -12,7 +13,6 @@ import (
 
 var loginMessages = map[string]string{
 	"expired": "Your session has expired. Log in again.",
-	"revoked": "Your token is no longer accepted. Log in with a current one.",
 	"out":     "You have logged out.",
 }
 
@@ -50,7 +50,13 @@ func (c *console) login(w http.ResponseWriter, r *http.Request) {
 		c.renderLogin(w, r, http.StatusUnprocessableEntity, "Paste your user token to log in.")
 		return
 	}
-	cookie, _, err := c.svc.StartConsoleSession(r.Context(), token)
+	// A session this browser already had ends with this login: one
+	// browser, one session, and no forgotten one left alive.
+	old := ""
+	if ck, err := r.Cookie(sessionCookie); err == nil {
+		old = ck.Value
+	}
+	cookie, _, err := c.svc.StartConsoleSession(r.Context(), token, old)
 	switch keyservice.KindOf(err) {
 	case 0:
 		if err != nil {
@@ -204,6 +210,19 @@ func (c *console) keysPage(w http.ResponseWriter, r *http.Request, req *request)
 
 // renderKeys shows the keys view of an app (appID set) or of the service.
 func (c *console) renderKeys(w http.ResponseWriter, r *http.Request, req *request, appID, tab string, status int, edit func(*pageData)) {
+	d, err := c.keysData(r, req, appID, tab)
+	if err != nil {
+		c.fail(w, r, req, err)
+		return
+	}
+	if edit != nil {
+		edit(d)
+	}
+	c.render(w, status, "keys", d)
+}
+
+// keysData loads the keys view of an app (appID set) or of the service.
+func (c *console) keysData(r *http.Request, req *request, appID, tab string) (*pageData, error) {
 	ctx := r.Context()
 	if tab != keyservice.StateOrphaned {
 		tab = keyservice.StateActive
@@ -214,8 +233,7 @@ func (c *console) renderKeys(w http.ResponseWriter, r *http.Request, req *reques
 	if appID != "" {
 		app, err := c.loadApp(ctx, req, appID)
 		if err != nil {
-			c.fail(w, r, req, err)
-			return
+			return nil, err
 		}
 		v.App = app
 		d.Title = "API Keys · " + app.Name
@@ -224,8 +242,7 @@ func (c *console) renderKeys(w http.ResponseWriter, r *http.Request, req *reques
 	d.Crumbs = append(d.Crumbs, crumb{Label: "API Keys"})
 	keys, err := c.svc.ListKeys(ctx, req.caller, appID, "")
 	if err != nil {
-		c.fail(w, r, req, err)
-		return
+		return nil, err
 	}
 	now := c.svc.Now()
 	for _, k := range keys {
@@ -242,10 +259,7 @@ func (c *console) renderKeys(w http.ResponseWriter, r *http.Request, req *reques
 	}
 	v.Create = newKeyForm(now)
 	d.Keys = v
-	if edit != nil {
-		edit(d)
-	}
-	c.render(w, status, "keys", d)
+	return d, nil
 }
 
 // newKeyForm offers dates from tomorrow to a year ahead, in UTC.
@@ -319,61 +333,83 @@ func (c *console) createKey(w http.ResponseWriter, r *http.Request, req *request
 		again(status, msg)
 		return
 	}
-	// The key is shown in this response only. It stays in the session,
-	// sealed in the store, for Save As Secret until Close or a few minutes
-	// pass. If it cannot be held, it is still shown: it exists now, and
-	// this answer is the only one that can show it.
-	flow, err := c.putPending(r.Context(), req.sess, keyservice.PendingKey{Plain: created.Plain, AppID: appID, KeyName: created.Key.Name})
+	// The key is shown in this response only and kept nowhere on the
+	// server. For Save As Secret the page carries it too, sealed for this
+	// session and flow (see keyservice.SealNewKey). If it cannot be
+	// sealed, it is still shown: it exists now, and this answer is the only
+	// one that can show it.
+	nk := &newKey{Plain: created.Plain, Name: created.Key.Name, CloseURL: keysURL(created.Key.AppID, "")}
+	flow := randomToken()
+	sealed, err := c.svc.SealNewKey(req.sess.ConsoleSession, flow, keyservice.NewKey{Plain: created.Plain, AppID: created.Key.AppID, KeyName: created.Key.Name})
 	if err != nil {
-		c.log.Warn("console: hold the new key for Save As Secret", "err", err)
+		c.log.Warn("console: seal the new key for Save As Secret", "err", err)
+	} else {
+		nk.Flow, nk.Sealed = flow, sealed
 	}
 	c.renderKeys(w, r, req, appID, keyservice.StateActive, http.StatusCreated, func(d *pageData) {
-		d.Keys.NewKey = &newKey{Plain: created.Plain, Name: created.Key.Name, Flow: flow}
+		d.Keys.NewKey = nk
 	})
 }
 
+// saveAsSecret stores a key just created as a secret. The key comes back
+// with the form, sealed: it opens only for this session and flow, within
+// its few minutes. The server holds nothing in between, so a form replayed
+// in that time can at worst save the same key again, under another name,
+// or be told the name is taken (the user's own key, through their own
+// session and CSRF token: no harm). A form from another session or flow, an
+// altered one or one past its time is refused.
 func (c *console) saveAsSecret(w http.ResponseWriter, r *http.Request, req *request) {
-	flow := r.PathValue("flow")
-	p, ok, err := c.takePending(r.Context(), req.sess, flow)
-	if err != nil {
-		c.fail(w, r, req, err)
+	flow, sealed := r.PathValue("flow"), r.PostForm.Get("new_key")
+	k, err := c.svc.OpenNewKey(req.sess.ConsoleSession, flow, sealed)
+	if errors.Is(err, keyservice.ErrNewKeyExpired) {
+		c.showError(w, r, req, http.StatusGone, sentence(err.Error())+" Create another key to save it as a secret.")
 		return
 	}
-	if !ok {
-		c.showError(w, r, req, http.StatusGone, "The new API key is no longer held for saving: it is kept only until Close, for a few minutes. Create another key to save it as a secret.")
+	if err != nil { // another session's, another flow's, or altered: 403
+		c.fail(w, r, req, err)
 		return
 	}
 	name := strings.TrimSpace(r.PostForm.Get("name"))
-	if _, err := c.svc.CreateSecret(r.Context(), req.caller, name, p.Plain); err != nil {
-		status, msg, ok := formError(err)
-		if !ok {
-			c.fail(w, r, req, err)
-			return
-		}
-		if keyservice.KindOf(err) == keyservice.KindConflict {
-			msg = fmt.Sprintf("A secret named “%s” already exists. Choose another name.", name)
-		}
-		c.restorePending(r.Context(), req.sess, flow, p)
-		c.renderKeys(w, r, req, p.AppID, keyservice.StateActive, status, func(d *pageData) {
-			d.Keys.Secret = &secretForm{Flow: flow, Name: name, Error: msg}
-		})
+	if _, err := c.svc.CreateSecret(r.Context(), req.caller, name, k.Plain); err != nil {
+		c.retrySecret(w, r, req, flow, sealed, name, k, err)
 		return
 	}
-	c.setFlash(r.Context(), req.sess, fmt.Sprintf("Saved API key “%s” as secret “%s”.", p.KeyName, name))
-	http.Redirect(w, r, keysURL(p.AppID, ""), http.StatusSeeOther)
+	c.setFlash(r.Context(), req.sess, fmt.Sprintf("Saved API key “%s” as secret “%s”.", k.KeyName, name))
+	http.Redirect(w, r, keysURL(k.AppID, ""), http.StatusSeeOther)
 }
 
-func (c *console) closeNewKey(w http.ResponseWriter, r *http.Request, req *request) {
-	p, ok, err := c.takePending(r.Context(), req.sess, r.PathValue("flow"))
-	if err != nil {
-		c.fail(w, r, req, err)
-		return
+// retrySecret answers a Save As Secret whose create failed, whatever the
+// cause (a name taken or invalid, the store away): the New Secret dialog
+// again, with the error and the same sealed key, so the user can change
+// the name or simply try again. The key is in the form, not on the server,
+// so nothing is lost; were the keys view to fail to load too (the store
+// still away), the dialog is shown on its own rather than not at all.
+func (c *console) retrySecret(w http.ResponseWriter, r *http.Request, req *request, flow, sealed, name string, k keyservice.NewKey, err error) {
+	status, msg, ok := formError(err)
+	var de *keyservice.Error
+	switch {
+	case ok && keyservice.KindOf(err) == keyservice.KindConflict:
+		msg = fmt.Sprintf("A secret named “%s” already exists. Choose another name.", name)
+	case ok:
+	case keyservice.KindOf(err) == keyservice.KindUnavailable:
+		status, msg = statusOf(w, keyservice.KindUnavailable), "The key store cannot be reached right now, so the secret was not created. Try again in a moment."
+	case errors.As(err, &de):
+		status, msg = statusOf(w, de.Kind), sentence(de.Message)
+	default:
+		id := w.Header().Get("X-Request-Id")
+		c.log.Error("console: save a new key as a secret", "request_id", id, "err", err)
+		status, msg = http.StatusInternalServerError, fmt.Sprintf("Something went wrong on our side, so the secret was not created. Try again; if it persists, quote request %s.", id)
 	}
-	if !ok {
-		http.Redirect(w, r, "/", http.StatusSeeOther)
-		return
+	form := &secretForm{Flow: flow, Sealed: sealed, Name: name, Error: msg, CloseURL: keysURL(k.AppID, "")}
+	d, lerr := c.keysData(r, req, k.AppID, keyservice.StateActive)
+	if lerr != nil {
+		c.log.Warn("console: list keys under a Save As Secret retry", "err", lerr)
+		d = c.data(r, req, "API Keys")
+		d.Crumbs = []crumb{{Label: "Container Service", URL: "/"}, {Label: "API Keys"}}
+		d.Keys = &keysView{Tab: keyservice.StateActive, Unlisted: true}
 	}
-	http.Redirect(w, r, keysURL(p.AppID, ""), http.StatusSeeOther)
+	d.Keys.Secret = form
+	c.render(w, status, "keys", d)
 }
 
 func (c *console) revokeKey(w http.ResponseWriter, r *http.Request, req *request) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/base64"
 	"encoding/hex"
 	"net/http"
@@ -23,18 +24,33 @@ import (
 	"github.com/appkeys/appkeys/internal/store/pgtest"
 )
 
-var flowRE = regexp.MustCompile(`/new-key/([^/"]+)/secret`)
+var (
+	flowRE   = regexp.MustCompile(`/new-key/([^/"]+)/secret`)
+	sealedRE = regexp.MustCompile(`name="new_key" value="([^"]+)"`)
+)
 
-// createKeyPage creates a key through the console and returns the key it
-// shows and the flow that holds it for Save As Secret.
-func (b *browserless) createKeyPage(appID, name string) (plain, flow string) {
+// newKeyPage is what the page answering a key's creation carries: the key
+// it shows, and the Save As Secret form's flow and sealed key.
+type newKeyPage struct {
+	plain, flow, sealed string
+}
+
+// createKeyPage creates a key through the console and returns what the
+// page carries for it.
+func (b *browserless) createKeyPage(appID, name string) newKeyPage {
 	b.t.Helper()
 	code, _, page := b.post("/apps/"+appID+"/keys", url.Values{"name": {name}, "expires": {time.Now().UTC().AddDate(0, 0, 30).Format("2006-01-02")}})
-	plain, m := fullKeyRE.FindString(page), flowRE.FindStringSubmatch(page)
-	if code != http.StatusCreated || plain == "" || m == nil {
-		b.t.Fatalf("create key %q through %s = %d, key shown %v, save form %v", name, b.base, code, plain != "", m != nil)
+	plain, m, s := fullKeyRE.FindString(page), flowRE.FindStringSubmatch(page), sealedRE.FindStringSubmatch(page)
+	if code != http.StatusCreated || plain == "" || m == nil || s == nil {
+		b.t.Fatalf("create key %q through %s = %d, key shown %v, save form %v, sealed key %v", name, b.base, code, plain != "", m != nil, s != nil)
 	}
-	return plain, m[1]
+	return newKeyPage{plain: plain, flow: m[1], sealed: s[1]}
+}
+
+// saveAsSecret posts a page's Save As Secret form, as the browser does.
+func (b *browserless) saveAsSecret(k newKeyPage, name string) (int, http.Header, string) {
+	b.t.Helper()
+	return b.post("/new-key/"+k.flow+"/secret", url.Values{"name": {name}, "new_key": {k.sealed}})
 }
 
 // sessionCookieOf returns the browser's session cookie value.
@@ -58,8 +74,8 @@ func randomMasterKey(t *testing.T) string {
 // TestSessionServedByEveryReplica runs two key services on one PostgreSQL
 // database behind no sticky load balancer: a browser's requests land on
 // either. It logs in through A, works through B, saves through A a key
-// created on B, has both replicas race to take one held key, and logs out
-// through B, after which A refuses the old cookie.
+// created on B (the form from B's page), sends one form through both at
+// once, and logs out through B, after which A refuses the old cookie.
 func TestSessionServedByEveryReplica(t *testing.T) {
 	db := pgtest.NewDatabase(t)
 	master := randomMasterKey(t)
@@ -95,14 +111,15 @@ func TestSessionServedByEveryReplica(t *testing.T) {
 	if code, _ := br.get("/apps/" + appID + "/keys"); code != http.StatusOK {
 		t.Fatalf("keys view through B = %d", code)
 	}
-	plain, flow := br.createKeyPage(appID, "made-on-b")
+	made := br.createKeyPage(appID, "made-on-b")
 
-	// Save As Secret through A: the key B holds is in the shared session.
+	// Save As Secret through A, with the form from B's page: the key comes
+	// back sealed, and A opens what B sealed.
 	br.base = a.URL
-	if code, h, _ := br.post("/new-key/"+flow+"/secret", url.Values{"name": {"from-b"}}); code != http.StatusSeeOther {
+	if code, h, _ := br.saveAsSecret(made, "from-b"); code != http.StatusSeeOther {
 		t.Fatalf("save through A the key created on B = %d to %q", code, h.Get("Location"))
 	}
-	if _, v, err := a.Server.Service.ReadSecret(ctx, owner, "from-b"); err != nil || v != plain {
+	if _, v, err := a.Server.Service.ReadSecret(ctx, owner, "from-b"); err != nil || v != made.plain {
 		t.Fatalf("secret from-b = %q, %v; want the key created on B", v, err)
 	}
 	// The notice left by A shows on B's next page, once.
@@ -115,16 +132,17 @@ func TestSessionServedByEveryReplica(t *testing.T) {
 		t.Errorf("the notice was shown twice")
 	}
 
-	// One held key, taken through both replicas at once: exactly one wins.
-	_, flow = br.createKeyPage(appID, "raced")
+	// One form, posted through both replicas at once under one name: one
+	// secret is made, the other post is told the name is taken.
+	raced := br.createKeyPage(appID, "raced")
 	codes := make([]int, 2)
 	var wg sync.WaitGroup
 	for i, base := range []string{a.URL, b.URL} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			form := url.Values{"name": {"race-" + string(rune('a'+i))}, "csrf": {br.csrf}}
-			resp, err := br.c.PostForm(base+"/new-key/"+flow+"/secret", form)
+			form := url.Values{"name": {"raced"}, "new_key": {raced.sealed}, "csrf": {br.csrf}}
+			resp, err := br.c.PostForm(base+"/new-key/"+raced.flow+"/secret", form)
 			if err != nil {
 				t.Error(err)
 				return
@@ -134,11 +152,11 @@ func TestSessionServedByEveryReplica(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if !(codes[0] == http.StatusSeeOther && codes[1] == http.StatusGone) && !(codes[0] == http.StatusGone && codes[1] == http.StatusSeeOther) {
-		t.Errorf("saving one held key through A and B at once = %v; want one 303 and one 410", codes)
+	if !(codes[0] == http.StatusSeeOther && codes[1] == http.StatusConflict) && !(codes[0] == http.StatusConflict && codes[1] == http.StatusSeeOther) {
+		t.Errorf("one Save As Secret form through A and B at once = %v; want one 303 and one 409", codes)
 	}
-	if secrets, _ := a.Server.Service.ListSecrets(ctx, owner); len(secrets) != 2 {
-		t.Errorf("%d secrets after the race, want from-b and one of race-a, race-b", len(secrets))
+	if _, v, err := a.Server.Service.ReadSecret(ctx, owner, "raced"); err != nil || v != raced.plain {
+		t.Errorf("secret raced = %q, %v; want the raced key", v, err)
 	}
 
 	// Log out through B: A refuses the old cookie at once.
@@ -154,7 +172,8 @@ func TestSessionServedByEveryReplica(t *testing.T) {
 	}
 }
 
-// A session, and a key it holds for Save As Secret, survive a restart.
+// A session, and the Save As Secret form of a key created before, survive
+// a restart.
 func TestSessionSurvivesARestart(t *testing.T) {
 	svc := startConsole(t)
 	ctx := context.Background()
@@ -164,22 +183,24 @@ func TestSessionSurvivesARestart(t *testing.T) {
 	}
 	br := newBrowserless(t, svc.URL)
 	br.login(svc.OwnerToken)
-	plain, flow := br.createKeyPage(app.App.ID, "before-restart")
+	made := br.createKeyPage(app.App.ID, "before-restart")
 
 	svc.Restart()
 	if code, page := br.get("/"); code != http.StatusOK || !strings.Contains(page, "owner@appkeys.local") {
 		t.Fatalf("GET / after a restart = %d; want the session alive", code)
 	}
-	if code, _, _ := br.post("/new-key/"+flow+"/secret", url.Values{"name": {"kept"}}); code != http.StatusSeeOther {
+	if code, _, _ := br.saveAsSecret(made, "kept"); code != http.StatusSeeOther {
 		t.Fatalf("save as secret after a restart = %d", code)
 	}
-	if _, v, err := svc.Server.Service.ReadSecret(ctx, ownerCaller(t, svc, svc.OwnerToken), "kept"); err != nil || v != plain {
+	if _, v, err := svc.Server.Service.ReadSecret(ctx, ownerCaller(t, svc, svc.OwnerToken), "kept"); err != nil || v != made.plain {
 		t.Fatalf("secret kept = %q, %v; want the key created before the restart", v, err)
 	}
 }
 
-// The session cookie, the user's token and a key held for Save As Secret
-// are never written to the database files in clear.
+// The session cookie, the user's token and a key just created are never
+// written to the database files, in any form: not in clear, and not
+// sealed either (the key's sealed copy lives in the page alone). The
+// session's row has no blob at all.
 func TestSessionsLeaveNothingInClearOnDisk(t *testing.T) {
 	if os.Getenv(servicetest.EnvStore) == "postgres" {
 		t.Skip("checks the SQLite files; the PostgreSQL run keeps its rows in the cluster")
@@ -193,31 +214,79 @@ func TestSessionsLeaveNothingInClearOnDisk(t *testing.T) {
 	br := newBrowserless(t, svc.URL)
 	br.login(svc.OwnerToken)
 	cookie := br.sessionCookieOf()
-	plain, _ := br.createKeyPage(app.App.ID, "held")
+	made := br.createKeyPage(app.App.ID, "held")
+	// A retry round trip too (the name is invalid), so the sealed key has
+	// been through the server twice.
+	if code, _, page := br.saveAsSecret(made, "not a name"); code != http.StatusUnprocessableEntity || !strings.Contains(page, made.sealed) {
+		t.Fatalf("save under an invalid name = %d; want 422 with the form again", code)
+	}
 	rawCookie, err := base64.RawURLEncoding.DecodeString(cookie)
 	if err != nil {
 		t.Fatal(err)
 	}
+	rawSealed, err := base64.RawURLEncoding.DecodeString(made.sealed)
+	if err != nil || len(rawSealed) < 40 {
+		t.Fatalf("the sealed key %q does not decode: %v", made.sealed, err)
+	}
 
 	svc.Stop() // flushes, checkpoints and closes the database
+	dbPath := filepath.Join(svc.DataDir, "appkeys.db")
 	var disk []byte
-	for _, name := range []string{"appkeys.db", "appkeys.db-wal", "appkeys.db-shm"} {
-		if b, err := os.ReadFile(filepath.Join(svc.DataDir, name)); err == nil {
+	for _, name := range []string{dbPath, dbPath + "-wal", dbPath + "-shm"} {
+		if b, err := os.ReadFile(name); err == nil {
 			disk = append(disk, b...)
 		}
 	}
 	sum := sha256.Sum256([]byte(cookie))
-	if !bytes.Contains(disk, []byte(hex.EncodeToString(sum[:]))) {
+	sessionID := hex.EncodeToString(sum[:])
+	if !bytes.Contains(disk, []byte(sessionID)) {
 		t.Fatalf("the session's row (its hashed id) is not in the database files: read the wrong files?")
 	}
 	probes := map[string][]byte{
 		"session cookie": []byte(cookie), "session cookie's bytes": rawCookie,
 		"user token": []byte(svc.OwnerToken), "user token without prefix": []byte(svc.OwnerToken[4:]),
-		"held key": []byte(plain), "held key without prefix": []byte(plain[4:]),
+		"new key": []byte(made.plain), "new key without prefix": []byte(made.plain[4:]),
+		"sealed key": []byte(made.sealed), "sealed key's ciphertext": rawSealed[8+1+12:],
 	}
 	for what, p := range probes {
 		if bytes.Contains(disk, p) {
-			t.Errorf("the database files contain the %s in clear", what)
+			t.Errorf("the database files contain the %s", what)
+		}
+	}
+
+	// The session's row, column by column: no blob, nothing of the key.
+	db, err := sql.Open("sqlite", "file:"+dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.QueryContext(ctx, `SELECT * FROM console_sessions WHERE id = $1`, sessionID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	cols, _ := rows.Columns()
+	if !rows.Next() {
+		t.Fatalf("no session row: %v", rows.Err())
+	}
+	vals := make([]any, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	if err := rows.Scan(ptrs...); err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range vals {
+		switch v := v.(type) {
+		case []byte:
+			t.Errorf("the session row's column %s holds a blob of %d bytes", cols[i], len(v))
+		case string:
+			for what, p := range probes {
+				if strings.Contains(v, string(p)) {
+					t.Errorf("the session row's column %s holds the %s", cols[i], what)
+				}
+			}
 		}
 	}
 }

@@ -6,8 +6,6 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"net/http"
-	"sort"
-	"time"
 
 	"github.com/appkeys/appkeys/internal/keyservice"
 )
@@ -20,29 +18,22 @@ const (
 	loginCookie = "appkeys_login"
 
 	sessionLifetime = keyservice.ConsoleSessionLifetime
-	// pendingLifetime bounds how long a freshly created key stays held
-	// (sealed, in the session's row) for Save As Secret; it is shown once
-	// and must not linger.
-	pendingLifetime = 5 * time.Minute
-	maxPending      = 8
 )
 
-// session is a logged-in browser as one request sees it. Only its random
-// cookie travels to the browser; the user's token stays in the key
-// service's store, sealed, so it is never exposed to scripts, and any
-// replica can serve the session. Changes go through the key service, which
-// applies them atomically however many replicas the browser's requests
-// reach at once.
+// session is a logged-in browser as one request sees it: the key service's
+// session (its row id, its user as the caller, its CSRF token) and the
+// cookie that named it. Only the random cookie travels to the browser, and
+// the store keeps no token for it: the console acts as the session's user,
+// whom the key service reads live at every request.
 type session struct {
+	keyservice.ConsoleSession
 	cookie string
-	token  string
-	csrf   string
 	// hasFlash tells that a notice waits, so pages without one write nothing.
 	hasFlash bool
 }
 
 func newSession(cookie string, s keyservice.ConsoleSession) session {
-	return session{cookie: cookie, token: s.Token, csrf: s.CSRF, hasFlash: s.Flash != ""}
+	return session{ConsoleSession: s, cookie: cookie, hasFlash: s.Flash != ""}
 }
 
 // randomToken returns 256 random bits, URL-safe.
@@ -55,11 +46,7 @@ func randomToken() string {
 // setFlash leaves a notice for the next page this session sees. A notice
 // is a courtesy: failing to leave one is logged, not shown.
 func (c *console) setFlash(ctx context.Context, sess session, msg string) {
-	err := c.svc.UpdateConsoleSession(ctx, sess.cookie, func(s *keyservice.ConsoleSession) error {
-		s.Flash = msg
-		return nil
-	})
-	if err != nil {
+	if err := c.svc.SetConsoleFlash(ctx, sess.cookie, msg); err != nil {
 		c.log.Warn("console: leave a notice", "err", err)
 	}
 }
@@ -70,71 +57,12 @@ func (c *console) popFlash(ctx context.Context, sess *session) string {
 		return ""
 	}
 	sess.hasFlash = false
-	var msg string
-	err := c.svc.UpdateConsoleSession(ctx, sess.cookie, func(s *keyservice.ConsoleSession) error {
-		msg, s.Flash = s.Flash, ""
-		return nil
-	})
+	msg, err := c.svc.TakeConsoleFlash(ctx, sess.cookie)
 	if err != nil {
 		c.log.Warn("console: take the notice", "err", err)
 		return ""
 	}
 	return msg
-}
-
-// putPending holds a new key for the Save As Secret step and returns the
-// flow id that names it. The oldest held keys make room past maxPending.
-func (c *console) putPending(ctx context.Context, sess session, p keyservice.PendingKey) (string, error) {
-	flow := randomToken()
-	p.Expires = c.svc.Now().Add(pendingLifetime)
-	err := c.svc.UpdateConsoleSession(ctx, sess.cookie, func(s *keyservice.ConsoleSession) error {
-		flows := make([]string, 0, len(s.Pending))
-		for f := range s.Pending {
-			flows = append(flows, f)
-		}
-		sort.Slice(flows, func(i, j int) bool { return s.Pending[flows[i]].Expires.Before(s.Pending[flows[j]].Expires) })
-		for len(flows) >= maxPending {
-			delete(s.Pending, flows[0])
-			flows = flows[1:]
-		}
-		s.Pending[flow] = p
-		return nil
-	})
-	if err != nil {
-		return "", err
-	}
-	return flow, nil
-}
-
-// takePending removes the flow's key and returns it, if still held. Of
-// two requests taking one key, on any replicas, one gets it.
-func (c *console) takePending(ctx context.Context, sess session, flow string) (keyservice.PendingKey, bool, error) {
-	var p keyservice.PendingKey
-	var ok bool
-	err := c.svc.UpdateConsoleSession(ctx, sess.cookie, func(s *keyservice.ConsoleSession) error {
-		p, ok = s.Pending[flow] // expired keys are not listed
-		delete(s.Pending, flow)
-		return nil
-	})
-	if err != nil {
-		return keyservice.PendingKey{}, false, err
-	}
-	return p, ok, nil
-}
-
-// restorePending puts a key back after a failed save (say, a secret name
-// already taken), so the user can try another name.
-func (c *console) restorePending(ctx context.Context, sess session, flow string, p keyservice.PendingKey) {
-	if !c.svc.Now().Before(p.Expires) {
-		return
-	}
-	err := c.svc.UpdateConsoleSession(ctx, sess.cookie, func(s *keyservice.ConsoleSession) error {
-		s.Pending[flow] = p
-		return nil
-	})
-	if err != nil {
-		c.log.Warn("console: hold the new key again", "err", err)
-	}
 }
 
 // sameToken compares two secrets in constant time.

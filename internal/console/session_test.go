@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -39,7 +38,7 @@ func testConsole(t *testing.T) (*console, session, *clock) {
 	clk := &clock{t: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)}
 	ts := servicetest.Start(t, servicetest.WithConfig(func(c *keyserver.Config) { c.Now = clk.Now }))
 	svc := ts.Server.Service
-	cookie, started, err := svc.StartConsoleSession(context.Background(), ts.OwnerToken)
+	cookie, started, err := svc.StartConsoleSession(context.Background(), ts.OwnerToken, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,58 +63,12 @@ func (c *clock) Add(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-func TestSessionsExpireAndPendingKeysAreTakenOnce(t *testing.T) {
+func TestSessionsExpireAndNoticesShowOnce(t *testing.T) {
 	ctx := context.Background()
 	c, sess, clk := testConsole(t)
 	got, err := c.svc.ConsoleSession(ctx, sess.cookie)
-	if err != nil || got.Token != sess.token || got.CSRF == "" || got.CSRF == sess.cookie {
+	if err != nil || got.CSRF != sess.CSRF || got.CSRF == "" || got.CSRF == sess.cookie || got.Caller.User == nil {
 		t.Fatalf("get after create: %+v %v", got, err)
-	}
-	flow, err := c.putPending(ctx, sess, keyservice.PendingKey{Plain: "cak_x", AppID: "app_1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p, ok, err := c.takePending(ctx, sess, flow); err != nil || !ok || p.Plain != "cak_x" {
-		t.Fatalf("take pending: %+v %v %v", p, ok, err)
-	}
-	if _, ok, _ := c.takePending(ctx, sess, flow); ok {
-		t.Errorf("a pending key was taken twice")
-	}
-	flow, _ = c.putPending(ctx, sess, keyservice.PendingKey{Plain: "cak_y"})
-	clk.Add(pendingLifetime)
-	if _, ok, _ := c.takePending(ctx, sess, flow); ok {
-		t.Errorf("a pending key outlived %v", pendingLifetime)
-	}
-	other := session{cookie: randomToken()}
-	if _, ok, err := c.takePending(ctx, other, flow); ok || keyservice.KindOf(err) != keyservice.KindUnauthorized {
-		t.Errorf("another session took the pending key: %v %v", ok, err)
-	}
-	clk.Add(sessionLifetime)
-	if _, err := c.svc.ConsoleSession(ctx, sess.cookie); keyservice.KindOf(err) != keyservice.KindUnauthorized {
-		t.Errorf("the session outlived %v: %v", sessionLifetime, err)
-	}
-}
-
-func TestPendingKeysAreBoundedAndNoticesShownOnce(t *testing.T) {
-	ctx := context.Background()
-	c, sess, clk := testConsole(t)
-	var flows []string
-	for i := 0; i < maxPending+2; i++ {
-		flow, err := c.putPending(ctx, sess, keyservice.PendingKey{Plain: "cak_" + strconv.Itoa(i)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		flows = append(flows, flow)
-		clk.Add(time.Second)
-	}
-	got, _ := c.svc.ConsoleSession(ctx, sess.cookie)
-	if len(got.Pending) != maxPending {
-		t.Fatalf("%d keys held, want at most %d", len(got.Pending), maxPending)
-	}
-	for i, flow := range flows {
-		if _, held := got.Pending[flow]; held != (i >= 2) {
-			t.Errorf("key %d held %v; the oldest should make room", i, held)
-		}
 	}
 
 	c.setFlash(ctx, sess, "Revoked.")
@@ -124,10 +77,18 @@ func TestPendingKeysAreBoundedAndNoticesShownOnce(t *testing.T) {
 	if msg := c.popFlash(ctx, &fresh); msg != "Revoked." {
 		t.Fatalf("popFlash = %q", msg)
 	}
+	if msg := c.popFlash(ctx, &fresh); msg != "" {
+		t.Fatalf("popFlash twice on one request = %q", msg)
+	}
 	got, _ = c.svc.ConsoleSession(ctx, sess.cookie)
 	again := newSession(sess.cookie, got)
 	if msg := c.popFlash(ctx, &again); msg != "" || got.Flash != "" {
 		t.Fatalf("the notice was shown twice: %q %q", msg, got.Flash)
+	}
+
+	clk.Add(sessionLifetime)
+	if _, err := c.svc.ConsoleSession(ctx, sess.cookie); keyservice.KindOf(err) != keyservice.KindUnauthorized {
+		t.Errorf("the session outlived %v: %v", sessionLifetime, err)
 	}
 }
 

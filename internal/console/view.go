@@ -70,9 +70,12 @@ type keysView struct {
 	OrphanedCount int
 	// CanRevokeOrphaned is false for members: the Orphaned tab says why.
 	CanRevokeOrphaned bool
-	Create            keyForm
-	NewKey            *newKey
-	Secret            *secretForm
+	// Unlisted says the keys could not be read (the store away): the page
+	// shows only its dialog, a Save As Secret to try again.
+	Unlisted bool
+	Create   keyForm
+	NewKey   *newKey
+	Secret   *secretForm
 }
 
 // URL returns the view's address for a tab.
@@ -112,21 +115,32 @@ type quickChoice struct {
 type newKey struct {
 	Plain string
 	Name  string
-	Flow  string
+	// Flow and Sealed make the Save As Secret form: the flow id names its
+	// action, and Sealed is the key sealed for this session and flow (see
+	// keyservice.SealNewKey). Empty when the key could not be sealed: then
+	// the dialog offers no Save As Secret.
+	Flow   string
+	Sealed string
+	// CloseURL is where Close goes: the keys view, without the key.
+	CloseURL string
 }
 
-// secretForm is the New Secret dialog when the server sends it back.
+// secretForm is the New Secret dialog when the server sends it back (a
+// name taken, the store failing), with the same sealed key, so the user can
+// try again.
 type secretForm struct {
-	Flow  string
-	Name  string
-	Error string
+	Flow     string
+	Sealed   string
+	Name     string
+	Error    string
+	CloseURL string
 }
 
 func (c *console) data(r *http.Request, req *request, title string) *pageData {
 	d := &pageData{Title: title}
 	if req != nil {
 		u := req.user
-		d.User, d.Org, d.CSRF = &u, req.org, req.sess.csrf
+		d.User, d.Org, d.CSRF = &u, req.org, req.sess.CSRF
 		d.Flash = c.popFlash(r.Context(), &req.sess)
 	}
 	return d

@@ -74,9 +74,10 @@ type keyring struct {
 	keyHash   []byte // HMAC secret for API key hashes (version 1)
 	tokenHash []byte // HMAC secret for user, verifier and admin tokens
 	secrets   cipher.AEAD
-	// sessions seals console session state; sessionCSRF derives a
-	// session's CSRF token from its cookie, so the token needs no storing.
-	sessions    cipher.AEAD
+	// newKeys seals a key just created in the console into its page's
+	// Save As Secret form; sessionCSRF derives a console session's CSRF
+	// token from its cookie, so the token needs no storing.
+	newKeys     cipher.AEAD
 	sessionCSRF []byte
 }
 
@@ -110,7 +111,9 @@ func newKeyring(master []byte) (*keyring, error) {
 	if err != nil {
 		return nil, err
 	}
-	sessions, err := gcm("console-sessions v1")
+	// "console-sessions v1" sealed session rows until they held nothing
+	// secret; a purpose name is never reused for another use.
+	newKeys, err := gcm("console-new-key v1")
 	if err != nil {
 		return nil, err
 	}
@@ -118,7 +121,7 @@ func newKeyring(master []byte) (*keyring, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &keyring{keyHash: kh, tokenHash: th, secrets: aead, sessions: sessions, sessionCSRF: csrf}, nil
+	return &keyring{keyHash: kh, tokenHash: th, secrets: aead, newKeys: newKeys, sessionCSRF: csrf}, nil
 }
 
 func (k *keyring) hashToken(token string) string {
@@ -146,15 +149,6 @@ func (k *keyring) open(orgID, name string, sealed []byte) ([]byte, error) {
 		return nil, errors.New("stored secret cannot be decrypted: was the master key changed?")
 	}
 	return v, nil
-}
-
-// sealSession encrypts a console session's state, bound to its row id.
-func (k *keyring) sealSession(id string, state []byte) ([]byte, error) {
-	return sealWith(k.sessions, []byte(id), state)
-}
-
-func (k *keyring) openSession(id string, sealed []byte) ([]byte, error) {
-	return openWith(k.sessions, []byte(id), sealed)
 }
 
 // sessionCSRFToken derives the CSRF token of the console session whose

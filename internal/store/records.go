@@ -110,12 +110,13 @@ type KeyFilter struct {
 }
 
 // ConsoleSession is a web console session's row. ID is the SHA-256 (hex) of
-// the session cookie, never the cookie; Sealed is the session's state,
-// encrypted by the caller, and opaque to the store.
+// the session cookie, never the cookie. The row holds nothing secret: the
+// session acts as the live user UserID names (no token is kept), and Flash
+// is a one-time notice for its next page ("Revoked API key “ci”.").
 type ConsoleSession struct {
 	ID        string
 	UserID    string
-	Sealed    []byte
+	Flash     string
 	CreatedAt time.Time
 	ExpiresAt time.Time
 }

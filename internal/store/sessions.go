@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"strings"
 	"time"
 )
 
@@ -27,9 +28,12 @@ func (s *Store) forUpdate(skipLocked bool) string {
 }
 
 // CreateConsoleSession stores a new console session of a live user, and
-// sweeps up to SessionSweepLimit sessions that expired by its CreatedAt. A
+// sweeps up to SessionSweepLimit sessions that expired by its CreatedAt.
+// replaces, when set, is the id of a session the same browser had before
+// (a login over an old cookie): it is deleted in the same transaction,
+// whoever's it was, so a login never leaves the previous session alive. A
 // deleted or unknown user is ErrNotFound; an id already taken, ErrConflict.
-func (s *Store) CreateConsoleSession(ctx context.Context, sess ConsoleSession) error {
+func (s *Store) CreateConsoleSession(ctx context.Context, sess ConsoleSession, replaces string) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
 		// As in CreateKey, the no-op UPDATE takes the user's row lock
 		// (PostgreSQL), so a concurrent DeleteUser waits and then deletes
@@ -41,63 +45,88 @@ func (s *Store) CreateConsoleSession(ctx context.Context, sess ConsoleSession) e
 		if n, _ := res.RowsAffected(); n == 0 {
 			return ErrNotFound
 		}
+		if replaces != "" {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM console_sessions WHERE id = $1`, replaces); err != nil {
+				return err
+			}
+		}
 		if _, err := s.sweepSessions(ctx, tx, sess.CreatedAt, SessionSweepLimit); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO console_sessions (id, user_id, sealed, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)`,
-			sess.ID, sess.UserID, sess.Sealed, micros(sess.CreatedAt), micros(sess.ExpiresAt))
+		_, err = tx.ExecContext(ctx, `INSERT INTO console_sessions (id, user_id, flash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)`,
+			sess.ID, sess.UserID, sess.Flash, micros(sess.CreatedAt), micros(sess.ExpiresAt))
 		return err
 	})
 }
 
-const sessionCols = `id, user_id, sealed, created_at, expires_at`
+// sessionUserCols are userCols of the users table joined as u.
+var sessionUserCols = "u." + strings.ReplaceAll(userCols, ", ", ", u.")
 
-func scanSession(row interface{ Scan(...any) error }) (ConsoleSession, error) {
+// ConsoleSession returns the session with this id and its user, unless the
+// session expired by now or the user was deleted: each is ErrNotFound, as
+// is an unknown id. The user is read live in the same query, so a session
+// acts with the user's current role.
+func (s *Store) ConsoleSession(ctx context.Context, id string, now time.Time) (ConsoleSession, User, error) {
+	defer s.timed("session_lookup")()
+	row := s.db.QueryRowContext(ctx, `SELECT s.id, s.user_id, s.flash, s.created_at, s.expires_at, `+sessionUserCols+`
+		FROM console_sessions s JOIN users u ON u.id = s.user_id AND u.deleted_at IS NULL
+		WHERE s.id = $1 AND s.expires_at > $2`, id, micros(now))
 	var c ConsoleSession
 	var created, expires int64
-	if err := row.Scan(&c.ID, &c.UserID, &c.Sealed, &created, &expires); err != nil {
-		return ConsoleSession{}, err
+	var u User
+	var uCreated int64
+	var uDeleted sql.NullInt64
+	err := row.Scan(&c.ID, &c.UserID, &c.Flash, &created, &expires,
+		&u.ID, &u.OrgID, &u.Email, &u.Role, &u.TokenHash, &uCreated, &uDeleted)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ConsoleSession{}, User{}, ErrNotFound
+	}
+	if err != nil {
+		return ConsoleSession{}, User{}, classify(err)
 	}
 	c.CreatedAt, c.ExpiresAt = fromMicros(created), fromMicros(expires)
-	return c, nil
+	u.CreatedAt, u.DeletedAt = fromMicros(uCreated), nullTime(uDeleted)
+	return c, u, nil
 }
 
-// ConsoleSession returns the session with this id, unless it expired by
-// now: an unknown or expired session is ErrNotFound.
-func (s *Store) ConsoleSession(ctx context.Context, id string, now time.Time) (ConsoleSession, error) {
-	defer s.timed("session_lookup")()
-	c, err := scanSession(s.db.QueryRowContext(ctx, `SELECT `+sessionCols+` FROM console_sessions WHERE id = $1 AND expires_at > $2`, id, micros(now)))
-	if errors.Is(err, sql.ErrNoRows) {
-		return ConsoleSession{}, ErrNotFound
-	}
-	return c, classify(err)
-}
-
-// UpdateConsoleSession changes a session's sealed state: fn gets the row
-// as it is and returns the new state, or nil to leave the row unchanged.
-// The read, fn and the write run in one write transaction with the row
-// locked (FOR UPDATE on PostgreSQL; SQLite has one writer), so concurrent
-// updates of one session, through any replica, apply one after the other
-// and each sees the last one's result. An error from fn rolls back and is
-// returned. fn must not call the store: on SQLite it runs while this
-// transaction holds the only writer connection. An unknown or expired
-// session is ErrNotFound.
-func (s *Store) UpdateConsoleSession(ctx context.Context, id string, now time.Time, fn func(ConsoleSession) ([]byte, error)) error {
+// SetConsoleSessionFlash leaves a one-time notice for the session's next
+// page, replacing any notice waiting. An unknown or expired session is
+// ErrNotFound.
+func (s *Store) SetConsoleSessionFlash(ctx context.Context, id string, now time.Time, flash string) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
-		c, err := scanSession(tx.QueryRowContext(ctx, `SELECT `+sessionCols+` FROM console_sessions WHERE id = $1 AND expires_at > $2`+s.forUpdate(false), id, micros(now)))
-		if errors.Is(err, sql.ErrNoRows) {
-			return ErrNotFound
-		}
+		res, err := tx.ExecContext(ctx, `UPDATE console_sessions SET flash = $1 WHERE id = $2 AND expires_at > $3`, flash, id, micros(now))
 		if err != nil {
 			return err
 		}
-		sealed, err := fn(c)
-		if err != nil || sealed == nil {
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrNotFound
+		}
+		return nil
+	})
+}
+
+// TakeConsoleSessionFlash returns the session's waiting notice ("" for
+// none) and clears it. The read and the clear run with the row locked
+// (FOR UPDATE on PostgreSQL; SQLite has one writer), so of two requests of
+// one session, on any replicas, one gets the notice. An unknown or expired
+// session is ErrNotFound.
+func (s *Store) TakeConsoleSessionFlash(ctx context.Context, id string, now time.Time) (string, error) {
+	var flash string
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, `SELECT flash FROM console_sessions WHERE id = $1 AND expires_at > $2`+s.forUpdate(false), id, micros(now)).Scan(&flash)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil || flash == "" {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE console_sessions SET sealed = $1 WHERE id = $2`, sealed, id)
+		_, err = tx.ExecContext(ctx, `UPDATE console_sessions SET flash = '' WHERE id = $1`, id)
 		return err
 	})
+	if err != nil {
+		return "", err
+	}
+	return flash, nil
 }
 
 // DeleteConsoleSession deletes a session (logout): it ends on every replica

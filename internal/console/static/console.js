@@ -79,8 +79,8 @@
     d.addEventListener("close", function () {
       if (d.returnFocus && document.contains(d.returnFocus)) d.returnFocus.focus();
     });
-    // Escape on a dialog that holds a new key ends the flow on the server
-    // too, as Close does, so the key does not wait there for nothing.
+    // Escape on a dialog that holds a new key does what Close does: it
+    // reloads the keys view, so the key (and its sealed copy) leaves the page.
     if (d.dataset.cancelSubmits) {
       d.addEventListener("cancel", function (e) {
         e.preventDefault();

@@ -32,9 +32,10 @@ func Run(t *testing.T, open Open) {
 	t.Run("CreateRacesDelete", func(t *testing.T) { testCreateRacesDelete(t, open(t)) })
 	t.Run("Bootstrap", func(t *testing.T) { testBootstrap(t, open(t)) })
 	t.Run("ConsoleSessions", func(t *testing.T) { testConsoleSessions(t, open(t)) })
+	t.Run("ConsoleSessionReplaces", func(t *testing.T) { testConsoleSessionReplaces(t, open(t)) })
 	t.Run("ConsoleSessionExpiryAndSweep", func(t *testing.T) { testConsoleSessionExpiryAndSweep(t, open(t)) })
 	t.Run("ConsoleSessionsEndWithTheirUser", func(t *testing.T) { testConsoleSessionsEndWithTheirUser(t, open(t)) })
-	t.Run("ConcurrentConsoleSessionUpdates", func(t *testing.T) { testConcurrentConsoleSessionUpdates(t, open(t)) })
+	t.Run("ConcurrentConsoleSessionFlash", func(t *testing.T) { testConcurrentConsoleSessionFlash(t, open(t)) })
 }
 
 type fixture struct {
