@@ -240,7 +240,7 @@ func TestConsoleSessionRowHoldsNoSecret(t *testing.T) {
 	}
 	defer rows.Close()
 	cols, _ := rows.Columns()
-	if strings.Join(cols, ",") != "id,user_id,created_at,expires_at,flash" {
+	if strings.Join(cols, ",") != "id,user_id,flash,created_at,expires_at" {
 		t.Errorf("console_sessions columns = %v", cols)
 	}
 	n := 0

@@ -205,7 +205,6 @@ func (s *Store) migrate(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		applied := false
 		err = s.write(ctx, func(tx *sql.Tx) error {
 			if s.dialect == "postgres" {
 				// Replicas starting together must not run a migration twice.
@@ -226,31 +225,13 @@ func (s *Store) migrate(ctx context.Context) error {
 				}
 			}
 			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)`, version, micros(time.Now()))
-			applied = err == nil
 			return err
 		})
 		if err != nil {
 			return fmt.Errorf("migrate %s: %w", version, err)
 		}
-		if q := vacuumAfter[s.dialect][version]; applied && q != "" {
-			// VACUUM cannot run inside a transaction; the replica that
-			// applied the migration runs it once, right after.
-			if _, err := s.wdb.ExecContext(ctx, q); err != nil {
-				return fmt.Errorf("migrate %s: %s: %w", version, q, err)
-			}
-		}
 	}
 	return nil
-}
-
-// vacuumAfter names, per dialect, the migrations that dropped secret data
-// and the statement that rewrites the database (or table) without it:
-// deleted rows otherwise stay in free pages (SQLite) or dead tuples
-// (PostgreSQL) until overwritten. 0003 dropped the console sessions' sealed
-// blobs, which held user tokens and keys just created.
-var vacuumAfter = map[string]map[string]string{
-	"sqlite":   {"0003_console_sessions_hold_no_secrets": "VACUUM"},
-	"postgres": {"0003_console_sessions_hold_no_secrets": "VACUUM FULL console_sessions"},
 }
 
 // splitSQL splits a migration into statements at semicolons that end a line.

@@ -1,14 +1,10 @@
 package store_test
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
-	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -70,18 +66,17 @@ func TestPostgresContract(t *testing.T) {
 // for store.Open, raw for database/sql with driver.
 type migrationDB struct {
 	name, driver, dsn, raw string
-	files                  []string // the SQLite files, to search
 }
 
 // migrationDBs makes a fresh database of each dialect, by name.
 var migrationDBs = map[string]func(t *testing.T) migrationDB{
 	"sqlite": func(t *testing.T) migrationDB {
 		path := filepath.Join(t.TempDir(), "appkeys.db")
-		return migrationDB{"sqlite", "sqlite", path, "file:" + path, []string{path, path + "-wal", path + "-shm"}}
+		return migrationDB{"sqlite", "sqlite", path, "file:" + path}
 	},
 	"postgres": func(t *testing.T) migrationDB {
 		u := pgtest.NewDatabase(t)
-		return migrationDB{"postgres", "pgx", u, u, nil}
+		return migrationDB{"postgres", "pgx", u, u}
 	},
 }
 
@@ -116,7 +111,7 @@ func execAll(t *testing.T, driver, raw string, qs ...string) {
 }
 
 // A database made before console sessions were stored (0001 only) gets
-// 0002 and 0003 when a newer binary opens it, and keeps its data.
+// 0002 when a newer binary opens it, and keeps its data.
 func TestMigrationsApplyToAnExistingDatabase(t *testing.T) {
 	for _, name := range []string{"sqlite", "postgres"} {
 		t.Run(name, func(t *testing.T) {
@@ -126,7 +121,7 @@ func TestMigrationsApplyToAnExistingDatabase(t *testing.T) {
 			s.Close()
 			// Take the database back to what the 0001 binary left.
 			execAll(t, db.driver, db.raw, `DROP TABLE console_sessions`,
-				`DELETE FROM schema_migrations WHERE version IN ('0002_console_sessions', '0003_console_sessions_hold_no_secrets')`)
+				`DELETE FROM schema_migrations WHERE version = '0002_console_sessions'`)
 
 			s, err := store.Open(ctx, db.dsn)
 			if err != nil {
@@ -145,91 +140,4 @@ func TestMigrationsApplyToAnExistingDatabase(t *testing.T) {
 			}
 		})
 	}
-}
-
-// 0003 takes the sealed blobs of 0002 (user tokens and keys just created,
-// sealed under a key derived from the master key) out of the database:
-// their rows go, the column goes, and on SQLite no byte of them is left in
-// the files, not even of rows an earlier logout deleted.
-func TestMigration0003LeavesNoSealedBlob(t *testing.T) {
-	for _, name := range []string{"sqlite", "postgres"} {
-		t.Run(name, func(t *testing.T) {
-			db := migrationDBs[name](t)
-			ctx := context.Background()
-			s, owner := bootstrapped(t, db.dsn)
-			s.Close()
-			// Take the database back to what the 0002 binary left, with
-			// two sessions, one of them since logged out.
-			v2, err := os.ReadFile(filepath.Join("migrations", db.name, "0002_console_sessions.sql"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			// 15 kB: past a page, so a deleted blob leaves whole free
-			// pages behind, as a logged-out session's did.
-			blob := func(n int) string {
-				return fmt.Sprintf("'%x'", bytes.Repeat([]byte(fmt.Sprintf("SEALED-TOKEN-%d|", n)), 1000))
-			}
-			blobSQL := map[string]func(string) string{
-				"sqlite":   func(hex string) string { return "x" + hex },
-				"postgres": func(hex string) string { return `decode(` + hex + `, 'hex')` },
-			}[db.name]
-			qs := []string{`DROP TABLE console_sessions`, `DELETE FROM schema_migrations WHERE version = '0003_console_sessions_hold_no_secrets'`}
-			var body []string
-			for _, l := range strings.Split(string(v2), "\n") {
-				if !strings.HasPrefix(strings.TrimSpace(l), "--") {
-					body = append(body, l)
-				}
-			}
-			for _, stmt := range strings.Split(strings.Join(body, "\n"), ";") {
-				if q := strings.TrimSpace(stmt); q != "" {
-					qs = append(qs, q)
-				}
-			}
-			for i := 1; i <= 2; i++ {
-				qs = append(qs, fmt.Sprintf(`INSERT INTO console_sessions (id, user_id, sealed, created_at, expires_at) VALUES ('h%d', '%s', %s, 1, 9999999999999999)`, i, owner.ID, blobSQL(blob(i))))
-			}
-			qs = append(qs, `DELETE FROM console_sessions WHERE id = 'h1'`)
-			execAll(t, db.driver, db.raw, qs...)
-			if db.files != nil {
-				if !bytes.Contains(readAll(db.files), []byte("SEALED-TOKEN-2|")) {
-					t.Fatalf("the 0002 blob is not in the files before the migration: read the wrong files?")
-				}
-			}
-
-			s, err = store.Open(ctx, db.dsn)
-			if err != nil {
-				t.Fatalf("open a 0002 database: %v", err)
-			}
-			if _, _, err := s.ConsoleSession(ctx, "h2", storetestNow()); !errors.Is(err, store.ErrNotFound) {
-				t.Errorf("a 0002 session after 0003: %v, want it gone", err)
-			}
-			s.Close()
-			raw, err := sql.Open(db.driver, db.raw)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer raw.Close()
-			if _, err := raw.ExecContext(ctx, `SELECT sealed FROM console_sessions`); err == nil {
-				t.Errorf("console_sessions still has a sealed column")
-			}
-			raw.Close()
-			if db.files != nil {
-				for i := 1; i <= 2; i++ {
-					if bytes.Contains(readAll(db.files), []byte(fmt.Sprintf("SEALED-TOKEN-%d|", i))) {
-						t.Errorf("session %d's sealed blob is still in the SQLite files after 0003", i)
-					}
-				}
-			}
-		})
-	}
-}
-
-func readAll(paths []string) []byte {
-	var out []byte
-	for _, p := range paths {
-		if b, err := os.ReadFile(p); err == nil {
-			out = append(out, b...)
-		}
-	}
-	return out
 }

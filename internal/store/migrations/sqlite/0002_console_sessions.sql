@@ -1,13 +1,13 @@
 -- Console sessions live here, not in a replica's memory, so that any
 -- replica serves any browser and a restart logs nobody out. id is the
--- SHA-256 (hex) of the session cookie, never the cookie; sealed is an
--- AES-256-GCM blob (the user's token, the one-time notice, the keys held
--- for Save As Secret) under a key derived from the master key, with id as
--- additional data. user_id and expires_at stay in clear for cleanup.
+-- SHA-256 (hex) of the session cookie, never the cookie. Nothing secret is
+-- kept: the session acts as its user, loaded live by user_id, and flash is
+-- the one-time notice for the next page. A key just created in the console
+-- never comes here: it travels in the page, sealed for Save As Secret.
 CREATE TABLE console_sessions (
 	id         TEXT PRIMARY KEY,
 	user_id    TEXT NOT NULL REFERENCES users (id),
-	sealed     BLOB NOT NULL,
+	flash      TEXT NOT NULL DEFAULT '',
 	created_at INTEGER NOT NULL,
 	expires_at INTEGER NOT NULL
 );
