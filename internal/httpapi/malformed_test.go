@@ -151,6 +151,10 @@ func TestMalformedInput(t *testing.T) {
 		{"secret bad name", "POST", "/v1/secrets", w.ownerTok, map[string]any{"name": "a b", "value": "v"}, 422, "invalid_argument"},
 		{"secret slash name", "POST", "/v1/secrets", w.ownerTok, map[string]any{"name": "a/b", "value": "v"}, 422, "invalid_argument"},
 		{"secret empty name", "POST", "/v1/secrets", w.ownerTok, map[string]any{"name": "", "value": "v"}, 422, "invalid_argument"},
+		// Found by FuzzManagementRequest: "." and ".." are no path segment,
+		// so /v1/secrets/.. could never read or delete such a secret.
+		{"secret dot name", "POST", "/v1/secrets", w.ownerTok, map[string]any{"name": ".", "value": "v"}, 422, "invalid_argument"},
+		{"secret dot-dot name", "POST", "/v1/secrets", w.ownerTok, map[string]any{"name": "..", "value": "v"}, 422, "invalid_argument"},
 		{"secret long name", "POST", "/v1/secrets", w.ownerTok, map[string]any{"name": strings.Repeat("S", 129), "value": "v"}, 422, "invalid_argument"},
 		{"secret empty value", "POST", "/v1/secrets", w.ownerTok, map[string]any{"name": "S"}, 422, "invalid_argument"},
 		{"secret value too big", "POST", "/v1/secrets", w.ownerTok, map[string]any{"name": "S", "value": strings.Repeat("v", 64<<10+1)}, 422, "invalid_argument"},

@@ -65,6 +65,15 @@ const expiryGrace = 5 * time.Minute
 
 var secretNameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
 
+// validSecretName reports whether name may name a secret. "." and ".."
+// match the alphabet but not a URL path segment: /v1/secrets/.. would be
+// cleaned to another path, so such a secret could never be read or deleted.
+func validSecretName(name string) bool {
+	return secretNameRE.MatchString(name) && name != "." && name != ".."
+}
+
+const secretNameRule = "secret name must be 1 to 128 letters, digits, '_', '.' or '-', and not '.' or '..'"
+
 // Config configures a Service.
 type Config struct {
 	Store     *store.Store
@@ -632,8 +641,8 @@ func (s *Service) CreateKey(ctx context.Context, c Caller, appID string, req Cre
 	case req.ExpiresAt.After(now.Add(s.maxLifetime + expiryGrace)):
 		return KeyCreated{}, errorf(KindInvalid, "expires_at may be at most %d days from now", int(s.maxLifetime.Hours()/24))
 	}
-	if req.SaveAsSecret != "" && !secretNameRE.MatchString(req.SaveAsSecret) {
-		return KeyCreated{}, errorf(KindInvalid, "secret name must be 1 to 128 letters, digits, '_', '.' or '-'")
+	if req.SaveAsSecret != "" && !validSecretName(req.SaveAsSecret) {
+		return KeyCreated{}, errorf(KindInvalid, secretNameRule)
 	}
 	app, err := s.store.LiveApp(ctx, u.OrgID, appID)
 	if err != nil {
@@ -748,8 +757,8 @@ func (s *Service) CreateSecret(ctx context.Context, c Caller, name, value string
 	if err != nil {
 		return store.Secret{}, err
 	}
-	if !secretNameRE.MatchString(name) {
-		return store.Secret{}, errorf(KindInvalid, "secret name must be 1 to 128 letters, digits, '_', '.' or '-'")
+	if !validSecretName(name) {
+		return store.Secret{}, errorf(KindInvalid, secretNameRule)
 	}
 	if value == "" {
 		return store.Secret{}, errorf(KindInvalid, "value is required")
