@@ -16,7 +16,7 @@ vet:
 
 unit:
 	$(GO) test -race -count=1 -timeout 20m ./...
-	# The key service's end-to-end suites once more, on PostgreSQL.
+	# The end-to-end suites (key service, console, CLI, sidecar) once more, on PostgreSQL.
 	APPKEYS_TEST_STORE=postgres $(GO) test -race -count=1 -timeout 10m ./internal/httpapi ./internal/client ./internal/console ./cmd/appkeys ./e2e
 
 # A short, bounded run of every fuzz target; FUZZTIME=10m for a long one.
