@@ -325,7 +325,8 @@ func classify(err error) error {
 	case strings.Contains(msg, "UNIQUE constraint failed"):
 		return fmt.Errorf("%w: %v", ErrConflict, err)
 	case strings.Contains(msg, "database is locked"), strings.Contains(msg, "conn closed"), strings.Contains(msg, "connection reset"),
-		strings.Contains(msg, "broken pipe"), strings.Contains(msg, "connection refused"):
+		strings.Contains(msg, "broken pipe"), strings.Contains(msg, "connection refused"),
+		strings.Contains(msg, "sql: database is closed"): // a request still running as the service stops
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	return err

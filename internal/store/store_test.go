@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -139,5 +140,18 @@ func TestMigrationsApplyToAnExistingDatabase(t *testing.T) {
 				t.Fatalf("data before the migration: %+v, %v", u, err)
 			}
 		})
+	}
+}
+
+// A request still running when the service closes its store gets a clear
+// "unavailable" (503), not an unclassified error (500).
+func TestClosedStoreIsUnavailable(t *testing.T) {
+	s, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "appkeys.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if _, err := s.IsEmpty(context.Background()); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("IsEmpty on a closed store: %v, want ErrUnavailable", err)
 	}
 }
