@@ -3,7 +3,7 @@
 GO ?= go
 FUZZTIME ?= 5s
 
-.PHONY: test vet unit fuzz build bench xcaddy bench-verify bench-verify-pg bench-sidecar soak
+.PHONY: test vet unit fuzz build bench xcaddy bench-verify bench-verify-pg bench-sidecar soak soak-pg
 
 # Every test, with a throwaway PostgreSQL 15 cluster and chromium.
 test: vet
@@ -54,3 +54,7 @@ bench-sidecar:
 # lists the knobs.
 soak:
 	$(GO) run ./bench/soak $(SOAK_FLAGS)
+
+# The same soak with the key service on a throwaway PostgreSQL 15 cluster.
+soak-pg:
+	scripts/with-postgres.sh sh -c 'go run ./bench/soak -database "$$APPKEYS_TEST_DATABASE_URL" $(SOAK_FLAGS)'

@@ -25,9 +25,10 @@
 // go_memstats_heap_inuse_bytes sampled in the window, which follows the heap
 // after collection), resident memory and goroutines. It exits non-zero on
 // any error or when either process's heap grew by more than -max-growth
-// from the second window to the last.
+// from the second window to the last. With -database the key service runs
+// on PostgreSQL instead (make soak-pg starts a throwaway cluster for it).
 //
-//	go run ./bench/soak [-duration 10m] [-window 1m] [-workers 16] [-ks-workers 8]
+//	go run ./bench/soak [-duration 10m] [-window 1m] [-workers 16] [-ks-workers 8] [-database postgres://…]
 package main
 
 import (
@@ -64,6 +65,7 @@ type options struct {
 	negativeTTL                time.Duration
 	churnEvery                 time.Duration
 	maxGrowth                  float64
+	database                   string
 }
 
 func main() {
@@ -78,6 +80,7 @@ func main() {
 	flag.IntVar(&o.unknown, "unknown", 100, "distinct well-formed unknown keys sent through the sidecar")
 	flag.DurationVar(&o.negativeTTL, "negative-ttl", 10*time.Second, "the sidecar's negative_ttl")
 	flag.DurationVar(&o.churnEvery, "churn", 250*time.Millisecond, "pause between create-use-revoke cycles")
+	flag.StringVar(&o.database, "database", "", "run the key service on this PostgreSQL URL (an empty database) instead of SQLite")
 	flag.Float64Var(&o.maxGrowth, "max-growth", 0.25, "largest heap growth allowed from the second window to the last (0.25 = 25%, plus 4 MiB)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -118,7 +121,11 @@ func run(ctx context.Context, o options) error {
 
 	// The key service.
 	data := filepath.Join(dir, "data")
-	ks, err := harness.Start("appkeys", dir, appkeysBin, nil, "serve", "--addr", ksURL[len("http://"):], "--data", data, "--log-level", "warn")
+	args := []string{"serve", "--addr", ksURL[len("http://"):], "--data", data, "--log-level", "warn"}
+	if o.database != "" {
+		args = append(args, "--database", o.database)
+	}
+	ks, err := harness.Start("appkeys", dir, appkeysBin, nil, args...)
 	if err != nil {
 		return err
 	}
@@ -537,6 +544,11 @@ func (w window) String() string {
 func mib(b float64) string { return fmt.Sprintf("%.1f MiB", b/(1<<20)) }
 
 func report(out io.Writer, o options, capS, capV loadgen.Result, ws []window, loadBefore, loadAfter string, served int64) error {
+	store := "SQLite"
+	if o.database != "" {
+		store = "PostgreSQL"
+	}
+	fmt.Fprintf(out, "Key service on %s. ", store)
 	fmt.Fprintf(out, "Soak of %s in %d windows; sidecar: %d connections, %d valid keys over cache_size %d, %d unknown keys; key service verify: %d connections; churn every %s. GOMAXPROCS %d; load average %s before, %s after.\n\n",
 		o.duration, len(ws), o.workers, o.keys, o.cacheSize, o.unknown, o.ksWorkers, o.churnEvery, runtime.GOMAXPROCS(0), loadBefore, loadAfter)
 	fmt.Fprintf(out, "Capacity measured first (%s): sidecar %.0f req/s (p99 %v), verify %.0f req/s (p99 %v).\n\n", o.capacity, capS.RPS, capS.P99, capV.RPS, capV.P99)
