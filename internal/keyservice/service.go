@@ -166,14 +166,40 @@ func New(cfg Config) (*Service, error) {
 // Run does the background work until ctx ends: it follows the feed head,
 // flushes last-used times, prunes old events and sweeps expired console
 // sessions. It flushes once more before it returns.
+//
+// Following the feed head has a loop of its own: it is what wakes the
+// sidecars' long-polls, so a revocation must never wait behind a slow
+// flush (thousands of last-used updates on a busy PostgreSQL take a second)
+// or a prune.
 func (s *Service) Run(ctx context.Context) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.housekeep(ctx)
+	}()
 	feedTick := time.NewTicker(s.feedPoll)
+	defer feedTick.Stop()
+	s.pollFeed(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			<-done
+			return
+		case <-feedTick.C:
+			s.pollFeed(ctx)
+		case <-s.feed.poked:
+			s.pollFeed(ctx)
+		}
+	}
+}
+
+// housekeep flushes last-used times, prunes old events and sweeps expired
+// console sessions until ctx ends, then flushes once more.
+func (s *Service) housekeep(ctx context.Context) {
 	usageTick := time.NewTicker(s.usageEvery)
 	pruneTick := time.NewTicker(time.Hour)
-	defer feedTick.Stop()
 	defer usageTick.Stop()
 	defer pruneTick.Stop()
-	s.pollFeed(ctx)
 	for {
 		select {
 		case <-ctx.Done():
@@ -181,10 +207,6 @@ func (s *Service) Run(ctx context.Context) {
 			s.FlushUsage(flushCtx)
 			cancel()
 			return
-		case <-feedTick.C:
-			s.pollFeed(ctx)
-		case <-s.feed.poked:
-			s.pollFeed(ctx)
 		case <-usageTick.C:
 			s.FlushUsage(ctx)
 		case <-pruneTick.C:
