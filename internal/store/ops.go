@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 )
 
@@ -526,19 +528,31 @@ func (s *Store) RevokeKey(ctx context.Context, orgID, id, actor string, mayRevok
 	return k, nil
 }
 
-// TouchKeys records last-used times in one transaction, never moving one back.
+// touchChunk is how many last-used times one transaction writes.
+const touchChunk = 100
+
+// TouchKeys records last-used times, never moving one back. It writes them
+// in short transactions of touchChunk keys, in id order: one transaction
+// over thousands of keys would hold their rows locked for as long as it
+// takes (a revoke of any of them waiting behind it), and two replicas
+// locking overlapping keys in different orders could deadlock.
 func (s *Store) TouchKeys(ctx context.Context, used map[string]time.Time) error {
-	if len(used) == 0 {
-		return nil
-	}
-	return s.write(ctx, func(tx *sql.Tx) error {
-		for id, at := range used {
-			if _, err := tx.ExecContext(ctx, `UPDATE api_keys SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)`, micros(at), id); err != nil {
-				return err
+	ids := slices.Sorted(maps.Keys(used))
+	for chunk := range slices.Chunk(ids, touchChunk) {
+		err := s.write(ctx, func(tx *sql.Tx) error {
+			for _, id := range chunk {
+				at := micros(used[id])
+				if _, err := tx.ExecContext(ctx, `UPDATE api_keys SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)`, at, id); err != nil {
+					return err
+				}
 			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
-		return nil
-	})
+	}
+	return nil
 }
 
 func insertSecret(ctx context.Context, tx *sql.Tx, sec Secret) error {

@@ -169,6 +169,19 @@ func testKeysLifecycle(t *testing.T, s *store.Store) {
 	if got.LastUsedAt == nil || !got.LastUsedAt.Equal(t0.Add(time.Minute)) {
 		t.Fatalf("last used = %v, want %v (never moved back)", got.LastUsedAt, t0.Add(time.Minute))
 	}
+	// A flush larger than one transaction's share reaches every key: 250
+	// ids that sort before the real one put it in the third chunk.
+	many := map[string]time.Time{k.ID: t0.Add(2 * time.Minute)}
+	for i := range 250 {
+		many[fmt.Sprintf("key_!%03d", i)] = t0
+	}
+	if err := s.TouchKeys(ctx, many); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = s.GetKey(ctx, f.org.ID, k.ID)
+	if got.LastUsedAt == nil || !got.LastUsedAt.Equal(t0.Add(2*time.Minute)) {
+		t.Fatalf("last used after a large flush = %v, want %v", got.LastUsedAt, t0.Add(2*time.Minute))
+	}
 	other := setup(t, s)
 	if _, err := s.RevokeKey(ctx, other.org.ID, k.ID, other.owner.ID, true, later); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("revoke across orgs: %v", err)
