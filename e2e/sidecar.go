@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Site is one sidecar site: a port on 127.0.0.1 guarding one app.
@@ -57,19 +58,38 @@ func Caddyfile(admin, keyService, upstream string, sites ...Site) string {
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago. It
 // picks below Linux's ephemeral range (32768 and up): a port from that range
 // can be taken, between this check and Caddy's bind, as the local port of
-// any outgoing connection, and the tests make thousands.
+// any outgoing connection, and the tests make thousands. It never returns
+// a port twice in one process: several sites are given their ports before
+// Caddy binds any, and two alike would make one config ambiguous.
 func FreePort() (int, error) {
 	var err error
 	for range 100 {
 		port := 20000 + rand.IntN(12000)
+		givenMu.Lock()
+		taken := given[port]
+		givenMu.Unlock()
+		if taken {
+			continue
+		}
 		var l net.Listener
 		if l, err = net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
 			l.Close()
+			givenMu.Lock()
+			given[port] = true
+			givenMu.Unlock()
 			return port, nil
 		}
 	}
+	if err == nil {
+		err = fmt.Errorf("no free port found")
+	}
 	return 0, err
 }
+
+var (
+	givenMu sync.Mutex
+	given   = map[int]bool{} // ports FreePort has returned
+)
 
 var labelRE = regexp.MustCompile(`(\w+)="((?:[^"\\]|\\.)*)"`)
 
