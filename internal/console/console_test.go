@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,24 +17,6 @@ import (
 	"github.com/appkeys/appkeys/internal/keyservice"
 	"github.com/appkeys/appkeys/internal/servicetest"
 )
-
-// clock is a settable clock for the service, and so for console sessions.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 func startConsole(t *testing.T, opts ...servicetest.Option) *servicetest.Service {
 	t.Helper()
@@ -261,8 +242,8 @@ func TestSessionOfOneOrganizationShowsNothingOfAnother(t *testing.T) {
 }
 
 func TestExpiredSessionGoesBackToLoginWithAMessage(t *testing.T) {
-	clk := &clock{t: time.Now()}
-	svc := startConsole(t, servicetest.WithConfig(func(c *keyserver.Config) { c.Now = clk.Now }))
+	clk := servicetest.NewClock(time.Now())
+	svc := startConsole(t, servicetest.WithClock(clk))
 	b := newBrowserless(t, svc.URL)
 	b.login(svc.OwnerToken)
 	clk.Add(9 * time.Hour)
@@ -397,8 +378,8 @@ func TestSaveAsSecretSavesTheKeyThePageCarries(t *testing.T) {
 }
 
 func TestExpiredKeysStayUnderActiveMarkedExpired(t *testing.T) {
-	clk := &clock{t: time.Now()}
-	svc := startConsole(t, servicetest.WithConfig(func(c *keyserver.Config) { c.Now = clk.Now }))
+	clk := servicetest.NewClock(time.Now())
+	svc := startConsole(t, servicetest.WithClock(clk))
 	ctx := context.Background()
 	ks := svc.Server.Service
 	owner := ownerCaller(t, svc, svc.OwnerToken)

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/appkeys/appkeys/internal/keyserver"
 	"github.com/appkeys/appkeys/internal/keyservice"
 	"github.com/appkeys/appkeys/internal/servicetest"
 	"github.com/appkeys/appkeys/internal/store/pgtest"
@@ -20,10 +19,10 @@ import (
 
 // consoleWithApp is a console with an app, a settable clock, and a browser
 // logged in as the owner.
-func consoleWithApp(t *testing.T, opts ...servicetest.Option) (*servicetest.Service, *browserless, string, *clock) {
+func consoleWithApp(t *testing.T, opts ...servicetest.Option) (*servicetest.Service, *browserless, string, *servicetest.Clock) {
 	t.Helper()
-	clk := &clock{t: time.Now()}
-	opts = append(opts, servicetest.WithConfig(func(c *keyserver.Config) { c.Now = clk.Now }))
+	clk := servicetest.NewClock(time.Now())
+	opts = append(opts, servicetest.WithClock(clk))
 	svc := startConsole(t, opts...)
 	app, err := svc.Server.Service.CreateApp(context.Background(), ownerCaller(t, svc, svc.OwnerToken), "api", keyservice.KindCloudFunction)
 	if err != nil {

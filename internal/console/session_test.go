@@ -7,11 +7,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/appkeys/appkeys/internal/keyserver"
 	"github.com/appkeys/appkeys/internal/keyservice"
 	"github.com/appkeys/appkeys/internal/servicetest"
 )
@@ -33,34 +31,16 @@ func TestSessionCookieIsSecureOnlyOverTLS(t *testing.T) {
 
 // testConsole is a console on a running key service with a settable
 // clock, and a session of the bootstrap owner.
-func testConsole(t *testing.T) (*console, session, *clock) {
+func testConsole(t *testing.T) (*console, session, *servicetest.Clock) {
 	t.Helper()
-	clk := &clock{t: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)}
-	ts := servicetest.Start(t, servicetest.WithConfig(func(c *keyserver.Config) { c.Now = clk.Now }))
+	clk := servicetest.NewClock(time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC))
+	ts := servicetest.Start(t, servicetest.WithClock(clk))
 	svc := ts.Server.Service
 	cookie, started, err := svc.StartConsoleSession(context.Background(), ts.OwnerToken, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	return newConsole(svc, slog.New(slog.DiscardHandler)), newSession(cookie, started), clk
-}
-
-// clock is a settable clock for the service, and so for its sessions.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
 }
 
 func TestSessionsExpireAndNoticesShowOnce(t *testing.T) {

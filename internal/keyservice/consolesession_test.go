@@ -48,13 +48,7 @@ func newSessionWorld(t *testing.T) *sessionWorld {
 	}
 	t.Cleanup(func() { st.Close() })
 	w := &sessionWorld{st: st, path: path, now: time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)}
-	w.svc, err = New(Config{Store: st, MasterKey: bytes.Repeat([]byte{7}, MasterKeyLen), Now: w.clock})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, w.owner, _, err = w.svc.Bootstrap(ctx, "", "", func(string, string) error { return nil }); err != nil {
-		t.Fatal(err)
-	}
+	w.svc, w.owner = bootstrapped(t, st, Config{MasterKey: bytes.Repeat([]byte{7}, MasterKeyLen), Now: w.clock})
 	return w
 }
 

@@ -21,14 +21,7 @@ func TestFeedWakesWhileUsageFlushWaits(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	svc, err := New(Config{Store: st, MasterKey: make([]byte, MasterKeyLen), FeedPoll: time.Hour, UsageFlush: 20 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, ownerToken, _, err := svc.Bootstrap(ctx, "", "", func(string, string) error { return nil })
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc, ownerToken := bootstrapped(t, st, Config{FeedPoll: time.Hour, UsageFlush: 20 * time.Millisecond})
 	owner, err := svc.Authenticate(ctx, ownerToken)
 	if err != nil {
 		t.Fatal(err)

@@ -45,14 +45,7 @@ func TestDeletedAppSeenAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	svc, err := New(Config{Store: st, MasterKey: make([]byte, MasterKeyLen)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, ownerToken, _, err := svc.Bootstrap(ctx, "", "", func(string, string) error { return nil })
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc, ownerToken := bootstrapped(t, st, Config{})
 	owner, err := svc.Authenticate(ctx, ownerToken)
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -33,6 +34,33 @@ func WithLogger(l *slog.Logger) Option { return func(c *keyserver.Config) { c.Lo
 
 // WithDatabase uses a PostgreSQL URL instead of SQLite.
 func WithDatabase(url string) Option { return func(c *keyserver.Config) { c.DatabaseURL = url } }
+
+// Clock is a settable clock for a test service (and so for its key
+// expiries and console sessions).
+type Clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// NewClock returns a clock that reads t until moved.
+func NewClock(t time.Time) *Clock { return &Clock{t: t} }
+
+// Now is the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+// Add moves the clock by d.
+func (c *Clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// WithClock runs the service on c's time.
+func WithClock(c *Clock) Option { return func(cfg *keyserver.Config) { cfg.Now = c.Now } }
 
 // WithConfig edits the configuration directly.
 func WithConfig(fn func(*keyserver.Config)) Option { return Option(fn) }
