@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -273,4 +274,24 @@ func Status(ctx context.Context, url string, hdr http.Header) (int, error) {
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	return resp.StatusCode, nil
+}
+
+// Median is the median of xs (the mean of the middle two for an even
+// count); xs is left as it was.
+func Median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+// Verdict words a goal's outcome for a report.
+func Verdict(met bool) string {
+	if met {
+		return "met"
+	}
+	return "missed"
 }

@@ -40,7 +40,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -429,22 +428,12 @@ type cacheCounts struct {
 	authRuns              int64
 }
 
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	n := len(s)
-	if n%2 == 1 {
-		return s[n/2]
-	}
-	return (s[n/2-1] + s[n/2]) / 2
-}
-
 func medianOf(ss []sample, f func(sample) float64) float64 {
 	xs := make([]float64, len(ss))
 	for i, s := range ss {
 		xs[i] = f(s)
 	}
-	return median(xs)
+	return harness.Median(xs)
 }
 
 func msf(ns float64) string { return fmt.Sprintf("%.2f ms", ns/float64(time.Millisecond)) }
@@ -490,9 +479,9 @@ func report(w io.Writer, o options, targets []target, results [][]sample, cc cac
 	}
 	r1, r2 := rps[1]/rps[0], rps[1]/rps[2]
 	p99r := p99[1] / p99[0]
-	fmt.Fprintf(w, "- appkey_auth / plain (median req/s): **%.2f** (goal ≥ 0.95: %s); by round %s, median %.2f.\n", r1, verdict(r1 >= 0.95), fmtRatios(pairs), median(pairs))
-	fmt.Fprintf(w, "- appkey_auth p99 / plain p99: **%.2f** (%s vs %s; goal ≤ 1.10: %s).\n", p99r, msf(p99[1]), msf(p99[0]), verdict(p99r <= 1.10))
-	fmt.Fprintf(w, "- appkey_auth / forward_auth (median req/s): **%.2f**x (goal ≥ 2x: %s); by round %s.\n", r2, verdict(r2 >= 2), fmtRatios(fwd))
+	fmt.Fprintf(w, "- appkey_auth / plain (median req/s): **%.2f** (goal ≥ 0.95: %s); by round %s, median %.2f.\n", r1, harness.Verdict(r1 >= 0.95), fmtRatios(pairs), harness.Median(pairs))
+	fmt.Fprintf(w, "- appkey_auth p99 / plain p99: **%.2f** (%s vs %s; goal ≤ 1.10: %s).\n", p99r, msf(p99[1]), msf(p99[0]), harness.Verdict(p99r <= 1.10))
+	fmt.Fprintf(w, "- appkey_auth / forward_auth (median req/s): **%.2f**x (goal ≥ 2x: %s); by round %s.\n", r2, harness.Verdict(r2 >= 2), fmtRatios(fwd))
 	fmt.Fprintf(w, "- Caddy CPU per request: appkey_auth %+.0f µs over plain (%.2fx), forward_auth %+.0f µs.\n", (ccpu[1]-ccpu[0])/1e3, ccpu[1]/ccpu[0], (ccpu[2]-ccpu[0])/1e3)
 	fmt.Fprintf(w, "- During the rounds: appkey_auth cache hits %.0f, misses %.0f, key-service calls %.0f; the forward_auth endpoint asked the key service %d times.\n",
 		cc.hits, cc.misses, cc.ksCalls, cc.authRuns)
@@ -506,11 +495,4 @@ func fmtRatios(xs []float64) string {
 		s[i] = fmt.Sprintf("%.2f", x)
 	}
 	return strings.Join(s, ", ")
-}
-
-func verdict(ok bool) string {
-	if ok {
-		return "met"
-	}
-	return "missed"
 }

@@ -29,7 +29,6 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -360,22 +359,12 @@ func seed(ctx context.Context, ks *keyserver.Server, o options) ([]app, []sample
 	return apps, sample[:min(len(sample), o.sample)], elapsed, nil
 }
 
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	n := len(s)
-	if n%2 == 1 {
-		return s[n/2]
-	}
-	return (s[n/2-1] + s[n/2]) / 2
-}
-
 func medianDur(rs []loadgen.Result, f func(loadgen.Result) time.Duration) time.Duration {
 	xs := make([]float64, len(rs))
 	for i, r := range rs {
 		xs[i] = float64(f(r))
 	}
-	return time.Duration(median(xs))
+	return time.Duration(harness.Median(xs))
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
@@ -398,7 +387,7 @@ func report(w *os.File, o options, seedTime time.Duration, names []string, resul
 			errs += r.Errors
 			mx = max(mx, r.Max)
 		}
-		meds[i] = median(rps)
+		meds[i] = harness.Median(rps)
 		fmt.Fprintf(w, "| %s | %.0f | %s | %s | %s | %s | %s | %d | %.0f |\n", name, meds[i], strings.Join(byRound, ", "),
 			ms(medianDur(rs, func(r loadgen.Result) time.Duration { return r.P50 })),
 			ms(medianDur(rs, func(r loadgen.Result) time.Duration { return r.P90 })),
@@ -408,17 +397,10 @@ func report(w *os.File, o options, seedTime time.Duration, names []string, resul
 	ratio := meds[1] / meds[0]
 	p99 := medianDur(results[1], func(r loadgen.Result) time.Duration { return r.P99 })
 	fmt.Fprintf(w, "\nRatio service/bare (median req/s): **%.2f** (goal ≥ 0.40: %s). Service p99 %s (goal < 5 ms: %s).\n",
-		ratio, verdict(ratio >= 0.40), ms(p99), verdict(p99 < 5*time.Millisecond))
+		ratio, harness.Verdict(ratio >= 0.40), ms(p99), harness.Verdict(p99 < 5*time.Millisecond))
 	fmt.Fprintln(w, "p50, p90 and p99 are the medians of the rounds' own percentiles; max is the largest of any round.")
 	fmt.Fprintln(w, "CPU µs/req is the whole process's CPU time (generator and target together) per request, median of the rounds.")
 	for i := 2; i < len(names); i++ {
 		fmt.Fprintf(w, "Ratio %s / the SQLite service: **%.2f**; / bare: %.2f.\n", names[i], meds[i]/meds[1], meds[i]/meds[0])
 	}
-}
-
-func verdict(ok bool) string {
-	if ok {
-		return "met"
-	}
-	return "missed"
 }
