@@ -268,3 +268,75 @@ func TestOpenAPIMatchesServerRoutes(t *testing.T) {
 		}
 	}
 }
+
+// schemaKeywords are the words a schema object may use (JSON Schema 2020-12
+// as OpenAPI 3.1 takes it, plus OpenAPI's own). A YAML flow mapping whose
+// description holds an unquoted comma splits into a stray key such as
+// "shown this once." that YAML parsers accept without a word; this catches
+// it in go test as well as in the Redocly lint of make test.
+var schemaKeywords = map[string]bool{
+	"$ref": true, "$id": true, "$schema": true, "$defs": true, "$comment": true, "$anchor": true,
+	"type": true, "enum": true, "const": true, "format": true, "title": true, "description": true,
+	"default": true, "examples": true, "example": true, "deprecated": true, "readOnly": true, "writeOnly": true,
+	"properties": true, "required": true, "additionalProperties": true, "patternProperties": true,
+	"propertyNames": true, "unevaluatedProperties": true, "minProperties": true, "maxProperties": true,
+	"items": true, "prefixItems": true, "contains": true, "minItems": true, "maxItems": true, "uniqueItems": true,
+	"unevaluatedItems": true, "minContains": true, "maxContains": true,
+	"allOf": true, "anyOf": true, "oneOf": true, "not": true, "if": true, "then": true, "else": true,
+	"dependentRequired": true, "dependentSchemas": true,
+	"minimum": true, "maximum": true, "exclusiveMinimum": true, "exclusiveMaximum": true, "multipleOf": true,
+	"minLength": true, "maxLength": true, "pattern": true, "contentEncoding": true, "contentMediaType": true,
+	"discriminator": true, "xml": true, "externalDocs": true,
+}
+
+// TestOpenAPISchemasUseOnlyKeywords walks every schema, named or inline,
+// and refuses a key that is no schema keyword.
+func TestOpenAPISchemasUseOnlyKeywords(t *testing.T) {
+	d := load(t)
+	var schema func(at string, s doc)
+	schema = func(at string, s doc) {
+		for k, v := range s {
+			if !schemaKeywords[k] && !strings.HasPrefix(k, "x-") {
+				t.Errorf("%s: %q is not a schema keyword (an unquoted comma in a flow mapping?)", at, k)
+			}
+			switch k {
+			case "properties", "patternProperties", "$defs", "dependentSchemas":
+				for name, sub := range obj(v) {
+					schema(at+"/"+k+"/"+name, obj(sub))
+				}
+			case "items", "additionalProperties", "not", "contains", "propertyNames", "if", "then", "else":
+				if sub := obj(v); sub != nil {
+					schema(at+"/"+k, sub)
+				}
+			case "allOf", "anyOf", "oneOf", "prefixItems":
+				for i, sub := range list(v) {
+					schema(at+"/"+k+"/"+strconv.Itoa(i), obj(sub))
+				}
+			}
+		}
+	}
+	for name, s := range obj(obj(d["components"])["schemas"]) {
+		schema("#/components/schemas/"+name, obj(s))
+	}
+	// Inline schemas of parameters, bodies and answers.
+	var walk func(at string, v any)
+	walk = func(at string, v any) {
+		switch n := v.(type) {
+		case doc:
+			for k, c := range n {
+				if k == "schema" {
+					schema(at+"/schema", obj(c))
+					continue
+				}
+				walk(at+"/"+k, c)
+			}
+		case []any:
+			for i, c := range n {
+				walk(at+"/"+strconv.Itoa(i), c)
+			}
+		}
+	}
+	walk("#/paths", d["paths"])
+	walk("#/components/parameters", obj(d["components"])["parameters"])
+	walk("#/components/responses", obj(d["components"])["responses"])
+}
