@@ -134,14 +134,24 @@ func TestEveryShapeIsGuarded(t *testing.T) {
 	appkey_auth $AUTH
 	error /gone "gone" 410`, []probe{guarded("/gone", 410, "")}},
 
+		// The matcher sees the rewritten path: /old is guarded.
 		{"appkey_auth with a matcher", `
 	appkey_auth /api/* $AUTH
+	rewrite /old /api/x
 	handle_path /api/* {
 		reverse_proxy $UP
 	}
 	handle {
 		respond "public" 200
-	}`, []probe{guarded("/api/x", 200, hello), open("/", "public")}},
+	}`, []probe{guarded("/api/x", 200, hello), guarded("/old", 200, hello), open("/", "public")}},
+
+		// In a route, directives run as written.
+		{"appkey_auth first inside a route", `
+	route /r/* {
+		appkey_auth $AUTH
+		respond "home {http.auth.user.id}" 200
+	}
+	respond "public" 200`, []probe{guarded("/r/x", 200, home), open("/", "public")}},
 
 		// The other handle stays open by the operator's choice.
 		{"appkey_auth inside one handle", `
