@@ -11,9 +11,15 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
+// The directive sorts where Caddy sorts its own authentication, basic_auth
+// and forward_auth: after header, redir, rewrite and try_files, before
+// request_header, handle, handle_path, route, respond, reverse_proxy,
+// file_server and every other handler that answers. Ordered any later, a
+// sibling handle or respond would answer first and a path would be served
+// without a key.
 func init() {
 	httpcaddyfile.RegisterHandlerDirective("appkey_auth", parseCaddyfile)
-	httpcaddyfile.RegisterDirectiveOrder("appkey_auth", httpcaddyfile.Before, "reverse_proxy")
+	httpcaddyfile.RegisterDirectiveOrder("appkey_auth", httpcaddyfile.After, "forward_auth")
 }
 
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {

@@ -1,12 +1,14 @@
 package caddymodule
 
 import (
+	"encoding/json"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
@@ -177,4 +179,69 @@ func FuzzTakeKey(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestDirectiveSortsWithBasicAuth: in a site whose directives are written
+// in any order, appkey_auth lands where Caddy puts its own basic_auth:
+// after header, redir and rewrite, before request_header, handle, respond,
+// reverse_proxy and file_server. Sorted later, a sibling handle or respond
+// would answer without a key (e2e's TestEveryShapeIsGuarded shows it
+// through a running Caddy).
+func TestDirectiveSortsWithBasicAuth(t *testing.T) {
+	site := `:8080 {
+	file_server
+	respond /v 200
+	handle /h {
+		respond 200
+	}
+	reverse_proxy 127.0.0.1:9
+	request_header X-A 1
+	AUTH
+	rewrite /a /b
+	redir /r /s
+	header X-B 1
+}`
+	handlers := func(auth string) []string {
+		t.Helper()
+		out, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(strings.Replace(site, "AUTH", auth, 1)), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cfg struct {
+			Apps struct {
+				HTTP struct {
+					Servers map[string]struct {
+						Routes []struct {
+							Handle []struct {
+								Handler string `json:"handler"`
+							} `json:"handle"`
+						} `json:"routes"`
+					} `json:"servers"`
+				} `json:"http"`
+			} `json:"apps"`
+		}
+		if err := json.Unmarshal(out, &cfg); err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, srv := range cfg.Apps.HTTP.Servers {
+			for _, r := range srv.Routes {
+				for _, h := range r.Handle {
+					names = append(names, h.Handler)
+				}
+			}
+		}
+		return names
+	}
+	ours := handlers("appkey_auth {\n\t\tkey_service http://127.0.0.1:1\n\t\tapp app_x\n\t\tverifier_token t\n\t}")
+	theirs := handlers("basic_auth {\n\t\tu $2a$14$Zkx19XLiW6VYouLHR5NmfOFU0z2GTNmpkT/5qqR7hx4IjWJPDhjvG\n\t}")
+	for i, h := range theirs {
+		if h == "authentication" {
+			theirs[i] = "appkey_auth"
+		}
+	}
+	if !reflect.DeepEqual(ours, theirs) {
+		t.Fatalf("handlers in order\n%v\nwith basic_auth in its place\n%v", ours, theirs)
+	}
+	t.Logf("handlers in order: %v", ours)
 }

@@ -77,7 +77,14 @@ func (s *stack) unload() {
 // load replaces Caddy's config with sites that ask keyService.
 func (s *stack) load(keyService string, sites ...Site) {
 	s.t.Helper()
-	s.tester.InitServer(Caddyfile(admin, keyService, s.upstream.Listener.Addr().String(), sites...), "caddyfile")
+	s.loadCaddyfile(Caddyfile(admin, keyService, s.upstream.Listener.Addr().String(), sites...))
+}
+
+// loadCaddyfile replaces Caddy's config with cfg, a whole Caddyfile that
+// keeps the package's admin endpoint.
+func (s *stack) loadCaddyfile(cfg string) {
+	s.t.Helper()
+	s.tester.InitServer(cfg, "caddyfile")
 	s.loaded = true
 	if s.t.Failed() {
 		s.t.FailNow()

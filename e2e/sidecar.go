@@ -36,22 +36,36 @@ func (s Site) URL() string { return fmt.Sprintf("http://127.0.0.1:%d/", s.Port) 
 // keyService and proxying to upstream (host:port).
 func Caddyfile(admin, keyService, upstream string, sites ...Site) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "{\n\tadmin %s\n\tauto_https off\n\tpersist_config off\n\tskip_install_trust\n\tlog {\n\t\tlevel ERROR\n\t}\n}\n", admin)
+	b.WriteString(globalOptions(admin))
 	for _, s := range sites {
-		fmt.Fprintf(&b, "\nhttp://127.0.0.1:%d {\n\tbind 127.0.0.1\n\tappkey_auth {\n", s.Port)
-		fmt.Fprintf(&b, "\t\tkey_service %s\n\t\tapp %s\n\t\tverifier_token %s\n", keyService, s.App, s.Token)
-		// One client address sends every bad key here: the per-client
-		// throttle would answer 429 for what is being measured.
-		b.WriteString("\t\tfailed_attempts off\n")
-		for _, l := range s.Auth {
-			fmt.Fprintf(&b, "\t\t%s\n", l)
-		}
-		b.WriteString("\t}\n")
+		fmt.Fprintf(&b, "\nhttp://127.0.0.1:%d {\n\tbind 127.0.0.1\n\tappkey_auth %s\n", s.Port, authBlock(keyService, s, "\t"))
 		for _, l := range s.Directives {
 			fmt.Fprintf(&b, "\t%s\n", l)
 		}
 		fmt.Fprintf(&b, "\treverse_proxy %s\n}\n", upstream)
 	}
+	return b.String()
+}
+
+// globalOptions is the sidecar config's global block: the admin endpoint at
+// admin, plain HTTP on loopback, and only errors logged.
+func globalOptions(admin string) string {
+	return fmt.Sprintf("{\n\tadmin %s\n\tauto_https off\n\tpersist_config off\n\tskip_install_trust\n\tlog {\n\t\tlevel ERROR\n\t}\n}\n", admin)
+}
+
+// authBlock is the braced block of an appkey_auth directive for site s,
+// asking keyService; indent is the directive's own indentation.
+func authBlock(keyService string, s Site, indent string) string {
+	var b strings.Builder
+	b.WriteString("{\n")
+	fmt.Fprintf(&b, "%[1]s\tkey_service %[2]s\n%[1]s\tapp %[3]s\n%[1]s\tverifier_token %[4]s\n", indent, keyService, s.App, s.Token)
+	// One client address sends every bad key here: the per-client
+	// throttle would answer 429 for what is being measured.
+	fmt.Fprintf(&b, "%s\tfailed_attempts off\n", indent)
+	for _, l := range s.Auth {
+		fmt.Fprintf(&b, "%s\t%s\n", indent, l)
+	}
+	fmt.Fprintf(&b, "%s}", indent)
 	return b.String()
 }
 
