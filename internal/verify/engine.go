@@ -157,7 +157,7 @@ func fingerprintOf(key string) fingerprint {
 type positive struct {
 	idName  string
 	stored  uint32 // when the key service said so
-	expires uint32 // the key's own expiry; 0 for none
+	expires uint32 // the key's own expiry, always after stored
 }
 
 func (p *positive) keyID() string {
@@ -287,8 +287,17 @@ func (e *Engine) sec(ns int64) uint32 {
 	return uint32(min(max(d, 0), math.MaxUint32))
 }
 
+// secOf is sec of a time from an answer, which may lie beyond what unix
+// nanos can hold.
+func (e *Engine) secOf(t time.Time) uint32 {
+	if last := time.Unix(0, e.at(math.MaxUint32)); t.After(last) {
+		t = last
+	}
+	return e.sec(t.UnixNano())
+}
+
 func (e *Engine) state(p *positive, now int64) entryState {
-	if p.expires != 0 && now >= e.at(p.expires) {
+	if now >= e.at(p.expires) {
 		return stateKeyExpired
 	}
 	age := now - e.at(p.stored)
@@ -310,9 +319,7 @@ func (e *Engine) validDecision(p *positive, src Source) Decision {
 	d := Decision{Source: src}
 	d.Valid, d.Code = true, CodeValid
 	d.KeyID, d.KeyName, d.AppID = p.keyID(), p.keyName(), e.cfg.App
-	if p.expires != 0 {
-		d.ExpiresAt = time.Unix(0, e.at(p.expires))
-	}
+	d.ExpiresAt = time.Unix(0, e.at(p.expires))
 	return d
 }
 
@@ -433,11 +440,47 @@ func (e *Engine) call(ctx context.Context, key string, fp fingerprint) (any, err
 		return nil, &UnavailableError{RetryAfter: e.cfg.BreakerCooldown, Err: err}
 	}
 	e.brk.success()
-	if res.Valid && res.AppID != e.cfg.App {
-		res.Valid, res.Code = false, CodeWrongApp
+	now = e.cfg.Now().UnixNano()
+	if code := e.refusal(&res, now); code != 0 {
+		// The sidecar's own verdict, not the key service's: nothing is
+		// cached, so the next request asks again, and an older valid entry
+		// goes, so no outage serves it stale.
+		e.forget(fp)
+		res.Valid, res.Code = false, code
+		return Decision{Result: res, Source: SourceService}, nil
 	}
-	e.store(fp, &res, e.cfg.Now().UnixNano(), gen)
+	e.store(fp, &res, now, gen)
 	return Decision{Result: res, Source: SourceService}, nil
+}
+
+// refusal checks a valid answer against what the engine knows itself: the
+// key must be of its app and must expire after the engine's clock. It
+// returns the code to refuse it with (CodeWrongApp, CodeExpired), or 0 for
+// an answer that is not valid or passes, so that a key service that errs
+// or lies (or whose clock runs behind) never gets a key admitted.
+//
+// Every key of this product expires: the key service requires expires_at
+// when it creates a key and sends it with every valid answer. A valid
+// answer without one is refused as expired too: the sidecar could not
+// bound how long to trust it, and a cache entry without an end would
+// outlive the key.
+func (e *Engine) refusal(res *Result, now int64) Code {
+	switch {
+	case !res.Valid:
+		return 0
+	case res.AppID != e.cfg.App:
+		return CodeWrongApp
+	case !res.ExpiresAt.After(time.Unix(0, now)):
+		return CodeExpired
+	}
+	return 0
+}
+
+// forget drops whatever valid answer is cached for fp.
+func (e *Engine) forget(fp fingerprint) {
+	e.mu.Lock()
+	e.pos.Remove(fp)
+	e.mu.Unlock()
 }
 
 func statusOf(err error) int {
@@ -475,14 +518,12 @@ func (e *Engine) store(fp fingerprint, res *Result, now int64, gen uint64) {
 	if strings.IndexByte(res.KeyID, 0) >= 0 {
 		return // cannot be stored unambiguously; never happens with real ids
 	}
-	p := positive{idName: res.KeyID + "\x00" + res.KeyName, stored: e.sec(now)}
-	if !res.ExpiresAt.IsZero() {
-		exp := res.ExpiresAt.UnixNano()
-		if p.expires = e.sec(exp); p.expires <= p.stored {
-			// Expired, or about to, or clocks disagree: keep nothing.
-			e.pos.Remove(fp)
-			return
-		}
+	// refusal let through only answers that expire after now.
+	p := positive{idName: res.KeyID + "\x00" + res.KeyName, stored: e.sec(now), expires: e.secOf(res.ExpiresAt)}
+	if p.expires <= p.stored {
+		// Expires within the second: answer this request, keep nothing.
+		e.pos.Remove(fp)
+		return
 	}
 	if e.pos.Add(fp, p) {
 		e.obs.CacheEvicted()

@@ -1,9 +1,9 @@
 // Package verifytest is a stand-in key service for tests of the sidecar. It
-// answers POST /v1/verify from a table of keys and GET /v1/events with a
-// quiet feed, and can be switched into the faults a real key service (or
-// the network in front of it) shows: refused connections, a black hole,
-// slow answers, 5xx and 429, truncated, oversized or misshapen JSON, a
-// redirect, or flapping. It also makes a throwaway certificate authority for
+// answers POST /v1/verify from a table of keys (whose answers may be lies a
+// real key service never tells) and GET /v1/events with a quiet feed, and
+// can be switched into the faults a real key service (or the network in
+// front of it) shows: refused connections, a black hole, slow answers, 5xx
+// and 429, truncated, oversized or misshapen JSON, a redirect, or flapping. It also makes a throwaway certificate authority for
 // TLS tests.
 package verifytest
 
@@ -115,13 +115,21 @@ func (s *Server) AddKey(tb testing.TB, id, app string) string {
 // REVOKED, ORPHANED, ...), named "name of " + id.
 func (s *Server) AddKeyWithCode(tb testing.TB, id, app, code string) string {
 	tb.Helper()
+	return s.AddAnswer(tb, map[string]any{"valid": code == "VALID", "code": code, "key_id": id, "key_name": "name of " + id,
+		"app_id": app, "expires_at": "2099-01-01T00:00:00Z"})
+}
+
+// AddAnswer returns a new key the server answers with answer exactly as
+// given: the key service that lies, such as one that calls a key valid
+// for another app, past its expiry, or without one.
+func (s *Server) AddAnswer(tb testing.TB, answer map[string]any) string {
+	tb.Helper()
 	k, err := apikey.Generate()
 	if err != nil {
 		tb.Fatal(err)
 	}
 	s.mu.Lock()
-	s.keys[k] = map[string]any{"valid": code == "VALID", "code": code, "key_id": id, "key_name": "name of " + id,
-		"app_id": app, "expires_at": "2099-01-01T00:00:00Z"}
+	s.keys[k] = answer
 	s.mu.Unlock()
 	return k
 }
