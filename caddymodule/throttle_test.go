@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -108,5 +109,35 @@ func TestThrottleSurvivesReload(t *testing.T) {
 	provision(t, &b)
 	if status, _, _, _ := serve(t, &b, fromAddr(mustKey(t), "198.51.100.11", false)); status != 429 {
 		t.Fatalf("after reload: %d; want 429", status)
+	}
+}
+
+// TestThrottleChargesOnlyTheClient: a key the key service could not check
+// gives its attempt back (the outage is not the client's doing), while a
+// request whose client hung up before the verdict keeps it.
+func TestThrottleChargesOnlyTheClient(t *testing.T) {
+	srv := verifytest.New(t)
+	srv.Delay = 10 * time.Second
+	h := provision(t, &Handler{KeyService: srv.URL, App: uniqueApp("app_throttle_charge"), VerifierToken: srv.Token,
+		Timeout: caddy.Duration(300 * time.Millisecond), FailedAttempts: &FailedAttempts{Limit: 1, Window: caddy.Duration(time.Hour)}})
+
+	srv.SetFault(verifytest.HTTP503)
+	for i := range 4 {
+		if status, _, _, _ := serve(t, h, fromAddr(mustKey(t), "198.51.100.20", false)); status != 503 {
+			t.Fatalf("key service down, request %d: %d; want 503, not a charge", i, status)
+		}
+	}
+
+	srv.SetFault(verifytest.Slow)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // the client is gone before the verdict
+	r := fromAddr(mustKey(t), "198.51.100.21", false)
+	r = r.WithContext(context.WithValue(ctx, caddy.ReplacerCtxKey, caddy.NewReplacer()))
+	next := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
+	if err := h.ServeHTTP(httptest.NewRecorder(), r, next); !errors.Is(err, context.Canceled) {
+		t.Fatalf("abandoned request: %v; want the context's error", err)
+	}
+	if status, _, _, _ := serve(t, h, fromAddr(mustKey(t), "198.51.100.21", false)); status != 429 {
+		t.Fatalf("after an abandoned bad key: %d; want 429", status)
 	}
 }

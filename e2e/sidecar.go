@@ -35,8 +35,18 @@ func (s Site) URL() string { return fmt.Sprintf("http://127.0.0.1:%d/", s.Port) 
 // test's Caddy must keep) and one site per Site, each checking keys at
 // keyService and proxying to upstream (host:port).
 func Caddyfile(admin, keyService, upstream string, sites ...Site) string {
+	return caddyfile(admin, nil, keyService, upstream, sites...)
+}
+
+// caddyfile is Caddyfile with more global options, such as
+// "servers {\n\t\tprotocols h1 h2c\n\t}".
+func caddyfile(admin string, globals []string, keyService, upstream string, sites ...Site) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "{\n\tadmin %s\n\tauto_https off\n\tpersist_config off\n\tskip_install_trust\n\tlog {\n\t\tlevel ERROR\n\t}\n}\n", admin)
+	fmt.Fprintf(&b, "{\n\tadmin %s\n\tauto_https off\n\tpersist_config off\n\tskip_install_trust\n\tlog {\n\t\tlevel ERROR\n\t}\n", admin)
+	for _, g := range globals {
+		fmt.Fprintf(&b, "\t%s\n", g)
+	}
+	b.WriteString("}\n")
 	for _, s := range sites {
 		fmt.Fprintf(&b, "\nhttp://127.0.0.1:%d {\n\tbind 127.0.0.1\n\tappkey_auth {\n", s.Port)
 		fmt.Fprintf(&b, "\t\tkey_service %s\n\t\tapp %s\n\t\tverifier_token %s\n", keyService, s.App, s.Token)
