@@ -72,7 +72,10 @@ const (
 // sidecar already holds as valid. Each other key takes an attempt before it
 // is checked; the attempt comes back when the key proves good or the key
 // service cannot answer (not the client's doing), and stays taken when the
-// key is bad or the client hangs up before the verdict.
+// key is bad or the client hangs up before the verdict. When the key
+// service itself refuses a bad key with 429 (the app's budget of failed
+// verifies is spent), the client gets that 429 with Retry-After, the
+// attempt stays taken, and good keys go on being checked.
 //
 // The key is read from the configured header (X-API-Key by default) or from
 // `Authorization: Bearer`, and removed from the request before it goes
@@ -409,6 +412,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	d, err := h.shared.engine.Check(r.Context(), key)
 	if err != nil {
+		var te *verify.ThrottledError
+		if errors.As(err, &te) {
+			// The key service refused the key, one failure too many for
+			// the app: the client's doing, so its attempt stays taken.
+			h.metrics.throttledByService.Inc()
+			if c := h.logger.Check(zapcore.DebugLevel, "key service throttled the key"); c != nil {
+				c.Write(zap.Error(err))
+			}
+			w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(te.RetryAfter)))
+			return caddyhttp.Error(http.StatusTooManyRequests, errors.New("too many bad API keys for this app"))
+		}
 		if !errors.Is(err, verify.ErrUnavailable) {
 			// The client went away before the verdict: its attempt stays
 			// taken, or sending a key and hanging up would guess for free.

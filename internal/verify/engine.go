@@ -324,8 +324,10 @@ func (e *Engine) validDecision(p *positive, src Source) Decision {
 }
 
 // Check decides about key. A verdict (valid or not) comes with a nil error;
-// an error means no verdict could be reached (it matches ErrUnavailable, or
-// is the caller's context error). A cache hit takes no allocation.
+// an error means no verdict could be reached: it matches ErrUnavailable
+// (the key service could not answer), ErrThrottled (it refused this key
+// with 429), or is the caller's context error. A cache hit takes no
+// allocation.
 func (e *Engine) Check(ctx context.Context, key string) (Decision, error) {
 	if apikey.Parse(key) != nil {
 		return Decision{Result: Result{Code: CodeMalformed}, Source: SourceLocal}, nil
@@ -398,6 +400,9 @@ func (e *Engine) fetch(ctx context.Context, key string, fp fingerprint) (Decisio
 	})
 	select {
 	case r := <-ch:
+		if errors.Is(r.Err, ErrThrottled) {
+			return Decision{}, r.Err // a refusal of this key: nothing stale stands in
+		}
 		if r.Err != nil {
 			return e.fallback(fp, r.Err)
 		}
@@ -435,6 +440,14 @@ func (e *Engine) call(ctx context.Context, key string, fp fingerprint) (any, err
 	start := time.Now()
 	res, err := e.svc.Verify(cctx, key)
 	e.obs.KeyServiceCall(statusOf(err), err, time.Since(start))
+	if te := throttled(err); te != nil {
+		// The key service is up and refuses this key, one failure too
+		// many for the app: no outage, so the breaker does not count it
+		// (else a flood of bad keys would lock good ones out), and no
+		// answer to cache.
+		e.brk.success()
+		return nil, te
+	}
 	if err != nil {
 		e.brk.failure(e.cfg.Now().UnixNano(), err)
 		return nil, &UnavailableError{RetryAfter: e.cfg.BreakerCooldown, Err: err}

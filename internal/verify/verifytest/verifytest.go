@@ -2,8 +2,10 @@
 // answers POST /v1/verify from a table of keys (whose answers may be lies a
 // real key service never tells) and GET /v1/events with a quiet feed, and
 // can be switched into the faults a real key service (or the network in
-// front of it) shows: refused connections, a black hole, slow answers, 5xx
-// and 429, truncated, oversized or misshapen JSON, a redirect, or flapping. It also makes a throwaway certificate authority for
+// front of it) shows: refused connections, a black hole, slow answers, 5xx,
+// truncated, oversized or misshapen JSON, a redirect, or flapping; or into
+// the 429 the key service answers unknown keys once an app's budget of
+// failed verifies is spent. It also makes a throwaway certificate authority for
 // TLS tests.
 package verifytest
 
@@ -36,7 +38,10 @@ const (
 	HTTP500   Fault = "http_500"
 	HTTP502   Fault = "http_502"
 	HTTP503   Fault = "http_503"
-	HTTP429   Fault = "http_429" // with Retry-After, as the key service throttles
+	// HTTP429 is the key service with the app's budget of failed verifies
+	// spent: keys it knows are answered as ever, unknown ones get 429 with
+	// Retry-After. It is a refusal, not a failure, so it is not in Faults.
+	HTTP429   Fault = "http_429"
 	Truncated Fault = "truncated_json"
 	Oversized Fault = "oversized_json" // a 200 with a 2 MiB body that starts like a valid answer
 	Schema    Fault = "wrong_schema"   // a 200 with JSON of another shape
@@ -44,8 +49,9 @@ const (
 	Flap      Fault = "flap"           // every other verify call answers 503
 )
 
-// Faults lists every fault but Healthy.
-var Faults = []Fault{Refuse, BlackHole, Slow, HTTP500, HTTP502, HTTP503, HTTP429, Truncated, Oversized, Schema, Redirect, Flap}
+// Faults lists every way the key service can fail: every fault but
+// Healthy and HTTP429.
+var Faults = []Fault{Refuse, BlackHole, Slow, HTTP500, HTTP502, HTTP503, Truncated, Oversized, Schema, Redirect, Flap}
 
 // Server is the stand-in key service.
 type Server struct {
@@ -195,11 +201,6 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(code)
 		fmt.Fprintf(w, `{"error":{"code":"unavailable","message":"fault %s"}}`, fault)
 		return
-	case HTTP429:
-		w.Header().Set("Retry-After", "1")
-		w.WriteHeader(http.StatusTooManyRequests)
-		fmt.Fprint(w, `{"error":{"code":"rate_limited","message":"too many verify calls"}}`)
-		return
 	case Truncated:
 		fmt.Fprint(w, `{"valid":true,"code":"VALID","key_id":"key_`)
 		return
@@ -220,6 +221,12 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	ans, ok := s.keys[req.Key]
 	s.mu.Unlock()
+	if !ok && fault == HTTP429 {
+		w.Header().Set("Retry-After", "7")
+		w.WriteHeader(http.StatusTooManyRequests)
+		fmt.Fprint(w, `{"error":{"code":"rate_limited","message":"too many failed verifications for this app; slow down"}}`)
+		return
+	}
 	if !ok {
 		ans = map[string]any{"valid": false, "code": "NOT_FOUND"}
 	}
