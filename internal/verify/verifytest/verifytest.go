@@ -40,7 +40,8 @@ const (
 	HTTP503   Fault = "http_503"
 	// HTTP429 is the key service with the app's budget of failed verifies
 	// spent: keys it knows are answered as ever, unknown ones get 429 with
-	// Retry-After. It is a refusal, not a failure, so it is not in Faults.
+	// Retry-After: 7. It is a refusal, not a failure, so it is not in
+	// Faults.
 	HTTP429   Fault = "http_429"
 	Truncated Fault = "truncated_json"
 	Oversized Fault = "oversized_json" // a 200 with a 2 MiB body that starts like a valid answer
