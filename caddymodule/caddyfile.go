@@ -49,7 +49,10 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //
 // failed_attempts 20/1m lets each client address send 20 bad keys at once
 // and earn them back at 20 a minute; past that it gets 429 with
-// Retry-After.
+// Retry-After. A key not already cached as valid takes an attempt before
+// it is checked, so no more than 20 are checked at once; the attempt comes
+// back when the key proves good or the key service cannot answer, and a
+// request abandoned before its answer keeps it.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the directive's name
 	if d.NextArg() {

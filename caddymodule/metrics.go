@@ -17,7 +17,7 @@ import (
 var (
 	requestsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "appkey_auth_requests_total",
-		Help: "Requests checked by appkey_auth, by app, result (allowed, denied, unavailable) and reason.",
+		Help: "Requests checked by appkey_auth, by app, result (allowed, denied, throttled, unavailable) and reason.",
 	}, []string{"app", "result", "reason"})
 	cacheHits = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "appkey_auth_cache_hits_total",
@@ -133,7 +133,7 @@ func (stateCollector) Collect(ch chan<- prometheus.Metric) {
 // request path does no label lookup.
 type handlerMetrics struct {
 	allowed, allowedStale, missing, unavailable prometheus.Counter
-	throttled, throttledReq                     prometheus.Counter
+	throttled, throttledReq, throttledByService prometheus.Counter
 	deniedBy                                    map[verify.Code]prometheus.Counter
 	deniedOther                                 prometheus.Counter
 }
@@ -146,8 +146,11 @@ func newHandlerMetrics(app string) *handlerMetrics {
 		unavailable:  requestsTotal.WithLabelValues(app, "unavailable", "keyservice"),
 		throttled:    throttled.WithLabelValues(app),
 		throttledReq: requestsTotal.WithLabelValues(app, "throttled", "failed_attempts"),
-		deniedOther:  requestsTotal.WithLabelValues(app, "denied", "unknown"),
-		deniedBy:     map[verify.Code]prometheus.Counter{},
+		// The key service answered 429: the app's budget of failed
+		// verifies is spent, and this key was one more failure.
+		throttledByService: requestsTotal.WithLabelValues(app, "throttled", "keyservice"),
+		deniedOther:        requestsTotal.WithLabelValues(app, "denied", "unknown"),
+		deniedBy:           map[verify.Code]prometheus.Counter{},
 	}
 	for _, c := range []verify.Code{verify.CodeMalformed, verify.CodeNotFound, verify.CodeExpired,
 		verify.CodeRevoked, verify.CodeOrphaned, verify.CodeWrongApp} {

@@ -69,7 +69,13 @@ const (
 // service cannot be reached and the key is not cached, 503 with Retry-After.
 // A client address that keeps sending bad keys is throttled: past its
 // failed attempts it gets 429 with Retry-After, unless its key is one the
-// sidecar already holds as valid.
+// sidecar already holds as valid. Each other key takes an attempt before it
+// is checked; the attempt comes back when the key proves good or the key
+// service cannot answer (not the client's doing), and stays taken when the
+// key is bad or the client hangs up before the verdict. When the key
+// service itself refuses a bad key with 429 (the app's budget of failed
+// verifies is spent), the client gets that 429 with Retry-After, the
+// attempt stays taken, and good keys go on being checked.
 //
 // The key is read from the configured header (X-API-Key by default) or from
 // `Authorization: Bearer`, and removed from the request before it goes
@@ -141,8 +147,13 @@ type Handler struct {
 	// address may send Limit bad keys at once and gets them back at Limit
 	// per Window; past that its requests get 429 with Retry-After without
 	// a check, unless the key is one already held as valid in the cache.
-	// Good keys never use up attempts, and IPv6 addresses count per /64.
-	// On by default, at 20 per minute.
+	// A key not held as valid takes an attempt before it is checked, so no
+	// more than Limit of one address's keys are checked at once however
+	// many it sends together; the attempt is given back when the key
+	// proves good or the key service cannot answer, and kept for a bad key
+	// and for a request whose client hangs up before the verdict. Good
+	// keys never use up attempts, and IPv6 addresses count per /64. On by
+	// default, at 20 per minute.
 	FailedAttempts *FailedAttempts `json:"failed_attempts,omitempty"`
 
 	// TrustedNetworks lists client networks, as CIDR ranges or single
@@ -381,13 +392,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		w.Header().Set("WWW-Authenticate", challenge)
 		return caddyhttp.Error(http.StatusUnauthorized, errors.New("no API key"))
 	}
+	// A key already known good costs the throttle nothing: the hot path
+	// stays free, and a throttled client with a good key still gets in.
+	if d, ok := h.shared.engine.Cached(key); ok {
+		h.metrics.allowed.Inc()
+		return h.admit(w, r, next, d)
+	}
 	addr, limited := h.limitedAddr(r)
 	if limited {
-		if blocked, wait := h.throttle.Blocked(addr); blocked {
-			if d, ok := h.shared.engine.Cached(key); ok {
-				h.metrics.allowed.Inc()
-				return h.admit(w, r, next, d)
-			}
+		// The attempt is taken before the check, so that concurrent bad
+		// keys cannot all pass, and given back only once the key proves
+		// good or the key service could not answer.
+		if ok, wait := h.throttle.Reserve(addr); !ok {
 			h.metrics.throttled.Inc()
 			h.metrics.throttledReq.Inc()
 			w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(wait)))
@@ -396,8 +412,24 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	d, err := h.shared.engine.Check(r.Context(), key)
 	if err != nil {
+		var te *verify.ThrottledError
+		if errors.As(err, &te) {
+			// The key service refused the key, one failure too many for
+			// the app: the client's doing, so its attempt stays taken.
+			h.metrics.throttledByService.Inc()
+			if c := h.logger.Check(zapcore.DebugLevel, "key service throttled the key"); c != nil {
+				c.Write(zap.Error(err))
+			}
+			w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(te.RetryAfter)))
+			return caddyhttp.Error(http.StatusTooManyRequests, errors.New("too many bad API keys for this app"))
+		}
 		if !errors.Is(err, verify.ErrUnavailable) {
-			return err // the client went away
+			// The client went away before the verdict: its attempt stays
+			// taken, or sending a key and hanging up would guess for free.
+			return err
+		}
+		if limited {
+			h.throttle.Refund(addr) // the key service's failure, not the client's
 		}
 		h.metrics.unavailable.Inc()
 		var ue *verify.UnavailableError
@@ -415,15 +447,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return caddyhttp.Error(http.StatusServiceUnavailable, fmt.Errorf("API key could not be checked: %w", err))
 	}
 	if !d.Valid {
-		if limited {
-			h.throttle.Fail(addr)
-		}
 		h.metrics.denied(d.Code).Inc()
 		if c := h.logger.Check(zapcore.DebugLevel, "API key refused"); c != nil {
 			c.Write(zap.Stringer("code", d.Code), zap.String("key_id", d.KeyID), zap.Stringer("source", d.Source))
 		}
 		w.Header().Set("WWW-Authenticate", challengeBadToken)
 		return caddyhttp.Error(http.StatusUnauthorized, errors.New("invalid API key"))
+	}
+	if limited {
+		h.throttle.Refund(addr)
 	}
 	if d.Source == verify.SourceStale {
 		h.metrics.allowedStale.Inc()

@@ -2,6 +2,8 @@ package caddymodule
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -108,5 +110,71 @@ func TestThrottleSurvivesReload(t *testing.T) {
 	provision(t, &b)
 	if status, _, _, _ := serve(t, &b, fromAddr(mustKey(t), "198.51.100.11", false)); status != 429 {
 		t.Fatalf("after reload: %d; want 429", status)
+	}
+}
+
+// TestThrottleChargesOnlyTheClient: a key the key service could not check
+// gives its attempt back (the outage is not the client's doing), while a
+// request whose client hung up before the verdict keeps it.
+func TestThrottleChargesOnlyTheClient(t *testing.T) {
+	srv := verifytest.New(t)
+	srv.Delay = 10 * time.Second
+	h := provision(t, &Handler{KeyService: srv.URL, App: uniqueApp("app_throttle_charge"), VerifierToken: srv.Token,
+		Timeout: caddy.Duration(300 * time.Millisecond), FailedAttempts: &FailedAttempts{Limit: 1, Window: caddy.Duration(time.Hour)}})
+
+	srv.SetFault(verifytest.HTTP503)
+	for i := range 4 {
+		if status, _, _, _ := serve(t, h, fromAddr(mustKey(t), "198.51.100.20", false)); status != 503 {
+			t.Fatalf("key service down, request %d: %d; want 503, not a charge", i, status)
+		}
+	}
+
+	srv.SetFault(verifytest.Slow)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // the client is gone before the verdict
+	r := fromAddr(mustKey(t), "198.51.100.21", false)
+	r = r.WithContext(context.WithValue(ctx, caddy.ReplacerCtxKey, caddy.NewReplacer()))
+	next := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
+	if err := h.ServeHTTP(httptest.NewRecorder(), r, next); !errors.Is(err, context.Canceled) {
+		t.Fatalf("abandoned request: %v; want the context's error", err)
+	}
+	if status, _, _, _ := serve(t, h, fromAddr(mustKey(t), "198.51.100.21", false)); status != 429 {
+		t.Fatalf("after an abandoned bad key: %d; want 429", status)
+	}
+}
+
+// TestThrottleKeyServiceRefusal: when the key service refuses a bad key
+// with 429 (the app's budget of failed verifies is spent), the client gets
+// that 429 with the key service's Retry-After and is charged the attempt;
+// it is no outage, so good keys go on being checked.
+func TestThrottleKeyServiceRefusal(t *testing.T) {
+	srv := verifytest.New(t)
+	app := uniqueApp("app_throttle_ks")
+	h := provision(t, &Handler{KeyService: srv.URL, App: app, VerifierToken: srv.Token,
+		FailedAttempts: &FailedAttempts{Limit: 2, Window: caddy.Duration(time.Hour)}})
+	srv.SetFault(verifytest.HTTP429)
+	byService := func() float64 {
+		return testutil.ToFloat64(requestsTotal.WithLabelValues(app, "throttled", "keyservice"))
+	}
+	before := byService()
+	for i := range 2 {
+		status, answer, _, _ := serve(t, h, fromAddr(mustKey(t), "198.51.100.30", false))
+		if status != 429 || answer.Get("Retry-After") != "7" || answer.Get("WWW-Authenticate") != "" {
+			t.Fatalf("guess %d: %d %v; want 429 with the key service's Retry-After", i, status, answer)
+		}
+	}
+	if got := byService() - before; got != 2 {
+		t.Fatalf("requests throttled by the key service counted %v; want 2", got)
+	}
+	calls := srv.VerifyCalls.Load()
+	if status, _, _, _ := serve(t, h, fromAddr(mustKey(t), "198.51.100.30", false)); status != 429 || srv.VerifyCalls.Load() != calls {
+		t.Fatalf("third guess: %d, %d calls; want the sidecar's own 429 without a call", status, srv.VerifyCalls.Load()-calls)
+	}
+	for i := range 8 { // more than the breaker's threshold of refusals, from elsewhere
+		serve(t, h, fromAddr(mustKey(t), fmt.Sprintf("198.51.100.%d", 40+i), false))
+	}
+	good := srv.AddKey(t, "key_good", app)
+	if status, _, _, _ := serve(t, h, fromAddr(good, "203.0.113.30", false)); status != 200 {
+		t.Fatalf("a good key after the refusals: %d; want 200", status)
 	}
 }

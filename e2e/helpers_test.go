@@ -39,6 +39,8 @@ type stack struct {
 	upstream *upstream
 	http     *http.Client
 	loaded   bool
+	// globals are more global options for load, such as an h2c server.
+	globals []string
 }
 
 func newStack(t *testing.T, opts ...servicetest.Option) *stack {
@@ -77,7 +79,7 @@ func (s *stack) unload() {
 // load replaces Caddy's config with sites that ask keyService.
 func (s *stack) load(keyService string, sites ...Site) {
 	s.t.Helper()
-	s.loadCaddyfile(Caddyfile(admin, keyService, s.upstream.Listener.Addr().String(), sites...))
+	s.loadCaddyfile(caddyfile(admin, s.globals, keyService, s.upstream.Listener.Addr().String(), sites...))
 }
 
 // loadCaddyfile replaces Caddy's config with cfg, a whole Caddyfile that
@@ -235,15 +237,19 @@ func (s *stack) verifyCalls() float64 {
 }
 
 // ksProxy stands between the sidecar and the key service: it counts the
-// change-feed polls in flight and can fail the feed alone.
+// change-feed polls in flight, can fail the feed alone, and can slow verify
+// calls down.
 type ksProxy struct {
 	URL        string
 	failEvents atomic.Bool
 	verifies   atomic.Int64
-	heads      atomic.Int64 // feed subscriptions started (polls without after=)
-	mu         sync.Mutex
-	inflight   map[string]int // events long-polls (after=) in flight by Authorization
-	cancels    map[*http.Request]context.CancelFunc
+	// verifyDelay holds each verify call this long before passing it on,
+	// so that concurrent requests are all in flight at once.
+	verifyDelay atomic.Int64 // a time.Duration
+	heads       atomic.Int64 // feed subscriptions started (polls without after=)
+	mu          sync.Mutex
+	inflight    map[string]int // events long-polls (after=) in flight by Authorization
+	cancels     map[*http.Request]context.CancelFunc
 }
 
 func newKSProxy(t *testing.T, target string) *ksProxy {
@@ -264,6 +270,13 @@ func newKSProxy(t *testing.T, target string) *ksProxy {
 		switch r.URL.Path {
 		case "/v1/verify":
 			p.verifies.Add(1)
+			if d := time.Duration(p.verifyDelay.Load()); d > 0 {
+				select {
+				case <-time.After(d):
+				case <-r.Context().Done():
+					return
+				}
+			}
 		case "/v1/events":
 			if p.failEvents.Load() {
 				http.Error(w, `{"error":{"code":"internal","message":"feed broken by the test"}}`, http.StatusInternalServerError)

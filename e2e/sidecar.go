@@ -35,8 +35,14 @@ func (s Site) URL() string { return fmt.Sprintf("http://127.0.0.1:%d/", s.Port) 
 // test's Caddy must keep) and one site per Site, each checking keys at
 // keyService and proxying to upstream (host:port).
 func Caddyfile(admin, keyService, upstream string, sites ...Site) string {
+	return caddyfile(admin, nil, keyService, upstream, sites...)
+}
+
+// caddyfile is Caddyfile with more global options, such as
+// "servers {\n\t\tprotocols h1 h2c\n\t}".
+func caddyfile(admin string, globals []string, keyService, upstream string, sites ...Site) string {
 	var b strings.Builder
-	b.WriteString(globalOptions(admin))
+	b.WriteString(globalOptions(admin, globals...))
 	for _, s := range sites {
 		fmt.Fprintf(&b, "\nhttp://127.0.0.1:%d {\n\tbind 127.0.0.1\n\tappkey_auth %s\n", s.Port, authBlock(keyService, s, "\t"))
 		for _, l := range s.Directives {
@@ -49,8 +55,14 @@ func Caddyfile(admin, keyService, upstream string, sites ...Site) string {
 
 // globalOptions is the sidecar config's global block: the admin endpoint at
 // admin, plain HTTP on loopback, and only errors logged.
-func globalOptions(admin string) string {
-	return fmt.Sprintf("{\n\tadmin %s\n\tauto_https off\n\tpersist_config off\n\tskip_install_trust\n\tlog {\n\t\tlevel ERROR\n\t}\n}\n", admin)
+func globalOptions(admin string, globals ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "{\n\tadmin %s\n\tauto_https off\n\tpersist_config off\n\tskip_install_trust\n\tlog {\n\t\tlevel ERROR\n\t}\n", admin)
+	for _, g := range globals {
+		fmt.Fprintf(&b, "\t%s\n", g)
+	}
+	b.WriteString("}\n")
+	return b.String()
 }
 
 // authBlock is the braced block of an appkey_auth directive for site s,

@@ -280,12 +280,24 @@ func (c *Client) do(req *http.Request) ([]byte, error) {
 		if resp.StatusCode == http.StatusOK {
 			return nil, &BadAnswerError{Err: fmt.Errorf("answer larger than %d bytes", maxBody)}
 		}
-		return nil, &StatusError{Status: resp.StatusCode}
+		return nil, &StatusError{Status: resp.StatusCode, RetryAfter: retryAfter(resp.Header)}
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, decodeErrorAnswer(resp.StatusCode, data)
+		se := decodeErrorAnswer(resp.StatusCode, data)
+		se.RetryAfter = retryAfter(resp.Header)
+		return nil, se
 	}
 	return data, nil
+}
+
+// retryAfter reads a Retry-After of whole seconds, as the key service
+// sends it, bounded to an hour; 0 when there is none.
+func retryAfter(h http.Header) time.Duration {
+	s, err := strconv.Atoi(h.Get("Retry-After"))
+	if err != nil || s <= 0 {
+		return 0
+	}
+	return time.Duration(min(s, 3600)) * time.Second
 }
 
 // decodeErrorAnswer reads the key service's error body, when it is one, into

@@ -157,7 +157,7 @@ func fingerprintOf(key string) fingerprint {
 type positive struct {
 	idName  string
 	stored  uint32 // when the key service said so
-	expires uint32 // the key's own expiry; 0 for none
+	expires uint32 // the key's own expiry, always after stored
 }
 
 func (p *positive) keyID() string {
@@ -287,8 +287,17 @@ func (e *Engine) sec(ns int64) uint32 {
 	return uint32(min(max(d, 0), math.MaxUint32))
 }
 
+// secOf is sec of a time from an answer, which may lie beyond what unix
+// nanos can hold.
+func (e *Engine) secOf(t time.Time) uint32 {
+	if last := time.Unix(0, e.at(math.MaxUint32)); t.After(last) {
+		t = last
+	}
+	return e.sec(t.UnixNano())
+}
+
 func (e *Engine) state(p *positive, now int64) entryState {
-	if p.expires != 0 && now >= e.at(p.expires) {
+	if now >= e.at(p.expires) {
 		return stateKeyExpired
 	}
 	age := now - e.at(p.stored)
@@ -310,15 +319,15 @@ func (e *Engine) validDecision(p *positive, src Source) Decision {
 	d := Decision{Source: src}
 	d.Valid, d.Code = true, CodeValid
 	d.KeyID, d.KeyName, d.AppID = p.keyID(), p.keyName(), e.cfg.App
-	if p.expires != 0 {
-		d.ExpiresAt = time.Unix(0, e.at(p.expires))
-	}
+	d.ExpiresAt = time.Unix(0, e.at(p.expires))
 	return d
 }
 
 // Check decides about key. A verdict (valid or not) comes with a nil error;
-// an error means no verdict could be reached (it matches ErrUnavailable, or
-// is the caller's context error). A cache hit takes no allocation.
+// an error means no verdict could be reached: it matches ErrUnavailable
+// (the key service could not answer), ErrThrottled (it refused this key
+// with 429), or is the caller's context error. A cache hit takes no
+// allocation.
 func (e *Engine) Check(ctx context.Context, key string) (Decision, error) {
 	if apikey.Parse(key) != nil {
 		return Decision{Result: Result{Code: CodeMalformed}, Source: SourceLocal}, nil
@@ -391,6 +400,9 @@ func (e *Engine) fetch(ctx context.Context, key string, fp fingerprint) (Decisio
 	})
 	select {
 	case r := <-ch:
+		if errors.Is(r.Err, ErrThrottled) {
+			return Decision{}, r.Err // a refusal of this key: nothing stale stands in
+		}
 		if r.Err != nil {
 			return e.fallback(fp, r.Err)
 		}
@@ -428,16 +440,37 @@ func (e *Engine) call(ctx context.Context, key string, fp fingerprint) (any, err
 	start := time.Now()
 	res, err := e.svc.Verify(cctx, key)
 	e.obs.KeyServiceCall(statusOf(err), err, time.Since(start))
+	if te := throttled(err); te != nil {
+		// The key service is up and refuses this key, one failure too
+		// many for the app: no outage, so the breaker does not count it
+		// (else a flood of bad keys would lock good ones out), and no
+		// answer to cache.
+		e.brk.success()
+		return nil, te
+	}
 	if err != nil {
 		e.brk.failure(e.cfg.Now().UnixNano(), err)
 		return nil, &UnavailableError{RetryAfter: e.cfg.BreakerCooldown, Err: err}
 	}
 	e.brk.success()
-	if res.Valid && res.AppID != e.cfg.App {
-		res.Valid, res.Code = false, CodeWrongApp
+	now = e.cfg.Now().UnixNano()
+	if code := e.refusal(&res, now); code != 0 {
+		// The sidecar's own verdict, not the key service's: nothing is
+		// cached, so the next request asks again, and an older valid entry
+		// goes, so no outage serves it stale.
+		e.forget(fp)
+		res.Valid, res.Code = false, code
+		return Decision{Result: res, Source: SourceService}, nil
 	}
-	e.store(fp, &res, e.cfg.Now().UnixNano(), gen)
+	e.store(fp, &res, now, gen)
 	return Decision{Result: res, Source: SourceService}, nil
+}
+
+// forget drops whatever valid answer is cached for fp.
+func (e *Engine) forget(fp fingerprint) {
+	e.mu.Lock()
+	e.pos.Remove(fp)
+	e.mu.Unlock()
 }
 
 func statusOf(err error) int {
@@ -475,14 +508,12 @@ func (e *Engine) store(fp fingerprint, res *Result, now int64, gen uint64) {
 	if strings.IndexByte(res.KeyID, 0) >= 0 {
 		return // cannot be stored unambiguously; never happens with real ids
 	}
-	p := positive{idName: res.KeyID + "\x00" + res.KeyName, stored: e.sec(now)}
-	if !res.ExpiresAt.IsZero() {
-		exp := res.ExpiresAt.UnixNano()
-		if p.expires = e.sec(exp); p.expires <= p.stored {
-			// Expired, or about to, or clocks disagree: keep nothing.
-			e.pos.Remove(fp)
-			return
-		}
+	// refusal let through only answers that expire after now.
+	p := positive{idName: res.KeyID + "\x00" + res.KeyName, stored: e.sec(now), expires: e.secOf(res.ExpiresAt)}
+	if p.expires <= p.stored {
+		// Expires within the second: answer this request, keep nothing.
+		e.pos.Remove(fp)
+		return
 	}
 	if e.pos.Add(fp, p) {
 		e.obs.CacheEvicted()

@@ -178,3 +178,74 @@ func TestFaultOpensBreakerNamingTheCause(t *testing.T) {
 		t.Fatal("the open breaker let a call through")
 	}
 }
+
+// TestKeyServiceThrottleIsNoOutage: the key service answers 429 to unknown
+// keys once the app's budget of failed verifies is spent, and answers
+// good keys as ever. Those 429s are refusals of the keys, not an outage:
+// each is ErrThrottled with the key service's Retry-After, never
+// ErrUnavailable; none is cached; none counts toward the circuit breaker,
+// so good keys, cached or not, go on being checked; and no stale answer
+// stands in for one.
+func TestKeyServiceThrottleIsNoOutage(t *testing.T) {
+	srv := verifytest.New(t)
+	client, err := NewClient(ClientConfig{BaseURL: srv.URL, Token: srv.Token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(client.CloseIdleConnections)
+	clk := newClock()
+	obs := &callObserver{}
+	e := newTestEngine(t, Config{CacheTTL: time.Minute, StaleIfError: time.Hour, BreakerThreshold: 2, Now: clk.Now}, client, obs)
+	ctx := context.Background()
+	known := srv.AddKey(t, "key_known", testApp)
+	if d, err := e.Check(ctx, known); err != nil || !d.Valid {
+		t.Fatalf("setup: %+v, %v", d, err)
+	}
+	srv.SetFault(verifytest.HTTP429)
+
+	guess := newKey(t)
+	for i := range 5 { // well past the breaker's threshold; the same guess is asked again each time
+		before := srv.VerifyCalls.Load()
+		d, err := e.Check(ctx, guess)
+		var te *ThrottledError
+		if !errors.As(err, &te) || !errors.Is(err, ErrThrottled) || errors.Is(err, ErrUnavailable) || te.RetryAfter != 7*time.Second || d != (Decision{}) {
+			t.Fatalf("guess %d: %+v, %v; want ErrThrottled with Retry-After 7s and no verdict", i, d, err)
+		}
+		if srv.VerifyCalls.Load() != before+1 {
+			t.Fatalf("guess %d made no call: the 429 was cached", i)
+		}
+	}
+	fresh := srv.AddKey(t, "key_fresh", testApp)
+	if d, err := e.Check(ctx, fresh); err != nil || !d.Valid || d.Source != SourceService {
+		t.Fatalf("a good uncached key after the 429s: %+v, %v; want checked and valid", d, err)
+	}
+	clk.Advance(2 * time.Minute) // past cache_ttl: the known key is asked again
+	if d, err := e.Check(ctx, known); err != nil || !d.Valid || d.Source != SourceService {
+		t.Fatalf("a good key past cache_ttl: %+v, %v; want checked and valid", d, err)
+	}
+	for _, c := range obs.outcomes()[1:6] {
+		if c.label() != "429" {
+			t.Fatalf("a 429 reported as %q", c.label())
+		}
+	}
+	if obs.stale.Load() != 0 {
+		t.Fatalf("%d stale answers served", obs.stale.Load())
+	}
+
+	// Should the key service ever answer 429 for a key cached as valid,
+	// that refusal is not an outage either: nothing stale stands in.
+	svc := newFakeService()
+	e2 := newTestEngine(t, Config{CacheTTL: time.Minute, StaleIfError: time.Hour, Now: clk.Now}, svc, obs)
+	key := svc.addKey(t, testApp, "key_st", time.Time{})
+	if d, err := e2.Check(ctx, key); err != nil || !d.Valid {
+		t.Fatalf("setup: %+v, %v", d, err)
+	}
+	clk.Advance(2 * time.Minute)
+	svc.setErr(&StatusError{Status: 429})
+	if d, err := e2.Check(ctx, key); !errors.Is(err, ErrThrottled) || d.Valid {
+		t.Fatalf("a stale key refused with 429: %+v, %v; want ErrThrottled, not the stale answer", d, err)
+	}
+	if obs.stale.Load() != 0 {
+		t.Fatalf("%d stale answers served", obs.stale.Load())
+	}
+}

@@ -76,9 +76,13 @@ func (f *fakeService) callsFor(key string) int {
 	return f.calls[key]
 }
 
-// addKey makes a new valid key of app known to the service.
+// addKey makes a new valid key of app known to the service. Every key
+// expires; a zero expires stands for one far beyond any test's clock.
 func (f *fakeService) addKey(t testing.TB, app, id string, expires time.Time) string {
 	t.Helper()
+	if expires.IsZero() {
+		expires = time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)
+	}
 	k := newKey(t)
 	f.mu.Lock()
 	f.keys[k] = Result{Valid: true, Code: CodeValid, KeyID: id, KeyName: "name of " + id, AppID: app, ExpiresAt: expires}

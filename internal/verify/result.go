@@ -14,6 +14,7 @@ package verify
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
 	"time"
 )
@@ -153,6 +154,8 @@ type StatusError struct {
 	Status  int
 	Code    string
 	Message string
+	// RetryAfter is the answer's Retry-After in seconds, when it had one.
+	RetryAfter time.Duration
 }
 
 func (e *StatusError) Error() string {
@@ -160,6 +163,40 @@ func (e *StatusError) Error() string {
 		return fmt.Sprintf("key service answered HTTP %d (%s: %s)", e.Status, e.Code, e.Message)
 	}
 	return fmt.Sprintf("key service answered HTTP %d", e.Status)
+}
+
+// ErrThrottled is matched (errors.Is) by the error of a Check the key
+// service answered with 429. It answers so only for keys that fail (unknown,
+// malformed, another app's) once the app's budget of failed verifies is
+// spent; good keys are always answered. So it is a refusal of this key, not
+// an outage: the caller should answer 429 and count it against the client
+// that sent the key.
+var ErrThrottled = errors.New("key service throttled failed verifies")
+
+// ThrottledError is the error of a Check the key service answered with 429.
+type ThrottledError struct {
+	// RetryAfter is how long the key service asked to wait.
+	RetryAfter time.Duration
+	// Err is the key service's answer (a *StatusError).
+	Err error
+}
+
+func (e *ThrottledError) Error() string {
+	return "key service throttled this key: " + e.Err.Error()
+}
+
+func (e *ThrottledError) Unwrap() error { return e.Err }
+
+// Is makes errors.Is(err, ErrThrottled) true.
+func (e *ThrottledError) Is(target error) bool { return target == ErrThrottled }
+
+// throttled returns err as a *ThrottledError when it is a 429 answer.
+func throttled(err error) *ThrottledError {
+	var se *StatusError
+	if !errors.As(err, &se) || se.Status != http.StatusTooManyRequests {
+		return nil
+	}
+	return &ThrottledError{RetryAfter: max(se.RetryAfter, time.Second), Err: err}
 }
 
 // errBreakerOpen is the cause of an UnavailableError given without a call

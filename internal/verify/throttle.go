@@ -17,7 +17,7 @@ type ThrottleConfig struct {
 	// Window is the time over which Limit attempts are granted again.
 	Window time.Duration
 	// Addresses bounds how many client addresses are tracked (default
-	// 65,536); past it the least recently failing address is forgotten.
+	// 65,536); past it the address least recently checked is forgotten.
 	Addresses int
 	// Now is the clock (default time.Now).
 	Now func() time.Time
@@ -29,6 +29,12 @@ type ThrottleConfig struct {
 // addresses count per /64, the block one host usually gets. It starts no
 // goroutine and its memory is bounded by Addresses. It is safe for
 // concurrent use.
+//
+// An attempt is taken before the key is checked (Reserve) and given back
+// when it turns out not to be the client's failure (Refund), so that
+// concurrent requests cannot all pass a check made before any of them
+// failed, and a request whose client hangs up before the verdict is
+// charged like any other.
 type Throttle struct {
 	cfg      ThrottleConfig
 	perToken float64 // nanoseconds to earn one attempt back
@@ -78,26 +84,10 @@ func (t *Throttle) refill(b *bucket, now int64) {
 	}
 }
 
-// Blocked reports whether addr has used up its failed attempts, and if so
-// how long until it gets one back.
-func (t *Throttle) Blocked(addr netip.Addr) (bool, time.Duration) {
-	k := clientKey(addr)
-	now := t.cfg.Now().UnixNano()
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	b, ok := t.buckets.Peek(k)
-	if !ok {
-		return false, 0
-	}
-	t.refill(b, now)
-	if b.tokens >= 1 {
-		return false, 0
-	}
-	return true, time.Duration((1 - b.tokens) * t.perToken)
-}
-
-// Fail takes one attempt from addr's bucket.
-func (t *Throttle) Fail(addr netip.Addr) {
+// Reserve takes one attempt from addr's bucket, before its key is
+// checked. When none is left it takes nothing, reports false and how long
+// until one is earned back.
+func (t *Throttle) Reserve(addr netip.Addr) (bool, time.Duration) {
 	k := clientKey(addr)
 	now := t.cfg.Now().UnixNano()
 	t.mu.Lock()
@@ -108,7 +98,30 @@ func (t *Throttle) Fail(addr netip.Addr) {
 		t.buckets.Add(k, b)
 	}
 	t.refill(b, now)
-	b.tokens = max(b.tokens-1, 0)
+	if b.tokens < 1 {
+		return false, time.Duration((1 - b.tokens) * t.perToken)
+	}
+	b.tokens--
+	return true, 0
+}
+
+// Refund gives back an attempt Reserve took, for a check that ended in no
+// failure of the client's. An address whose bucket is full again is
+// forgotten, so that clients with good keys take no room from guessers'
+// counts.
+func (t *Throttle) Refund(addr netip.Addr) {
+	k := clientKey(addr)
+	now := t.cfg.Now().UnixNano()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	b, ok := t.buckets.Peek(k)
+	if !ok {
+		return // forgotten meanwhile: it starts full anyway
+	}
+	t.refill(b, now)
+	if b.tokens = min(b.tokens+1, float64(t.cfg.Limit)); b.tokens >= float64(t.cfg.Limit) {
+		t.buckets.Remove(k)
+	}
 }
 
 // Len is the number of addresses tracked.

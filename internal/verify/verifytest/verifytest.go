@@ -1,9 +1,11 @@
 // Package verifytest is a stand-in key service for tests of the sidecar. It
-// answers POST /v1/verify from a table of keys and GET /v1/events with a
-// quiet feed, and can be switched into the faults a real key service (or
-// the network in front of it) shows: refused connections, a black hole,
-// slow answers, 5xx and 429, truncated, oversized or misshapen JSON, a
-// redirect, or flapping. It also makes a throwaway certificate authority for
+// answers POST /v1/verify from a table of keys (whose answers may be lies a
+// real key service never tells) and GET /v1/events with a quiet feed, and
+// can be switched into the faults a real key service (or the network in
+// front of it) shows: refused connections, a black hole, slow answers, 5xx,
+// truncated, oversized or misshapen JSON, a redirect, or flapping; or into
+// the 429 the key service answers unknown keys once an app's budget of
+// failed verifies is spent. It also makes a throwaway certificate authority for
 // TLS tests.
 package verifytest
 
@@ -36,7 +38,11 @@ const (
 	HTTP500   Fault = "http_500"
 	HTTP502   Fault = "http_502"
 	HTTP503   Fault = "http_503"
-	HTTP429   Fault = "http_429" // with Retry-After, as the key service throttles
+	// HTTP429 is the key service with the app's budget of failed verifies
+	// spent: keys it knows are answered as ever, unknown ones get 429 with
+	// Retry-After: 7. It is a refusal, not a failure, so it is not in
+	// Faults.
+	HTTP429   Fault = "http_429"
 	Truncated Fault = "truncated_json"
 	Oversized Fault = "oversized_json" // a 200 with a 2 MiB body that starts like a valid answer
 	Schema    Fault = "wrong_schema"   // a 200 with JSON of another shape
@@ -44,8 +50,9 @@ const (
 	Flap      Fault = "flap"           // every other verify call answers 503
 )
 
-// Faults lists every fault but Healthy.
-var Faults = []Fault{Refuse, BlackHole, Slow, HTTP500, HTTP502, HTTP503, HTTP429, Truncated, Oversized, Schema, Redirect, Flap}
+// Faults lists every way the key service can fail: every fault but
+// Healthy and HTTP429.
+var Faults = []Fault{Refuse, BlackHole, Slow, HTTP500, HTTP502, HTTP503, Truncated, Oversized, Schema, Redirect, Flap}
 
 // Server is the stand-in key service.
 type Server struct {
@@ -115,13 +122,21 @@ func (s *Server) AddKey(tb testing.TB, id, app string) string {
 // REVOKED, ORPHANED, ...), named "name of " + id.
 func (s *Server) AddKeyWithCode(tb testing.TB, id, app, code string) string {
 	tb.Helper()
+	return s.AddAnswer(tb, map[string]any{"valid": code == "VALID", "code": code, "key_id": id, "key_name": "name of " + id,
+		"app_id": app, "expires_at": "2099-01-01T00:00:00Z"})
+}
+
+// AddAnswer returns a new key the server answers with answer exactly as
+// given: the key service that lies, such as one that calls a key valid
+// for another app, past its expiry, or without one.
+func (s *Server) AddAnswer(tb testing.TB, answer map[string]any) string {
+	tb.Helper()
 	k, err := apikey.Generate()
 	if err != nil {
 		tb.Fatal(err)
 	}
 	s.mu.Lock()
-	s.keys[k] = map[string]any{"valid": code == "VALID", "code": code, "key_id": id, "key_name": "name of " + id,
-		"app_id": app, "expires_at": "2099-01-01T00:00:00Z"}
+	s.keys[k] = answer
 	s.mu.Unlock()
 	return k
 }
@@ -187,11 +202,6 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(code)
 		fmt.Fprintf(w, `{"error":{"code":"unavailable","message":"fault %s"}}`, fault)
 		return
-	case HTTP429:
-		w.Header().Set("Retry-After", "1")
-		w.WriteHeader(http.StatusTooManyRequests)
-		fmt.Fprint(w, `{"error":{"code":"rate_limited","message":"too many verify calls"}}`)
-		return
 	case Truncated:
 		fmt.Fprint(w, `{"valid":true,"code":"VALID","key_id":"key_`)
 		return
@@ -212,6 +222,12 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	ans, ok := s.keys[req.Key]
 	s.mu.Unlock()
+	if !ok && fault == HTTP429 {
+		w.Header().Set("Retry-After", "7")
+		w.WriteHeader(http.StatusTooManyRequests)
+		fmt.Fprint(w, `{"error":{"code":"rate_limited","message":"too many failed verifications for this app; slow down"}}`)
+		return
+	}
 	if !ok {
 		ans = map[string]any{"valid": false, "code": "NOT_FOUND"}
 	}
