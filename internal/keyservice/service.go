@@ -328,6 +328,8 @@ func (s *Service) storeErr(err error) error {
 		return &Error{Kind: KindUnauthorized, Message: "your user has been removed from the organization", Err: err}
 	case errors.Is(err, store.ErrCursorExpired):
 		return &Error{Kind: KindCursorExpired, Message: "the events cursor is older than the kept history; start again from the head", Err: err}
+	case errors.Is(err, store.ErrCursorAhead):
+		return &Error{Kind: KindCursorExpired, Message: "the events cursor is past the newest event (the key store went back in time); start again from the head", Err: err}
 	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		return &Error{Kind: KindUnavailable, Message: "the key store is unavailable; try again", Err: err}
 	}
