@@ -70,6 +70,14 @@ func (f *serveFlags) config(stderr io.Writer) (keyserver.Config, error) {
 	if (f.tlsCert == "") != (f.tlsKey == "") {
 		return keyserver.Config{}, fmt.Errorf("--tls-cert and --tls-key go together")
 	}
+	adminToken, err := suppliedToken("APPKEYS_ADMIN_TOKEN", keyservice.AdminToken, os.Getenv("APPKEYS_ADMIN_TOKEN"))
+	if err != nil {
+		return keyserver.Config{}, err
+	}
+	ownerToken, err := suppliedToken("APPKEYS_BOOTSTRAP_TOKEN", keyservice.OwnerToken, os.Getenv("APPKEYS_BOOTSTRAP_TOKEN"))
+	if err != nil {
+		return keyserver.Config{}, err
+	}
 	return keyserver.Config{
 		TLSCertFile:        f.tlsCert,
 		TLSKeyFile:         f.tlsKey,
@@ -77,14 +85,28 @@ func (f *serveFlags) config(stderr io.Writer) (keyserver.Config, error) {
 		DataDir:            f.data,
 		DatabaseURL:        db,
 		MasterKey:          os.Getenv("APPKEYS_MASTER_KEY"),
-		AdminToken:         os.Getenv("APPKEYS_ADMIN_TOKEN"),
-		BootstrapToken:     os.Getenv("APPKEYS_BOOTSTRAP_TOKEN"),
+		AdminToken:         adminToken,
+		BootstrapToken:     ownerToken,
 		MaxKeyLifetime:     maxLife,
 		VerifyFailureRate:  f.failureRate,
 		VerifyFailureBurst: f.failureBurst,
 		Logger:             slog.New(h),
 		Console:            console.Mount,
 	}, nil
+}
+
+// suppliedToken checks a bootstrap token read from the environment variable
+// env, and refuses, before anything starts, one that is a placeholder or a
+// pattern, even when the store is bootstrapped already: a guessable token
+// in the environment is a sign it may be a live credential.
+func suppliedToken(env string, kind keyservice.TokenKind, tok string) (string, error) {
+	if tok == "" {
+		return "", nil
+	}
+	if err := kind.Check(tok); err != nil {
+		return "", fmt.Errorf("%s %w; make one with: appkeys gen-token %s", env, err, kind)
+	}
+	return tok, nil
 }
 
 // parseDays reads "30d" as days, and anything else as a Go duration.
@@ -108,7 +130,8 @@ func newServeCmd() *cobra.Command {
 
 On an empty store it creates the platform admin and a first organization with
 its owner, and writes their tokens to <data>/admin.token and <data>/owner.token
-(mode 0600). APPKEYS_ADMIN_TOKEN and APPKEYS_BOOTSTRAP_TOKEN fix those tokens.
+(mode 0600). APPKEYS_ADMIN_TOKEN and APPKEYS_BOOTSTRAP_TOKEN fix those tokens;
+make them with 'appkeys gen-token admin' and 'appkeys gen-token owner'.
 The master key (32 bytes, base64) comes from APPKEYS_MASTER_KEY, or is
 generated into <data>/master.key. Losing it makes every stored secret
 unreadable and every stored key unverifiable: back it up.`,

@@ -30,7 +30,7 @@ func TestServeTLS(t *testing.T) {
 	os.WriteFile(keyFile, pems[1], 0o600)
 
 	srv, err := keyserver.Start(context.Background(), keyserver.Config{
-		Addr: "127.0.0.1:0", DataDir: t.TempDir(), MasterKey: masterKey(t), BootstrapToken: "aku_owner_token_for_the_tls_test",
+		Addr: "127.0.0.1:0", DataDir: t.TempDir(), MasterKey: masterKey(t), BootstrapToken: "aku_ownerTokenForTheTLSTest0123456789abcdefghijk",
 		TLSCertFile: certFile, TLSKeyFile: keyFile,
 		Logger: slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
@@ -44,7 +44,7 @@ func TestServeTLS(t *testing.T) {
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}}}
 	defer hc.CloseIdleConnections()
 	req, _ := http.NewRequest("POST", srv.URL+"/v1/apps", strings.NewReader(`{"name":"tls","kind":"cloud_function"}`))
-	req.Header.Set("Authorization", "Bearer aku_owner_token_for_the_tls_test")
+	req.Header.Set("Authorization", "Bearer aku_ownerTokenForTheTLSTest0123456789abcdefghijk")
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := hc.Do(req)
 	if err != nil {

@@ -47,6 +47,7 @@ const (
 	userTokenPrefix     = "aku_"
 	verifierTokenPrefix = "akv_"
 	tokenRandomLen      = 43 // 256 bits of base62
+	maxTokenLen         = 200
 )
 
 // DefaultMaxKeyLifetime bounds how far in the future a key may expire.
@@ -257,7 +258,7 @@ type Caller struct {
 // with one message for every reason.
 func (s *Service) Authenticate(ctx context.Context, token string) (Caller, error) {
 	unauthorized := errorf(KindUnauthorized, "missing or invalid token")
-	if token == "" || len(token) > 200 {
+	if token == "" || len(token) > maxTokenLen {
 		return Caller{}, unauthorized
 	}
 	h := s.keys.hashToken(token)
@@ -380,7 +381,7 @@ func checkRole(role string) error {
 
 // Bootstrap prepares an empty store: a platform admin and a first
 // organization with its owner, in one transaction. Tokens left empty are
-// generated. persist saves the two tokens; it runs before the transaction
+// generated; supplied ones must pass AdminToken.Check and OwnerToken.Check. persist saves the two tokens; it runs before the transaction
 // commits, so a crash can never leave a bootstrapped store whose tokens
 // nobody has. It returns created=false, and no tokens, when the store was
 // not empty.
@@ -390,18 +391,18 @@ func (s *Service) Bootstrap(ctx context.Context, adminToken, ownerToken string, 
 		return "", "", false, s.storeErr(err)
 	}
 	if adminToken == "" {
-		if adminToken, err = newToken(adminTokenPrefix); err != nil {
+		if adminToken, err = AdminToken.New(); err != nil {
 			return "", "", false, err
 		}
-	} else if !strings.HasPrefix(adminToken, adminTokenPrefix) || len(adminToken) < 24 {
-		return "", "", false, fmt.Errorf("APPKEYS_ADMIN_TOKEN must start with %s and be at least 24 characters", adminTokenPrefix)
+	} else if err := AdminToken.Check(adminToken); err != nil {
+		return "", "", false, fmt.Errorf("the admin token %w", err)
 	}
 	if ownerToken == "" {
-		if ownerToken, err = newToken(userTokenPrefix); err != nil {
+		if ownerToken, err = OwnerToken.New(); err != nil {
 			return "", "", false, err
 		}
-	} else if !strings.HasPrefix(ownerToken, userTokenPrefix) || len(ownerToken) < 24 {
-		return "", "", false, fmt.Errorf("APPKEYS_BOOTSTRAP_TOKEN must start with %s and be at least 24 characters", userTokenPrefix)
+	} else if err := OwnerToken.Check(ownerToken); err != nil {
+		return "", "", false, fmt.Errorf("the owner token %w", err)
 	}
 	orgID, err := newID("org")
 	if err != nil {
