@@ -47,6 +47,9 @@ type Config struct {
 	Now func() time.Time
 	// FeedPoll overrides how often the feed head is polled.
 	FeedPoll time.Duration
+	// KeyCountEvery overrides how often keys are counted by state for
+	// metrics (keyservice.DefaultKeyCountEvery).
+	KeyCountEvery time.Duration
 	// VerifyFailureRate and VerifyFailureBurst bound failed verifies per
 	// app; keyservice's defaults when zero.
 	VerifyFailureRate  float64
@@ -109,6 +112,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	st.SetObserver(httpapi.StoreObserver(reg))
 	svc, err := keyservice.New(keyservice.Config{
 		Store: st, MasterKey: master, MaxKeyLifetime: cfg.MaxKeyLifetime, Logger: log, Now: cfg.Now, FeedPoll: cfg.FeedPoll,
+		KeyCountEvery:     cfg.KeyCountEvery,
 		VerifyFailureRate: cfg.VerifyFailureRate, VerifyFailureBurst: cfg.VerifyFailureBurst,
 	})
 	if err != nil {

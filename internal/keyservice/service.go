@@ -91,6 +91,9 @@ type Config struct {
 	FeedPoll time.Duration
 	// UsageFlush is how often last-used times are written; 30s when zero.
 	UsageFlush time.Duration
+	// KeyCountEvery is how often the keys are counted by state, for
+	// metrics; DefaultKeyCountEvery when zero.
+	KeyCountEvery time.Duration
 	// VerifyFailureRate and VerifyFailureBurst bound failed verifies per
 	// app (per verifier token); the defaults when zero.
 	VerifyFailureRate  float64
@@ -108,6 +111,8 @@ type Service struct {
 	retention   time.Duration
 	feedPoll    time.Duration
 	usageEvery  time.Duration
+	countEvery  time.Duration
+	keyCounts   keyCounts
 	feed        *feedWatch
 	usage       *usageTracker
 	verifiers   *verifierCache
@@ -138,6 +143,7 @@ func New(cfg Config) (*Service, error) {
 		retention:   cfg.EventRetention,
 		feedPoll:    cfg.FeedPoll,
 		usageEvery:  cfg.UsageFlush,
+		countEvery:  cfg.KeyCountEvery,
 		feed:        newFeedWatch(),
 		usage:       newUsageTracker(),
 		verifiers:   newVerifierCache(),
@@ -161,12 +167,15 @@ func New(cfg Config) (*Service, error) {
 	if s.usageEvery <= 0 {
 		s.usageEvery = 30 * time.Second
 	}
+	if s.countEvery <= 0 {
+		s.countEvery = DefaultKeyCountEvery
+	}
 	return s, nil
 }
 
 // Run does the background work until ctx ends: it follows the feed head,
-// flushes last-used times, prunes old events and sweeps expired console
-// sessions. It flushes once more before it returns.
+// flushes last-used times, counts keys by state, prunes old events and
+// sweeps expired console sessions. It flushes once more before it returns.
 //
 // Following the feed head has a loop of its own: it is what wakes the
 // sidecars' long-polls, so a revocation must never wait behind a slow
@@ -194,13 +203,17 @@ func (s *Service) Run(ctx context.Context) {
 	}
 }
 
-// housekeep flushes last-used times, prunes old events and sweeps expired
-// console sessions until ctx ends, then flushes once more.
+// housekeep flushes last-used times, counts keys by state, prunes old
+// events and sweeps expired console sessions until ctx ends, then flushes
+// once more.
 func (s *Service) housekeep(ctx context.Context) {
 	usageTick := time.NewTicker(s.usageEvery)
+	countTick := time.NewTicker(s.countEvery)
 	pruneTick := time.NewTicker(time.Hour)
 	defer usageTick.Stop()
+	defer countTick.Stop()
 	defer pruneTick.Stop()
+	s.refreshKeyCounts(ctx)
 	for {
 		select {
 		case <-ctx.Done():
@@ -210,6 +223,8 @@ func (s *Service) housekeep(ctx context.Context) {
 			return
 		case <-usageTick.C:
 			s.FlushUsage(ctx)
+		case <-countTick.C:
+			s.refreshKeyCounts(ctx)
 		case <-pruneTick.C:
 			if n, err := s.store.PruneEvents(ctx, s.now().Add(-s.retention)); err != nil {
 				s.log.Warn("prune events", "err", err)
@@ -858,10 +873,4 @@ func (s *Service) ListAudit(ctx context.Context, c Caller, limit int) ([]store.A
 	}
 	recs, err := s.store.ListAudit(ctx, u.OrgID, limit)
 	return recs, s.storeErr(err)
-}
-
-// CountKeys counts every non-revoked key by state, for metrics.
-func (s *Service) CountKeys(ctx context.Context) (map[string]int, error) {
-	m, err := s.store.CountKeys(ctx, s.now())
-	return m, s.storeErr(err)
 }

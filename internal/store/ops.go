@@ -726,8 +726,11 @@ func (s *Store) PruneEvents(ctx context.Context, before time.Time) (int64, error
 	return n, err
 }
 
-// CountKeys counts every non-revoked key by state, for the keys-by-state gauge.
+// CountKeys counts every non-revoked key by state, for the keys-by-state
+// gauge. It reads the whole keys table: call it on a schedule, not per
+// scrape.
 func (s *Store) CountKeys(ctx context.Context, now time.Time) (map[string]int, error) {
+	defer s.timed("count_keys")()
 	out := map[string]int{"active": 0, "expired": 0, "orphaned": 0}
 	var a, e, o int
 	err := s.db.QueryRowContext(ctx, `SELECT
