@@ -24,7 +24,7 @@ func init() { commands = append(commands, newServeCmd) }
 // serveFlags are the key service's settings; `appkeys up` shares them.
 type serveFlags struct {
 	addr, data, database, maxLifetime, logLevel, logFormat string
-	tlsCert, tlsKey                                        string // serve only
+	tlsCert, tlsKey, metricsAddr                           string // serve only
 	failureRate                                            float64
 	failureBurst                                           int
 }
@@ -79,6 +79,7 @@ func (f *serveFlags) config(stderr io.Writer) (keyserver.Config, error) {
 		return keyserver.Config{}, err
 	}
 	return keyserver.Config{
+		MetricsAddr:        f.metricsAddr,
 		TLSCertFile:        f.tlsCert,
 		TLSKeyFile:         f.tlsKey,
 		Addr:               f.addr,
@@ -126,7 +127,8 @@ func newServeCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the key service",
-		Long: `Run the key service: the /v1 JSON API, the web console, /healthz, /readyz and /metrics.
+		Long: `Run the key service: the /v1 JSON API, the web console, /healthz, /readyz and
+/metrics (on --metrics-addr instead, when set).
 
 On an empty store it creates the platform admin and a first organization with
 its owner, and writes their tokens to <data>/admin.token and <data>/owner.token
@@ -149,6 +151,9 @@ unreadable and every stored key unverifiable: back it up.`,
 			}
 			printBootstrap(cmd.OutOrStdout(), srv)
 			cfg.Logger.Info("key service listening", "url", srv.URL, "store", storeName(cfg))
+			if srv.MetricsURL != "" {
+				cfg.Logger.Info("metrics listening", "url", srv.MetricsURL+"/metrics")
+			}
 			select {
 			case <-ctx.Done():
 			case <-waitChan(srv):
@@ -162,6 +167,7 @@ unreadable and every stored key unverifiable: back it up.`,
 	f.register(cmd, "127.0.0.1:8700")
 	cmd.Flags().StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate (chain) to serve HTTPS with; needs --tls-key")
 	cmd.Flags().StringVar(&f.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
+	cmd.Flags().StringVar(&f.metricsAddr, "metrics-addr", "", "serve /metrics on this address alone (e.g. a private 0.0.0.0:9700) and answer 404 for it on --addr")
 	return cmd
 }
 
