@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/appkeys/appkeys/internal/keyserver"
 	"github.com/appkeys/appkeys/internal/servicetest"
 )
 
@@ -67,6 +68,7 @@ func TestOpenAPIDescribesRealAnswers(t *testing.T) {
 
 	call("", "GET", "/healthz", nil, 200)
 	call("", "GET", "/readyz", nil, 200)
+	call("", "GET", "/metrics", nil, 200)
 	call("", "GET", "/v1/apps", nil, 401)
 	call(svc.AdminToken, "POST", "/v1/orgs", map[string]any{"name": "globex", "owner_email": "o@globex.test"}, 201)
 	call(owner, "GET", "/v1/me", nil, 200)
@@ -98,11 +100,17 @@ func TestOpenAPIDescribesRealAnswers(t *testing.T) {
 	if len(list(page["events"])) == 0 {
 		t.Error("no event after a revoke, so the Event schema went unchecked")
 	}
+	call(verifier, "GET", "/v1/events?after=1000000", nil, 410) // past the head
 	call(owner, "DELETE", "/v1/users/"+fmt.Sprint(user["id"]), nil, 204)
 	call(owner, "GET", "/v1/keys?state=orphaned", nil, 200)
 	call(owner, "DELETE", "/v1/apps/"+appID, nil, 204)
 	call(owner, "GET", "/v1/keys?state=orphaned", nil, 200)
 	call(owner, "GET", "/v1/audit?limit=50", nil, 200)
+
+	// With --metrics-addr, the API's address answers 404 for /metrics
+	// (call reads svc, so this and what follows ask the second service).
+	svc = servicetest.Start(t, servicetest.WithConfig(func(c *keyserver.Config) { c.MetricsAddr = "127.0.0.1:0" }))
+	call("", "GET", "/metrics", nil, 404)
 }
 
 // responseSchema finds the schema of an answer; nil when it has no JSON body.

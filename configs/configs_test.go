@@ -41,6 +41,7 @@ import (
 	_ "github.com/appkeys/appkeys/caddymodule"
 	"github.com/appkeys/appkeys/internal/client"
 	"github.com/appkeys/appkeys/internal/httpapi"
+	"github.com/appkeys/appkeys/internal/keyservice"
 	"github.com/appkeys/appkeys/internal/servicetest"
 )
 
@@ -893,6 +894,40 @@ func TestDeploySettingsTable(t *testing.T) {
 	for name := range documented {
 		if !slices.Contains(flags, name) && !slices.Contains(envs, name) {
 			t.Errorf("docs/deploy.md's settings table lists %s, which appkeys serve does not read", name)
+		}
+	}
+}
+
+// TestK8sTokenPlaceholdersRefused: the bootstrap tokens in configs/k8s's
+// Secrets are placeholders the key service refuses to start on (were they
+// accepted, everyone who read the example would hold the credential), and
+// the manifest says how to make real ones.
+func TestK8sTokenPlaceholdersRefused(t *testing.T) {
+	kinds := map[string]keyservice.TokenKind{"APPKEYS_ADMIN_TOKEN": keyservice.AdminToken, "APPKEYS_BOOTSTRAP_TOKEN": keyservice.OwnerToken}
+	seen := 0
+	for _, obj := range k8sObjects(t) {
+		data, _ := obj["stringData"].(map[string]any)
+		for env, kind := range kinds {
+			v, ok := data[env].(string)
+			if !ok {
+				continue
+			}
+			seen++
+			if err := kind.Check(v); err == nil {
+				t.Errorf("configs/k8s sets %s to %q, which the key service would accept as a real token", env, v)
+			}
+		}
+	}
+	if seen != len(kinds) {
+		t.Fatalf("found %d of the %d token settings in configs/k8s", seen, len(kinds))
+	}
+	b, err := os.ReadFile("k8s/keyservice.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"gen-token admin", "gen-token owner"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("configs/k8s/keyservice.yaml does not show %q", want)
 		}
 	}
 }

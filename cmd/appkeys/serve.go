@@ -24,7 +24,7 @@ func init() { commands = append(commands, newServeCmd) }
 // serveFlags are the key service's settings; `appkeys up` shares them.
 type serveFlags struct {
 	addr, data, database, maxLifetime, logLevel, logFormat string
-	tlsCert, tlsKey                                        string // serve only
+	tlsCert, tlsKey, metricsAddr                           string // serve only
 	failureRate                                            float64
 	failureBurst                                           int
 }
@@ -70,21 +70,44 @@ func (f *serveFlags) config(stderr io.Writer) (keyserver.Config, error) {
 	if (f.tlsCert == "") != (f.tlsKey == "") {
 		return keyserver.Config{}, fmt.Errorf("--tls-cert and --tls-key go together")
 	}
+	adminToken, err := suppliedToken("APPKEYS_ADMIN_TOKEN", keyservice.AdminToken, os.Getenv("APPKEYS_ADMIN_TOKEN"))
+	if err != nil {
+		return keyserver.Config{}, err
+	}
+	ownerToken, err := suppliedToken("APPKEYS_BOOTSTRAP_TOKEN", keyservice.OwnerToken, os.Getenv("APPKEYS_BOOTSTRAP_TOKEN"))
+	if err != nil {
+		return keyserver.Config{}, err
+	}
 	return keyserver.Config{
+		MetricsAddr:        f.metricsAddr,
 		TLSCertFile:        f.tlsCert,
 		TLSKeyFile:         f.tlsKey,
 		Addr:               f.addr,
 		DataDir:            f.data,
 		DatabaseURL:        db,
 		MasterKey:          os.Getenv("APPKEYS_MASTER_KEY"),
-		AdminToken:         os.Getenv("APPKEYS_ADMIN_TOKEN"),
-		BootstrapToken:     os.Getenv("APPKEYS_BOOTSTRAP_TOKEN"),
+		AdminToken:         adminToken,
+		BootstrapToken:     ownerToken,
 		MaxKeyLifetime:     maxLife,
 		VerifyFailureRate:  f.failureRate,
 		VerifyFailureBurst: f.failureBurst,
 		Logger:             slog.New(h),
 		Console:            console.Mount,
 	}, nil
+}
+
+// suppliedToken checks a bootstrap token read from the environment variable
+// env, and refuses, before anything starts, one that is a placeholder or a
+// pattern, even when the store is bootstrapped already: a guessable token
+// in the environment is a sign it may be a live credential.
+func suppliedToken(env string, kind keyservice.TokenKind, tok string) (string, error) {
+	if tok == "" {
+		return "", nil
+	}
+	if err := kind.Check(tok); err != nil {
+		return "", fmt.Errorf("%s %w; make one with: appkeys gen-token %s", env, err, kind)
+	}
+	return tok, nil
 }
 
 // parseDays reads "30d" as days, and anything else as a Go duration.
@@ -104,11 +127,13 @@ func newServeCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the key service",
-		Long: `Run the key service: the /v1 JSON API, the web console, /healthz, /readyz and /metrics.
+		Long: `Run the key service: the /v1 JSON API, the web console, /healthz, /readyz and
+/metrics (on --metrics-addr instead, when set).
 
 On an empty store it creates the platform admin and a first organization with
 its owner, and writes their tokens to <data>/admin.token and <data>/owner.token
-(mode 0600). APPKEYS_ADMIN_TOKEN and APPKEYS_BOOTSTRAP_TOKEN fix those tokens.
+(mode 0600). APPKEYS_ADMIN_TOKEN and APPKEYS_BOOTSTRAP_TOKEN fix those tokens;
+make them with 'appkeys gen-token admin' and 'appkeys gen-token owner'.
 The master key (32 bytes, base64) comes from APPKEYS_MASTER_KEY, or is
 generated into <data>/master.key. Losing it makes every stored secret
 unreadable and every stored key unverifiable: back it up.`,
@@ -126,6 +151,9 @@ unreadable and every stored key unverifiable: back it up.`,
 			}
 			printBootstrap(cmd.OutOrStdout(), srv)
 			cfg.Logger.Info("key service listening", "url", srv.URL, "store", storeName(cfg))
+			if srv.MetricsURL != "" {
+				cfg.Logger.Info("metrics listening", "url", srv.MetricsURL+"/metrics")
+			}
 			select {
 			case <-ctx.Done():
 			case <-waitChan(srv):
@@ -139,6 +167,7 @@ unreadable and every stored key unverifiable: back it up.`,
 	f.register(cmd, "127.0.0.1:8700")
 	cmd.Flags().StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate (chain) to serve HTTPS with; needs --tls-key")
 	cmd.Flags().StringVar(&f.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
+	cmd.Flags().StringVar(&f.metricsAddr, "metrics-addr", "", "serve /metrics on this address alone (e.g. a private 0.0.0.0:9700) and answer 404 for it on --addr")
 	return cmd
 }
 

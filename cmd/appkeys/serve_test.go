@@ -1,12 +1,18 @@
 package main
 
 import (
+	"context"
 	"io"
+	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/appkeys/appkeys/internal/servicetest"
+	"github.com/appkeys/appkeys/internal/store/pgtest"
 )
 
 func TestServeFlags(t *testing.T) {
@@ -53,5 +59,80 @@ func TestServeFlags(t *testing.T) {
 				t.Errorf("rate %v, burst %d, lifetime %v; want %v, %d, %v", cfg.VerifyFailureRate, cfg.VerifyFailureBurst, cfg.MaxKeyLifetime, tt.rate, tt.burst, tt.lifetime)
 			}
 		})
+	}
+}
+
+// TestServeMetricsAddr: with --metrics-addr, `appkeys serve` serves
+// /metrics on a listener of its own and nothing else there, and the API's
+// listener (public, behind the load balancer) answers 404 for /metrics.
+func TestServeMetricsAddr(t *testing.T) {
+	addr, metricsAddr := freeAddr(t), freeAddr(t)
+	args := []string{"serve", "--addr", addr, "--metrics-addr", metricsAddr, "--data", t.TempDir(), "--log-level", "warn"}
+	if os.Getenv(servicetest.EnvStore) == "postgres" {
+		args = append(args, "--database", pgtest.NewDatabase(t))
+	}
+	for _, env := range []string{"APPKEYS_DATABASE_URL", "APPKEYS_MASTER_KEY", "APPKEYS_ADMIN_TOKEN", "APPKEYS_BOOTSTRAP_TOKEN"} {
+		t.Setenv(env, "")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	root := newRootCmd()
+	root.SetArgs(args)
+	root.SetOut(io.Discard)
+	stderr := &syncBuffer{}
+	root.SetErr(stderr)
+	done := make(chan error, 1)
+	go func() { done <- root.ExecuteContext(ctx) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if res, err := http.Get("http://" + addr + "/readyz"); err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("serve stopped: %v\n%s", err, stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve not ready within 30s\n%s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	get := func(url string) (int, string, string) {
+		t.Helper()
+		res, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, res.Header.Get("Content-Type"), string(b)
+	}
+	if code, ct, body := get("http://" + metricsAddr + "/metrics"); code != http.StatusOK || !strings.HasPrefix(ct, "text/plain") ||
+		!strings.Contains(body, "appkeys_http_requests_total") || !strings.Contains(body, `route="GET /readyz"`) {
+		t.Fatalf("GET /metrics on --metrics-addr: %d %s\n%.300s", code, ct, body)
+	}
+	if code, ct, body := get("http://" + addr + "/metrics"); code != http.StatusNotFound || !strings.HasPrefix(ct, "application/json") || !strings.Contains(body, `"not_found"`) {
+		t.Fatalf("GET /metrics on --addr with --metrics-addr set: %d %s %s; want the API's 404", code, ct, body)
+	}
+	for _, path := range []string{"/", "/healthz", "/v1/me", "/metrics/x"} {
+		if code, _, _ := get("http://" + metricsAddr + path); code != http.StatusNotFound {
+			t.Errorf("GET %s on --metrics-addr: %d; want 404, only /metrics lives there", path, code)
+		}
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve did not stop cleanly: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not stop within 30s")
+	}
+	if _, err := http.Get("http://" + metricsAddr + "/metrics"); err == nil {
+		t.Error("the metrics listener outlived serve")
 	}
 }

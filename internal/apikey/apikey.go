@@ -207,3 +207,13 @@ func mac(secret []byte, key string) []byte {
 	m.Write([]byte(key))
 	return m.Sum(nil)
 }
+
+// IsBase62 reports whether s is made of base62 characters only.
+func IsBase62(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !isBase62(s[i]) {
+			return false
+		}
+	}
+	return true
+}

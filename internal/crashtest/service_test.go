@@ -20,8 +20,8 @@ import (
 // its first start.
 const (
 	masterKey  = "Y3Jhc2h0ZXN0LW1hc3Rlci1rZXktMzItYnl0ZXMhISE=" // 32 bytes
-	ownerToken = "aku_crashtest_owner_token_0123456789"
-	adminToken = "aka_crashtest_admin_token_0123456789"
+	ownerToken = "aku_crashtestOwnerToken0123456789abcdefghijklmnop"
+	adminToken = "aka_crashtestAdminToken0123456789abcdefghijklmnop"
 )
 
 // Bounds on every wait, so a hung service fails the test instead of it.

@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -130,5 +131,39 @@ func TestEventsFeed(t *testing.T) {
 	must(t, err)
 	if len(page.Events) != 1 || page.Events[0].KeyID != kb3.ID || page.Events[0].Seq != h+1 {
 		t.Fatalf("after pruning: %+v (head %d)", page, h)
+	}
+}
+
+// TestEventsCursorFromTheFuture: a cursor past the head (the database was
+// restored, or failed over and lost its last commits, while a sidecar kept
+// its cursor) is 410 cursor_expired, at once even with a wait, so the
+// sidecar starts again from the head instead of waiting past revocations
+// numbered at or below its cursor. The head itself, and every cursor up to
+// it, stay good.
+func TestEventsCursorFromTheFuture(t *testing.T) {
+	w := newWorld(t)
+	k := w.createKey(w.owner, w.appA.ID, "a1")
+	must(t, w.owner.RevokeKey(ctx(t), k.ID))
+	head, err := w.verA.EventsHead(ctx(t))
+	must(t, err)
+	for _, after := range []int64{head + 1, head + 1_000_000} {
+		path := fmt.Sprintf("/v1/events?after=%d&wait=10s", after)
+		start := time.Now()
+		w.do("GET", path, w.appA.VerifierToken, nil).WantError(http.StatusGone, "cursor_expired")
+		if d := time.Since(start); d >= 10*time.Second {
+			t.Fatalf("%s waited out its wait (%s) before answering", path, d)
+		}
+	}
+	_, err = w.verA.Events(ctx(t), head+1, 0)
+	wantAPIError(t, err, http.StatusGone, client.CodeCursorExpired)
+	page, err := w.verA.Events(ctx(t), head, 0)
+	must(t, err)
+	if len(page.Events) != 0 || page.Next != head {
+		t.Fatalf("from the head: %+v (head %d)", page, head)
+	}
+	page, err = w.verA.Events(ctx(t), head-1, 0)
+	must(t, err)
+	if len(page.Events) != 1 || page.Events[0].KeyID != k.ID {
+		t.Fatalf("from just before the head: %+v", page)
 	}
 }

@@ -228,6 +228,19 @@ func ctx(t testing.TB) context.Context {
 	return c
 }
 
+// eventually polls cond until it holds, failing the test after a generous
+// bound. It waits for background work; it asserts nothing about speed.
+func eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("never happened: %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {

@@ -7,7 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/appkeys/appkeys/internal/apikey"
 	"github.com/appkeys/appkeys/internal/client"
+	"github.com/appkeys/appkeys/internal/keyserver"
+	"github.com/appkeys/appkeys/internal/servicetest"
 )
 
 // A user of one organization never sees or changes another's things, on
@@ -102,12 +105,13 @@ func TestTenantIsolation(t *testing.T) {
 	}
 	must(t, owner2.DeleteSecret(ctx(t), "ORG1_SECRET"))
 
-	// Org 2's sidecar cannot verify org 1's keys (and vice versa).
+	// Org 2's sidecar cannot verify org 1's keys (and vice versa), and
+	// does not learn that they exist (TestVerifyAcrossOrganizations).
 	ver2 := w.client(app2.VerifierToken)
-	if res := w.verify(ver2, key1.PlainKey); res.Valid || res.Code != client.VerifyWrongApp || res.KeyID != "" {
+	if res := w.verify(ver2, key1.PlainKey); res.Valid || res.Code != client.VerifyNotFound || res.KeyID != "" {
 		t.Fatalf("org 2's app verifying org 1's key: %+v", res)
 	}
-	if res := w.verify(w.verA, key2.PlainKey); res.Valid || res.Code != client.VerifyWrongApp {
+	if res := w.verify(w.verA, key2.PlainKey); res.Valid || res.Code != client.VerifyNotFound {
 		t.Fatalf("org 1's app verifying org 2's key: %+v", res)
 	}
 	// Org 2's change feed never carries org 1's events.
@@ -152,5 +156,58 @@ func TestTenantIsolation(t *testing.T) {
 		if strings.Contains(string(audit), id) {
 			t.Fatalf("org 1's audit shows org 2's %s: %s", id, audit)
 		}
+	}
+}
+
+// TestVerifyAcrossOrganizations: a verifier asking about another
+// organization's key, live, revoked or expired, hears exactly what it hears
+// for a key that does not exist (NOT_FOUND, nothing more), and pays for it
+// from the same failure budget. WRONG_APP stays for another app of its own
+// organization, which its owners can see anyway.
+func TestVerifyAcrossOrganizations(t *testing.T) {
+	const burst = 7
+	w := newWorld(t, servicetest.WithConfig(func(c *keyserver.Config) {
+		c.VerifyFailureRate, c.VerifyFailureBurst = 0.001, burst // no refill during the test
+	}))
+	admin := w.client(w.svc.AdminToken)
+	org2, err := admin.CreateOrg(ctx(t), client.CreateOrgRequest{Name: "Other", OwnerEmail: "boss@other.example"})
+	must(t, err)
+	owner2 := w.client(org2.Owner.Token)
+	app2 := w.createApp(owner2, "theirs")
+	live2 := w.createKey(owner2, app2.ID, "live")
+	revoked2 := w.createKey(owner2, app2.ID, "revoked")
+	must(t, owner2.RevokeKey(ctx(t), revoked2.ID))
+	expiring2, err := owner2.CreateKey(ctx(t), app2.ID, client.CreateKeyRequest{Name: "expired", ExpiresAt: w.clock.Now().Add(time.Minute)})
+	must(t, err)
+	mine := w.createKey(w.owner, w.appB.ID, "same-org-other-app")
+	w.clock.Advance(2 * time.Minute) // expiring2 is expired now
+	unknown, err := apikey.Generate()
+	must(t, err)
+
+	// The answer to a key that does not exist, byte for byte.
+	notFound := w.do("POST", "/v1/verify", w.appA.VerifierToken, map[string]string{"key": unknown}).WantStatus(http.StatusOK).Body
+	if res := w.verify(w.verA, unknown); res.Code != client.VerifyNotFound {
+		t.Fatalf("unknown key: %+v", res)
+	}
+	for name, key := range map[string]string{"live": live2.PlainKey, "revoked": revoked2.PlainKey, "expired": expiring2.PlainKey} {
+		r := w.do("POST", "/v1/verify", w.appA.VerifierToken, map[string]string{"key": key}).WantStatus(http.StatusOK)
+		if string(r.Body) != string(notFound) {
+			t.Errorf("another organization's %s key answered %s; want what an unknown key answers, %s", name, r.Body, notFound)
+		}
+	}
+	// Same organization, another app: WRONG_APP, as before.
+	if res := w.verify(w.verA, mine.PlainKey); res.Valid || res.Code != client.VerifyWrongApp {
+		t.Fatalf("a key of another app of the same organization: %+v", res)
+	}
+	// Those were 6 failures of the budget of 7: one more, then 429, for
+	// another organization's key as for any guess.
+	if res := w.verify(w.verA, live2.PlainKey); res.Code != client.VerifyNotFound {
+		t.Fatalf("the budget's last failure: %+v", res)
+	}
+	_, err = w.verA.Verify(ctx(t), live2.PlainKey)
+	wantAPIError(t, err, http.StatusTooManyRequests, "rate_limited")
+	// The other organization's own sidecar still gets its live key.
+	if res := w.verify(w.client(app2.VerifierToken), live2.PlainKey); !res.Valid {
+		t.Fatalf("org 2's own key: %+v", res)
 	}
 }

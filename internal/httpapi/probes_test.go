@@ -1,10 +1,12 @@
 package httpapi_test
 
 import (
+	"fmt"
 	"net/http"
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	dto "github.com/prometheus/client_model/go"
@@ -13,6 +15,8 @@ import (
 
 	"github.com/appkeys/appkeys/internal/apikey"
 	"github.com/appkeys/appkeys/internal/client"
+	"github.com/appkeys/appkeys/internal/keyserver"
+	"github.com/appkeys/appkeys/internal/servicetest"
 )
 
 func TestProbes(t *testing.T) {
@@ -33,7 +37,7 @@ func TestProbes(t *testing.T) {
 }
 
 func TestMetrics(t *testing.T) {
-	w := newWorld(t)
+	w := newWorld(t, servicetest.WithConfig(func(c *keyserver.Config) { c.KeyCountEvery = 10 * time.Millisecond }))
 	k := w.createKey(w.owner, w.appA.ID, "m1")
 	k2 := w.createKey(w.owner, w.appA.ID, "m2")
 	must(t, w.owner.RevokeKey(ctx(t), k2.ID))
@@ -52,6 +56,15 @@ func TestMetrics(t *testing.T) {
 	w.do("DELETE", "/v1/keys/"+k.PlainKey, w.ownerTok, nil).WantError(http.StatusNotFound, "")
 	w.do("GET", "/v1/nope/"+k.PlainKey, w.ownerTok, nil).WantError(http.StatusNotFound, "")
 
+	// Keys are counted by state on the service's schedule (here every
+	// 10 ms), not per scrape: wait for a count after the changes.
+	eventually(t, "the keys counted by state", func() bool {
+		fams := parseMetrics(t, string(w.do("GET", "/metrics", "", nil).WantStatus(http.StatusOK).Body))
+		active, _ := metricValue(fams, "appkeys_keys", map[string]string{"state": "active"})
+		orphaned, _ := metricValue(fams, "appkeys_keys", map[string]string{"state": "orphaned"})
+		return active == 1 && orphaned == 1
+	})
+
 	r := w.do("GET", "/metrics", "", nil).WantStatus(http.StatusOK)
 	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
 		t.Fatalf("metrics Content-Type %q", ct)
@@ -60,11 +73,7 @@ func TestMetrics(t *testing.T) {
 	if strings.Contains(text, k.PlainKey) || strings.Contains(text, "cak_") {
 		t.Fatal("the metrics carry a key")
 	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := parser.TextToMetricFamilies(strings.NewReader(text))
-	if err != nil {
-		t.Fatalf("parse the exposition: %v", err)
-	}
+	fams := parseMetrics(t, text)
 
 	var ours []*dto.MetricFamily
 	for name, f := range fams {
@@ -98,33 +107,7 @@ func TestMetrics(t *testing.T) {
 		t.Errorf("lint %s: %s", p.Metric, p.Text)
 	}
 
-	value := func(name string, labels map[string]string) (float64, bool) {
-		f := fams[name]
-		if f == nil {
-			return 0, false
-		}
-	next:
-		for _, m := range f.GetMetric() {
-			got := map[string]string{}
-			for _, l := range m.GetLabel() {
-				got[l.GetName()] = l.GetValue()
-			}
-			for k, v := range labels {
-				if got[k] != v {
-					continue next
-				}
-			}
-			switch {
-			case m.Counter != nil:
-				return m.GetCounter().GetValue(), true
-			case m.Gauge != nil:
-				return m.GetGauge().GetValue(), true
-			case m.Histogram != nil:
-				return float64(m.GetHistogram().GetSampleCount()), true
-			}
-		}
-		return 0, false
-	}
+	value := func(name string, labels map[string]string) (float64, bool) { return metricValue(fams, name, labels) }
 	for _, c := range []struct {
 		name   string
 		labels map[string]string
@@ -159,4 +142,66 @@ func TestMetrics(t *testing.T) {
 		t.Fatalf("client metrics: %v", err)
 	}
 	_ = client.StateAny
+}
+
+// parseMetrics parses a Prometheus text exposition.
+func parseMetrics(t testing.TB, text string) map[string]*dto.MetricFamily {
+	t.Helper()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(strings.NewReader(text))
+	if err != nil {
+		t.Fatalf("parse the exposition: %v", err)
+	}
+	return fams
+}
+
+// metricValue is the value of the sample of family name whose labels
+// include labels: a counter's or gauge's value, a histogram's count.
+func metricValue(fams map[string]*dto.MetricFamily, name string, labels map[string]string) (float64, bool) {
+	f := fams[name]
+	if f == nil {
+		return 0, false
+	}
+next:
+	for _, m := range f.GetMetric() {
+		got := map[string]string{}
+		for _, l := range m.GetLabel() {
+			got[l.GetName()] = l.GetValue()
+		}
+		for k, v := range labels {
+			if got[k] != v {
+				continue next
+			}
+		}
+		switch {
+		case m.Counter != nil:
+			return m.GetCounter().GetValue(), true
+		case m.Gauge != nil:
+			return m.GetGauge().GetValue(), true
+		case m.Histogram != nil:
+			return float64(m.GetHistogram().GetSampleCount()), true
+		}
+	}
+	return 0, false
+}
+
+// TestScrapeCostsNoTableScan: however often /metrics is scraped, the keys
+// table is counted on the service's own schedule (at start, then every
+// 30 s), never per scrape, so a scrape costs the same with a million keys
+// as with none.
+func TestScrapeCostsNoTableScan(t *testing.T) {
+	w := newWorld(t)
+	for i := range 5 {
+		w.createKey(w.owner, w.appA.ID, fmt.Sprint("k", i))
+	}
+	const scrapes = 30
+	var counted float64
+	for range scrapes {
+		fams := parseMetrics(t, string(w.do("GET", "/metrics", "", nil).WantStatus(http.StatusOK).Body))
+		counted, _ = metricValue(fams, "appkeys_store_duration_seconds", map[string]string{"op": "count_keys"})
+	}
+	// The count at start, and perhaps one refresh if this took 30 s.
+	if counted > 2 {
+		t.Fatalf("%d scrapes counted the keys table %v times; want at most once per 30 s", scrapes, counted)
+	}
 }

@@ -33,6 +33,9 @@ type Options struct {
 	Registry *prometheus.Registry
 	// Extra mounts more handlers (the web console) on the same mux.
 	Extra func(mux *http.ServeMux)
+	// MetricsElsewhere, when set, keeps /metrics off this handler (it
+	// answers 404): MetricsHandler serves it on a listener of its own.
+	MetricsElsewhere bool
 }
 
 // Server is the key service's HTTP handler.
@@ -41,6 +44,7 @@ type Server struct {
 	log     *slog.Logger
 	mux     *http.ServeMux
 	metrics *metrics
+	scrape  http.Handler // the registry's /metrics
 	handler http.Handler
 }
 
@@ -107,7 +111,16 @@ func New(svc *keyservice.Service, opts Options) *Server {
 			s.mux.HandleFunc(rt.pattern, func(w http.ResponseWriter, r *http.Request) { h(s, w, r) })
 		}
 	}
-	s.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	s.scrape = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	if opts.MetricsElsewhere {
+		// The API's own 404, as for any unknown path (not the console's
+		// page, and no hint of where the metrics went).
+		s.mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
+			writeErr(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
+		})
+	} else {
+		s.mux.Handle("GET /metrics", s.scrape)
+	}
 	s.mux.HandleFunc("/v1/", s.noRoute)
 	if opts.Extra != nil {
 		opts.Extra(s.mux)
@@ -117,6 +130,19 @@ func New(svc *keyservice.Service, opts Options) *Server {
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// MetricsHandler serves GET /metrics, the same registry as the API's, and
+// nothing else: for a listener of its own (Options.MetricsElsewhere), so
+// that scrapes need not reach the API's address and the API's address
+// tells the public nothing of the service's traffic.
+func (s *Server) MetricsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", s.scrape)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeErr(w, http.StatusNotFound, "not_found", "only GET /metrics is served here")
+	})
+	return mux
+}
 
 // noRoute answers unknown /v1 paths, and known paths with the wrong method,
 // in the API's JSON error shape.

@@ -47,10 +47,17 @@ type Config struct {
 	Now func() time.Time
 	// FeedPoll overrides how often the feed head is polled.
 	FeedPoll time.Duration
+	// KeyCountEvery overrides how often keys are counted by state for
+	// metrics (keyservice.DefaultKeyCountEvery).
+	KeyCountEvery time.Duration
 	// VerifyFailureRate and VerifyFailureBurst bound failed verifies per
 	// app; keyservice's defaults when zero.
 	VerifyFailureRate  float64
 	VerifyFailureBurst int
+	// MetricsAddr, when set, is a listen address that serves /metrics
+	// alone (with TLS when the API has it); the API's listener then answers
+	// 404 for /metrics.
+	MetricsAddr string
 	// TLSCertFile and TLSKeyFile, when both set, are a PEM certificate
 	// (chain) and its key: the service then speaks HTTPS only. Sidecars
 	// trust a private CA with the module's ca_file.
@@ -74,11 +81,15 @@ type Server struct {
 	Bootstrap Bootstrap
 	Service   *keyservice.Service
 	Store     *store.Store
+	// MetricsURL is where /metrics is served when Config.MetricsAddr is
+	// set; empty otherwise.
+	MetricsURL string
 
-	http   *http.Server
-	cancel context.CancelFunc
-	done   chan struct{}
-	served chan error
+	http    *http.Server
+	metrics *http.Server // nil without MetricsAddr
+	cancel  context.CancelFunc
+	done    chan struct{}
+	served  chan error
 }
 
 // Start opens everything and begins serving. Stop with Close.
@@ -109,6 +120,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	st.SetObserver(httpapi.StoreObserver(reg))
 	svc, err := keyservice.New(keyservice.Config{
 		Store: st, MasterKey: master, MaxKeyLifetime: cfg.MaxKeyLifetime, Logger: log, Now: cfg.Now, FeedPoll: cfg.FeedPoll,
+		KeyCountEvery:     cfg.KeyCountEvery,
 		VerifyFailureRate: cfg.VerifyFailureRate, VerifyFailureBurst: cfg.VerifyFailureBurst,
 	})
 	if err != nil {
@@ -142,7 +154,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Console != nil {
 		extra = func(mux *http.ServeMux) { cfg.Console(svc, mux) }
 	}
-	api := httpapi.New(svc, httpapi.Options{Logger: log, Registry: reg, Extra: extra})
+	api := httpapi.New(svc, httpapi.Options{Logger: log, Registry: reg, Extra: extra, MetricsElsewhere: cfg.MetricsAddr != ""})
 	addr := cfg.Addr
 	if addr == "" {
 		addr = "127.0.0.1:8700"
@@ -160,6 +172,14 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		st.Close()
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	var metricsLn net.Listener
+	if cfg.MetricsAddr != "" {
+		if metricsLn, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+			ln.Close()
+			st.Close()
+			return nil, fmt.Errorf("listen on %s (--metrics-addr): %w", cfg.MetricsAddr, err)
+		}
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	scheme := "http://"
@@ -181,6 +201,30 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			TLSConfig:         tlsConfig,
 		},
 	}
+	if metricsLn != nil {
+		s.MetricsURL = scheme + metricsLn.Addr().String()
+		s.metrics = &http.Server{
+			Handler:           api.MetricsHandler(),
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       10 * time.Second,
+			WriteTimeout:      30 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			MaxHeaderBytes:    16 << 10,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+			TLSConfig:         tlsConfig.Clone(), // each http.Server writes its own NextProtos into it
+		}
+		go func() {
+			var err error
+			if tlsConfig != nil {
+				err = s.metrics.ServeTLS(metricsLn, "", "")
+			} else {
+				err = s.metrics.Serve(metricsLn)
+			}
+			if !errors.Is(err, http.ErrServerClosed) {
+				log.Error("metrics listener stopped", "addr", cfg.MetricsAddr, "err", err)
+			}
+		}()
+	}
 	go func() {
 		defer close(s.done)
 		svc.Run(runCtx)
@@ -200,6 +244,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 func (s *Server) Close(ctx context.Context) error {
 	s.cancel() // ends long-polls, whose context derives from runCtx
 	err := s.http.Shutdown(ctx)
+	if s.metrics != nil {
+		err = errors.Join(err, s.metrics.Shutdown(ctx))
+	}
 	<-s.done
 	if serr := <-s.served; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
 		err = errors.Join(err, serr)

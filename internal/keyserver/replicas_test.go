@@ -32,12 +32,16 @@ func (w testLog) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func startReplica(t *testing.T, dbURL, master string) *keyserver.Server {
+func startReplica(t *testing.T, dbURL, master string, opts ...func(*keyserver.Config)) *keyserver.Server {
 	t.Helper()
-	srv, err := keyserver.Start(context.Background(), keyserver.Config{
+	cfg := keyserver.Config{
 		Addr: "127.0.0.1:0", DataDir: t.TempDir(), DatabaseURL: dbURL, MasterKey: master, FeedPoll: 50 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	srv, err := keyserver.Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,6 +169,50 @@ func TestTwoReplicas(t *testing.T) {
 		t.Fatalf("a revocation reached the feed reader %v after its 204; want within 1s", worst)
 	}
 	t.Logf("%d revocations through two replicas, all on replica A's feed in order; slowest %v after its 204", n, worst)
+}
+
+// TestFreshCursorGoodOnEveryReplica: a cursor that replica A has just
+// handed out, from a head replica B has not polled yet, is good at B at
+// once. Only a cursor past the database's head is refused (410), so a
+// sidecar whose requests land on different replicas never purges for
+// nothing.
+func TestFreshCursorGoodOnEveryReplica(t *testing.T) {
+	db := pgtest.NewDatabase(t)
+	master := masterKey(t)
+	a := startReplica(t, db, master)
+	b := startReplica(t, db, master, func(c *keyserver.Config) { c.FeedPoll = time.Hour }) // B hears of A's events late
+	ctx := context.Background()
+	owner := mustClient(t, a.URL, a.Bootstrap.OwnerToken)
+	app, err := owner.CreateApp(ctx, client.CreateAppRequest{Name: "fn", Kind: "cloud_function"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifierA := mustClient(t, a.URL, app.VerifierToken)
+	verifierB := mustClient(t, b.URL, app.VerifierToken)
+	for i := range 5 {
+		k, err := owner.CreateKey(ctx, app.ID, client.CreateKeyRequest{Name: fmt.Sprint("k", i), ExpiresAt: time.Now().Add(time.Hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := owner.RevokeKey(ctx, k.ID); err != nil {
+			t.Fatal(err)
+		}
+		head, err := verifierA.EventsHead(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		page, err := verifierB.Events(ctx, head, 0)
+		if err != nil || len(page.Events) != 0 || page.Next != head {
+			t.Fatalf("A's fresh head %d at B: %+v, %v; want no events and the same head", head, page, err)
+		}
+		page, err = verifierB.Events(ctx, head-1, 0)
+		if err != nil || len(page.Events) != 1 || page.Events[0].KeyID != k.ID {
+			t.Fatalf("the revocation just before A's head, at B: %+v, %v", page, err)
+		}
+		if _, err := verifierB.Events(ctx, head+1, 0); !client.IsStatus(err, http.StatusGone) {
+			t.Fatalf("a cursor past the head at B: %v; want 410", err)
+		}
+	}
 }
 
 // TestDatabaseOutage stops PostgreSQL under load and starts it again: readyz

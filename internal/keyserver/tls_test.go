@@ -30,21 +30,31 @@ func TestServeTLS(t *testing.T) {
 	os.WriteFile(keyFile, pems[1], 0o600)
 
 	srv, err := keyserver.Start(context.Background(), keyserver.Config{
-		Addr: "127.0.0.1:0", DataDir: t.TempDir(), MasterKey: masterKey(t), BootstrapToken: "aku_owner_token_for_the_tls_test",
-		TLSCertFile: certFile, TLSKeyFile: keyFile,
+		Addr: "127.0.0.1:0", DataDir: t.TempDir(), MasterKey: masterKey(t), BootstrapToken: "aku_ownerTokenForTheTLSTest0123456789abcdefghijk",
+		TLSCertFile: certFile, TLSKeyFile: keyFile, MetricsAddr: "127.0.0.1:0",
 		Logger: slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close(context.Background()) })
-	if !strings.HasPrefix(srv.URL, "https://") {
-		t.Fatalf("URL %s; want https://", srv.URL)
+	if !strings.HasPrefix(srv.URL, "https://") || !strings.HasPrefix(srv.MetricsURL, "https://") {
+		t.Fatalf("URL %s, metrics %s; want https:// for both", srv.URL, srv.MetricsURL)
 	}
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}}}
 	defer hc.CloseIdleConnections()
+	// The metrics listener speaks TLS too: no plain-text side door.
+	if resp, err := hc.Get(srv.MetricsURL + "/metrics"); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("metrics over TLS: %v", err)
+	} else {
+		resp.Body.Close()
+	}
+	if resp, err := http.Get("http" + strings.TrimPrefix(srv.MetricsURL, "https") + "/metrics"); err == nil && resp.StatusCode == 200 {
+		resp.Body.Close()
+		t.Fatal("the metrics listener answered plain HTTP")
+	}
 	req, _ := http.NewRequest("POST", srv.URL+"/v1/apps", strings.NewReader(`{"name":"tls","kind":"cloud_function"}`))
-	req.Header.Set("Authorization", "Bearer aku_owner_token_for_the_tls_test")
+	req.Header.Set("Authorization", "Bearer aku_ownerTokenForTheTLSTest0123456789abcdefghijk")
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := hc.Do(req)
 	if err != nil {

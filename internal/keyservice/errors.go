@@ -19,7 +19,7 @@ const (
 	KindInvalid                       // well-formed but unacceptable values (422)
 	KindRateLimited                   // too many attempts (429)
 	KindUnavailable                   // the store cannot be reached (503)
-	KindCursorExpired                 // the events cursor was pruned (410)
+	KindCursorExpired                 // the events cursor was pruned, or is past the head (410)
 )
 
 // Error is a domain error whose message is safe to show to the caller: it

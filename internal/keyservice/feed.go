@@ -55,7 +55,10 @@ func (w *feedWatch) poke() {
 // Events returns the calling app's events after the cursor. With after nil
 // it answers at once with no events and the current head, where a new
 // subscriber starts. Otherwise, when there are none yet, it waits up to
-// wait for one.
+// wait for one. A cursor older than the kept history, or past the head
+// (the store was restored or failed over behind the subscriber), is
+// KindCursorExpired: the subscriber must purge and start again from the
+// head.
 func (s *Service) Events(ctx context.Context, c Caller, after *int64, wait time.Duration) ([]store.Event, int64, error) {
 	if c.App == nil {
 		return nil, 0, errorf(KindForbidden, "the events feed needs an app's verifier token")

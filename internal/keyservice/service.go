@@ -47,6 +47,7 @@ const (
 	userTokenPrefix     = "aku_"
 	verifierTokenPrefix = "akv_"
 	tokenRandomLen      = 43 // 256 bits of base62
+	maxTokenLen         = 200
 )
 
 // DefaultMaxKeyLifetime bounds how far in the future a key may expire.
@@ -90,6 +91,9 @@ type Config struct {
 	FeedPoll time.Duration
 	// UsageFlush is how often last-used times are written; 30s when zero.
 	UsageFlush time.Duration
+	// KeyCountEvery is how often the keys are counted by state, for
+	// metrics; DefaultKeyCountEvery when zero.
+	KeyCountEvery time.Duration
 	// VerifyFailureRate and VerifyFailureBurst bound failed verifies per
 	// app (per verifier token); the defaults when zero.
 	VerifyFailureRate  float64
@@ -107,6 +111,8 @@ type Service struct {
 	retention   time.Duration
 	feedPoll    time.Duration
 	usageEvery  time.Duration
+	countEvery  time.Duration
+	keyCounts   keyCounts
 	feed        *feedWatch
 	usage       *usageTracker
 	verifiers   *verifierCache
@@ -137,6 +143,7 @@ func New(cfg Config) (*Service, error) {
 		retention:   cfg.EventRetention,
 		feedPoll:    cfg.FeedPoll,
 		usageEvery:  cfg.UsageFlush,
+		countEvery:  cfg.KeyCountEvery,
 		feed:        newFeedWatch(),
 		usage:       newUsageTracker(),
 		verifiers:   newVerifierCache(),
@@ -160,12 +167,15 @@ func New(cfg Config) (*Service, error) {
 	if s.usageEvery <= 0 {
 		s.usageEvery = 30 * time.Second
 	}
+	if s.countEvery <= 0 {
+		s.countEvery = DefaultKeyCountEvery
+	}
 	return s, nil
 }
 
 // Run does the background work until ctx ends: it follows the feed head,
-// flushes last-used times, prunes old events and sweeps expired console
-// sessions. It flushes once more before it returns.
+// flushes last-used times, counts keys by state, prunes old events and
+// sweeps expired console sessions. It flushes once more before it returns.
 //
 // Following the feed head has a loop of its own: it is what wakes the
 // sidecars' long-polls, so a revocation must never wait behind a slow
@@ -193,13 +203,17 @@ func (s *Service) Run(ctx context.Context) {
 	}
 }
 
-// housekeep flushes last-used times, prunes old events and sweeps expired
-// console sessions until ctx ends, then flushes once more.
+// housekeep flushes last-used times, counts keys by state, prunes old
+// events and sweeps expired console sessions until ctx ends, then flushes
+// once more.
 func (s *Service) housekeep(ctx context.Context) {
 	usageTick := time.NewTicker(s.usageEvery)
+	countTick := time.NewTicker(s.countEvery)
 	pruneTick := time.NewTicker(time.Hour)
 	defer usageTick.Stop()
+	defer countTick.Stop()
 	defer pruneTick.Stop()
+	s.refreshKeyCounts(ctx)
 	for {
 		select {
 		case <-ctx.Done():
@@ -209,6 +223,8 @@ func (s *Service) housekeep(ctx context.Context) {
 			return
 		case <-usageTick.C:
 			s.FlushUsage(ctx)
+		case <-countTick.C:
+			s.refreshKeyCounts(ctx)
 		case <-pruneTick.C:
 			if n, err := s.store.PruneEvents(ctx, s.now().Add(-s.retention)); err != nil {
 				s.log.Warn("prune events", "err", err)
@@ -257,7 +273,7 @@ type Caller struct {
 // with one message for every reason.
 func (s *Service) Authenticate(ctx context.Context, token string) (Caller, error) {
 	unauthorized := errorf(KindUnauthorized, "missing or invalid token")
-	if token == "" || len(token) > 200 {
+	if token == "" || len(token) > maxTokenLen {
 		return Caller{}, unauthorized
 	}
 	h := s.keys.hashToken(token)
@@ -328,6 +344,8 @@ func (s *Service) storeErr(err error) error {
 		return &Error{Kind: KindUnauthorized, Message: "your user has been removed from the organization", Err: err}
 	case errors.Is(err, store.ErrCursorExpired):
 		return &Error{Kind: KindCursorExpired, Message: "the events cursor is older than the kept history; start again from the head", Err: err}
+	case errors.Is(err, store.ErrCursorAhead):
+		return &Error{Kind: KindCursorExpired, Message: "the events cursor is past the newest event (the key store went back in time); start again from the head", Err: err}
 	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		return &Error{Kind: KindUnavailable, Message: "the key store is unavailable; try again", Err: err}
 	}
@@ -378,7 +396,7 @@ func checkRole(role string) error {
 
 // Bootstrap prepares an empty store: a platform admin and a first
 // organization with its owner, in one transaction. Tokens left empty are
-// generated. persist saves the two tokens; it runs before the transaction
+// generated; supplied ones must pass AdminToken.Check and OwnerToken.Check. persist saves the two tokens; it runs before the transaction
 // commits, so a crash can never leave a bootstrapped store whose tokens
 // nobody has. It returns created=false, and no tokens, when the store was
 // not empty.
@@ -388,18 +406,18 @@ func (s *Service) Bootstrap(ctx context.Context, adminToken, ownerToken string, 
 		return "", "", false, s.storeErr(err)
 	}
 	if adminToken == "" {
-		if adminToken, err = newToken(adminTokenPrefix); err != nil {
+		if adminToken, err = AdminToken.New(); err != nil {
 			return "", "", false, err
 		}
-	} else if !strings.HasPrefix(adminToken, adminTokenPrefix) || len(adminToken) < 24 {
-		return "", "", false, fmt.Errorf("APPKEYS_ADMIN_TOKEN must start with %s and be at least 24 characters", adminTokenPrefix)
+	} else if err := AdminToken.Check(adminToken); err != nil {
+		return "", "", false, fmt.Errorf("the admin token %w", err)
 	}
 	if ownerToken == "" {
-		if ownerToken, err = newToken(userTokenPrefix); err != nil {
+		if ownerToken, err = OwnerToken.New(); err != nil {
 			return "", "", false, err
 		}
-	} else if !strings.HasPrefix(ownerToken, userTokenPrefix) || len(ownerToken) < 24 {
-		return "", "", false, fmt.Errorf("APPKEYS_BOOTSTRAP_TOKEN must start with %s and be at least 24 characters", userTokenPrefix)
+	} else if err := OwnerToken.Check(ownerToken); err != nil {
+		return "", "", false, fmt.Errorf("the owner token %w", err)
 	}
 	orgID, err := newID("org")
 	if err != nil {
@@ -855,10 +873,4 @@ func (s *Service) ListAudit(ctx context.Context, c Caller, limit int) ([]store.A
 	}
 	recs, err := s.store.ListAudit(ctx, u.OrgID, limit)
 	return recs, s.storeErr(err)
-}
-
-// CountKeys counts every non-revoked key by state, for metrics.
-func (s *Service) CountKeys(ctx context.Context) (map[string]int, error) {
-	m, err := s.store.CountKeys(ctx, s.now())
-	return m, s.storeErr(err)
 }

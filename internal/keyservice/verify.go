@@ -32,8 +32,10 @@ type Verdict struct {
 }
 
 // Verify checks a key for the app whose verifier token the caller holds.
-// A key of another app answers WRONG_APP before anything else is said about
-// it, so one app's sidecar learns nothing of another app's keys.
+// A key of another app of the same organization answers WRONG_APP before
+// anything else is said about it, so one app's sidecar learns nothing of
+// another app's keys; a key of another organization answers NOT_FOUND, as
+// a key that does not exist, so a verifier learns nothing of other tenants.
 func (s *Service) Verify(ctx context.Context, c Caller, key string) (Verdict, error) {
 	if c.App == nil {
 		return Verdict{}, errorf(KindForbidden, "verify needs an app's verifier token")
@@ -73,7 +75,13 @@ func (s *Service) verify(ctx context.Context, c Caller, key string, now time.Tim
 	if err != nil {
 		return Verdict{}, s.storeErr(err)
 	}
-	if k.AppID != c.App.ID {
+	switch {
+	case k.OrgID != c.App.OrgID:
+		// Another tenant's key is, to this verifier, a key that does not
+		// exist: WRONG_APP would tell a sidecar, or whoever holds its
+		// token, that a guessed or leaked key is live somewhere else.
+		return Verdict{Code: CodeNotFound}, nil
+	case k.AppID != c.App.ID:
 		return Verdict{Code: CodeWrongApp}, nil
 	}
 	exp := k.ExpiresAt

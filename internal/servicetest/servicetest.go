@@ -20,7 +20,10 @@ type Service struct {
 	AdminToken string
 	OwnerToken string
 	DataDir    string
-	Server     *keyserver.Server
+	// DatabaseURL is the PostgreSQL database's URL; empty on SQLite, whose
+	// file is DataDir/appkeys.db.
+	DatabaseURL string
+	Server      *keyserver.Server
 
 	t   testing.TB
 	cfg keyserver.Config
@@ -82,7 +85,7 @@ func Start(t testing.TB, opts ...Option) *Service {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	s := &Service{t: t, cfg: cfg, DataDir: cfg.DataDir}
+	s := &Service{t: t, cfg: cfg, DataDir: cfg.DataDir, DatabaseURL: cfg.DatabaseURL}
 	s.start()
 	s.AdminToken = s.Server.Bootstrap.AdminToken
 	s.OwnerToken = s.Server.Bootstrap.OwnerToken

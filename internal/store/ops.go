@@ -656,7 +656,9 @@ func (s *Store) EventHead(ctx context.Context) (int64, error) {
 // order, and the cursor to resume from: the last event's seq when the page is
 // full, else the head read in the same snapshot (so events of other apps are
 // skipped, never the app's own). A cursor older than the pruned history is
-// ErrCursorExpired.
+// ErrCursorExpired; one past the head is ErrCursorAhead. The head is read in
+// the same snapshot as the events, never from a replica's memory, so a
+// cursor that any replica handed out from a committed head is never refused.
 func (s *Store) EventsAfter(ctx context.Context, appID string, after int64, limit int) (events []Event, next int64, err error) {
 	err = s.read(ctx, func(tx *sql.Tx) error {
 		var head, pruned int64
@@ -667,6 +669,11 @@ func (s *Store) EventsAfter(ctx context.Context, appID string, after int64, limi
 		}
 		if after < pruned {
 			return ErrCursorExpired
+		}
+		if after > head {
+			// Answering "nothing yet" here would let the next events,
+			// numbered at or below the cursor, pass unseen.
+			return ErrCursorAhead
 		}
 		rows, err := tx.QueryContext(ctx, `SELECT seq, org_id, app_id, type, key_id, at FROM events WHERE app_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4`,
 			appID, after, head, limit)
@@ -687,7 +694,7 @@ func (s *Store) EventsAfter(ctx context.Context, appID string, after int64, limi
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		next = max(head, after)
+		next = head
 		if len(events) == limit {
 			next = events[len(events)-1].Seq
 		}
@@ -719,8 +726,11 @@ func (s *Store) PruneEvents(ctx context.Context, before time.Time) (int64, error
 	return n, err
 }
 
-// CountKeys counts every non-revoked key by state, for the keys-by-state gauge.
+// CountKeys counts every non-revoked key by state, for the keys-by-state
+// gauge. It reads the whole keys table: call it on a schedule, not per
+// scrape.
 func (s *Store) CountKeys(ctx context.Context, now time.Time) (map[string]int, error) {
+	defer s.timed("count_keys")()
 	out := map[string]int{"active": 0, "expired": 0, "orphaned": 0}
 	var a, e, o int
 	err := s.db.QueryRowContext(ctx, `SELECT

@@ -48,6 +48,10 @@ var (
 	ErrCreatorGone = errors.New("the key's creator no longer exists")
 	// ErrCursorExpired means the events after the cursor were pruned.
 	ErrCursorExpired = errors.New("events cursor is older than the retained history")
+	// ErrCursorAhead means the cursor is past the newest event: the
+	// database went back in time (a restore, a failover that lost the last
+	// commits), and events numbered up to the cursor may be new ones.
+	ErrCursorAhead = errors.New("events cursor is past the newest event")
 	// ErrUnavailable wraps failures to reach the database.
 	ErrUnavailable = errors.New("store unavailable")
 )
@@ -294,7 +298,7 @@ func (s *Store) read(ctx context.Context, fn func(*sql.Tx) error) error {
 // ErrConflict, lost connections ErrUnavailable.
 func classify(err error) error {
 	if err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, ErrConflict) || errors.Is(err, ErrOrphaned) || errors.Is(err, ErrCreatorGone) ||
-		errors.Is(err, ErrCursorExpired) || errors.Is(err, ErrUnavailable) || errors.Is(err, context.Canceled) ||
+		errors.Is(err, ErrCursorExpired) || errors.Is(err, ErrCursorAhead) || errors.Is(err, ErrUnavailable) || errors.Is(err, context.Canceled) ||
 		errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}

@@ -171,6 +171,8 @@ func (f *Feed) run(ctx context.Context) {
 		cursor   int64
 		haveHead bool
 		failures int
+		// expiries counts 410s since a page was last read from a cursor.
+		expiries int
 	)
 	for ctx.Err() == nil {
 		pctx, cancel := context.WithTimeout(ctx, f.cfg.Wait+10*time.Second)
@@ -180,9 +182,18 @@ func (f *Feed) run(ctx context.Context) {
 		case ctx.Err() != nil:
 			return
 		case errors.Is(err, ErrCursorExpired):
-			// Events were lost: nothing cached can be trusted.
+			// Events were lost (pruned, or the key service's store went
+			// back behind the cursor): nothing cached can be trusted. The
+			// first time, start again from the head at once. A 410 again
+			// before any page was read from there means something is
+			// wrong on the other side: back off as after a failure, so
+			// the subscriber never spins against the key service.
 			haveHead, cursor = false, 0
 			f.markDown()
+			expiries++
+			if expiries > 1 && !sleep(ctx, f.backoff(expiries-1)) {
+				return
+			}
 			continue
 		case err != nil:
 			f.markDown()
@@ -203,6 +214,7 @@ func (f *Feed) run(ctx context.Context) {
 			continue
 		}
 		f.markUp()
+		expiries = 0
 		for _, ev := range page.Events {
 			if ev.Seq <= cursor {
 				continue // already applied (a retried page)

@@ -190,6 +190,36 @@ func TestFeedResumesAfterFailureAndRestartsOnExpiredCursor(t *testing.T) {
 	}
 }
 
+// TestFeedBacksOffFromRepeated410: the first 410 restarts from the head at
+// once (revocations must not wait), but a 410 again right after the restart,
+// before any page was read (the database went back in time once more, or a
+// key service that answers nothing else), waits like a failure: the
+// subscriber never spins against the key service.
+func TestFeedBacksOffFromRepeated410(t *testing.T) {
+	noGoroutineLeak(t)
+	src := newScriptedSource()
+	gone := sourceAnswer{err: fmt.Errorf("%w: gone", ErrCursorExpired)}
+	src.push(page(7)) // the head
+	for i := range 50 {
+		src.push(gone, page(int64(7+i))) // 410, then the head again
+	}
+	f, err := NewFeed(FeedConfig{App: testApp, BackoffMin: time.Hour, BackoffMax: time.Hour}, src, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Start()
+	defer f.Close()
+	// head, 410, head (at once), 410: then it must wait an hour.
+	eventually(t, "two 410s", func() bool { return len(src.callList()) >= 4 })
+	time.Sleep(100 * time.Millisecond) // time enough to spin through the script
+	if calls := src.callList(); len(calls) != 4 {
+		t.Fatalf("%d calls against a key service answering 410 after every head; want 4 and a backoff", len(calls))
+	}
+	if f.Stats().Up {
+		t.Fatal("the feed says it is up while its cursor keeps expiring")
+	}
+}
+
 // TestFeedOverHTTP runs the subscriber against an httptest key service that
 // speaks the real wire format, including 410 cursor_expired.
 func TestFeedOverHTTP(t *testing.T) {

@@ -391,6 +391,19 @@ func testEventsCursor(t *testing.T, s *store.Store) {
 	if err != nil || len(events) != 3 {
 		t.Fatalf("cursor at the pruned edge: %d, %v", len(events), err)
 	}
+
+	// A cursor past the head (the database was restored, or failed over
+	// and lost its last commits) would skip every event numbered up to it:
+	// it is refused, and the head itself is fine.
+	head, _ = s.EventHead(ctx)
+	for _, after := range []int64{head + 1, head + 1000} {
+		if _, _, err := s.EventsAfter(ctx, f.app.ID, after, 10); !errors.Is(err, store.ErrCursorAhead) {
+			t.Fatalf("cursor %d past the head %d: %v; want ErrCursorAhead", after, head, err)
+		}
+	}
+	if events, next, err := s.EventsAfter(ctx, f.app.ID, head, 10); err != nil || len(events) != 0 || next != head {
+		t.Fatalf("cursor at the head: %d events, next %d, %v", len(events), next, err)
+	}
 }
 
 func testConcurrentRevokes(t *testing.T, s *store.Store) {
