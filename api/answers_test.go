@@ -103,6 +103,15 @@ func TestOpenAPIDescribesRealAnswers(t *testing.T) {
 	call(owner, "DELETE", "/v1/apps/"+appID, nil, 204)
 	call(owner, "GET", "/v1/keys?state=orphaned", nil, 200)
 	call(owner, "GET", "/v1/audit?limit=50", nil, 200)
+
+	// A body over the limit, on an operation that takes one and on ones
+	// that do not, with a good token, a bad one and none.
+	huge := map[string]any{"name": strings.Repeat("a", 200<<10)}
+	call(owner, "POST", "/v1/apps", huge, 413)
+	call("aku_wrong", "POST", "/v1/secrets", huge, 413)
+	call(owner, "GET", "/v1/keys", huge, 413)
+	call(owner, "DELETE", "/v1/keys/key_x", huge, 413)
+	call("", "GET", "/healthz", huge, 413)
 }
 
 // responseSchema finds the schema of an answer; nil when it has no JSON body.
