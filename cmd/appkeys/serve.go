@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/signal"
 	"strconv"
@@ -24,9 +25,13 @@ func init() { commands = append(commands, newServeCmd) }
 // serveFlags are the key service's settings; `appkeys up` shares them.
 type serveFlags struct {
 	addr, data, database, maxLifetime, logLevel, logFormat string
-	tlsCert, tlsKey                                        string // serve only
 	failureRate                                            float64
 	failureBurst                                           int
+
+	// serve only
+	tlsCert, tlsKey string
+	publicURL       string
+	trustedProxies  []string
 }
 
 func (f *serveFlags) register(cmd *cobra.Command, defaultAddr string) {
@@ -39,6 +44,15 @@ func (f *serveFlags) register(cmd *cobra.Command, defaultAddr string) {
 	fl.IntVar(&f.failureBurst, "verify-failure-burst", keyservice.DefaultVerifyFailureBurst, "failed verifies each app's sidecars may send at once before --verify-failure-rate applies")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+}
+
+// registerServe adds the flags of `serve` alone.
+func (f *serveFlags) registerServe(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate (chain) to serve HTTPS with; needs --tls-key")
+	fl.StringVar(&f.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
+	fl.StringVar(&f.publicURL, "public-url", "", "URL browsers reach the console at, such as https://keys.example.com; https makes the console's cookies Secure")
+	fl.StringSliceVar(&f.trustedProxies, "trusted-proxies", nil, "proxies whose X-Forwarded-Proto is believed: CIDRs, addresses or private_ranges (comma-separated or repeated)")
 }
 
 func (f *serveFlags) config(stderr io.Writer) (keyserver.Config, error) {
@@ -70,6 +84,17 @@ func (f *serveFlags) config(stderr io.Writer) (keyserver.Config, error) {
 	if (f.tlsCert == "") != (f.tlsKey == "") {
 		return keyserver.Config{}, fmt.Errorf("--tls-cert and --tls-key go together")
 	}
+	if f.publicURL != "" {
+		u, err := url.Parse(f.publicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return keyserver.Config{}, fmt.Errorf("invalid --public-url %q: use the URL browsers reach the console at, such as https://keys.example.com", f.publicURL)
+		}
+	}
+	proxies, err := console.ParseTrustedProxies(f.trustedProxies)
+	if err != nil {
+		return keyserver.Config{}, fmt.Errorf("invalid --trusted-proxies: %w", err)
+	}
+	logger := slog.New(h)
 	return keyserver.Config{
 		TLSCertFile:        f.tlsCert,
 		TLSKeyFile:         f.tlsKey,
@@ -82,8 +107,8 @@ func (f *serveFlags) config(stderr io.Writer) (keyserver.Config, error) {
 		MaxKeyLifetime:     maxLife,
 		VerifyFailureRate:  f.failureRate,
 		VerifyFailureBurst: f.failureBurst,
-		Logger:             slog.New(h),
-		Console:            console.Mount,
+		Logger:             logger,
+		Console:            console.Options{PublicURL: f.publicURL, TrustedProxies: proxies, Logger: logger}.Mount,
 	}, nil
 }
 
@@ -137,8 +162,7 @@ unreadable and every stored key unverifiable: back it up.`,
 		},
 	}
 	f.register(cmd, "127.0.0.1:8700")
-	cmd.Flags().StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate (chain) to serve HTTPS with; needs --tls-key")
-	cmd.Flags().StringVar(&f.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
+	f.registerServe(cmd)
 	return cmd
 }
 
