@@ -64,15 +64,25 @@ func (c *console) login(w http.ResponseWriter, r *http.Request) {
 		c.renderLogin(w, r, http.StatusServiceUnavailable, "The key store cannot be reached right now. Try again in a moment.")
 		return
 	case keyservice.KindForbidden: // a valid token, but an admin's or a sidecar's
+		c.refusedLogin(r, "not a user token")
 		c.renderLogin(w, r, http.StatusUnauthorized, "That is not a user token. The console needs the token of a user of an organization.")
 		return
 	default:
+		c.refusedLogin(r, "token not accepted")
 		c.renderLogin(w, r, http.StatusUnauthorized, "That token was not accepted. Check that you pasted all of it.")
 		return
 	}
 	c.setCookie(w, r, sessionCookie, cookie, int(sessionLifetime/time.Second))
 	c.setCookie(w, r, loginCookie, "", -1)
 	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+// refusedLogin logs a login that failed. It is not in the audit log: the
+// token names no user, so no organization whose log could hold it. The
+// log line says where it came from, for whoever watches for guessing,
+// and never carries the token.
+func (c *console) refusedLogin(r *http.Request, reason string) {
+	c.log.Info("console: login refused", "reason", reason, "remote_addr", r.RemoteAddr)
 }
 
 func (c *console) logout(w http.ResponseWriter, r *http.Request, req *request) {

@@ -3,6 +3,7 @@
 package servicetest
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"log/slog"
@@ -80,6 +81,26 @@ func WithTLS(tb testing.TB) (Option, *x509.CertPool) {
 		}
 	}
 	return func(c *keyserver.Config) { c.TLSCertFile, c.TLSKeyFile = certFile, keyFile }, ca.Pool()
+}
+
+// LogBuffer is a log sink that tests may read while a service's
+// goroutines write to it.
+type LogBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *LogBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns everything written so far.
+func (b *LogBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // WithConfig edits the configuration directly.
