@@ -11,6 +11,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+
 	"github.com/appkeys/appkeys/internal/console"
 	"github.com/appkeys/appkeys/internal/keyserver"
 	"github.com/appkeys/appkeys/internal/servicetest"
@@ -195,5 +198,43 @@ func TestSecureConsoleIgnoresCookiesWithoutThePrefix(t *testing.T) {
 	forged.c.Jar.SetCookies(mustURL(t, p.URL), []*http.Cookie{{Name: "appkeys_login", Value: "attacker-chosen", Path: "/"}})
 	if code, _, _ := forged.do(http.MethodPost, "/login", url.Values{"token": {svc.OwnerToken}, "csrf": {"attacker-chosen"}}); code != http.StatusForbidden {
 		t.Errorf("login over https with a planted plain login cookie = %d, want 403", code)
+	}
+}
+
+// A real browser behind a TLS-terminating proxy the console trusts:
+// Chromium stores the __Host- session cookie (it refuses one that breaks
+// the prefix's rules: not Secure, a Domain, a Path other than /), sends it
+// back, and the session works through a form and a logout, which leaves
+// no session cookie behind.
+func TestConsoleOverHTTPSInTheBrowser(t *testing.T) {
+	svc := startConsoleWith(t, console.Options{TrustedProxies: []netip.Prefix{netip.MustParsePrefix(proxyAddr + "/32")}})
+	p := tlsProxy(t, svc.URL)
+	// The proxy's certificate is httptest's own, for 127.0.0.1.
+	b := newTab(t, p.URL, chromedp.Flag("ignore-certificate-errors", true))
+	b.login(svc.OwnerToken)
+	names := func() map[string]*network.Cookie {
+		m := map[string]*network.Cookie{}
+		for _, c := range b.cookies() {
+			m[c.Name] = c
+		}
+		return m
+	}
+	got := names()
+	s := got["__Host-appkeys_session"]
+	if s == nil || !s.Secure || !s.HTTPOnly || s.SameSite != network.CookieSameSiteStrict || s.Path != "/" {
+		t.Fatalf("the browser's session cookie over https: %+v (all: %v)", s, got)
+	}
+	if got["appkeys_session"] != nil || got["appkeys_login"] != nil || got["__Host-appkeys_login"] != nil {
+		t.Errorf("cookies left besides the session's: %v", got)
+	}
+	b.click("Create App")
+	b.fill("Name", "tls-fn")
+	b.click("Cloud Function")
+	b.click("Create App")
+	b.waitText("Cloud Function tls-fn created")
+	b.click("Close")
+	b.logout()
+	if got := names(); got["__Host-appkeys_session"] != nil {
+		t.Errorf("the session cookie outlived the logout: %+v", got["__Host-appkeys_session"])
 	}
 }
