@@ -107,6 +107,15 @@ func TestOpenAPIDescribesRealAnswers(t *testing.T) {
 	call(owner, "GET", "/v1/keys?state=orphaned", nil, 200)
 	call(owner, "GET", "/v1/audit?limit=50", nil, 200)
 
+	// A body over the limit, on an operation that takes one and on ones
+	// that do not, with a good token, a bad one and none.
+	huge := map[string]any{"name": strings.Repeat("a", 200<<10)}
+	call(owner, "POST", "/v1/apps", huge, 413)
+	call("aku_wrong", "POST", "/v1/secrets", huge, 413)
+	call(owner, "GET", "/v1/keys", huge, 413)
+	call(owner, "DELETE", "/v1/keys/key_x", huge, 413)
+	call("", "GET", "/healthz", huge, 413)
+
 	// With --metrics-addr, the API's address answers 404 for /metrics
 	// (call reads svc, so this and what follows ask the second service).
 	svc = servicetest.Start(t, servicetest.WithConfig(func(c *keyserver.Config) { c.MetricsAddr = "127.0.0.1:0" }))

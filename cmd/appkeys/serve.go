@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/signal"
 	"strconv"
@@ -24,9 +25,14 @@ func init() { commands = append(commands, newServeCmd) }
 // serveFlags are the key service's settings; `appkeys up` shares them.
 type serveFlags struct {
 	addr, data, database, maxLifetime, logLevel, logFormat string
-	tlsCert, tlsKey, metricsAddr                           string // serve only
 	failureRate                                            float64
 	failureBurst                                           int
+
+	// serve only
+	tlsCert, tlsKey string
+	metricsAddr     string
+	publicURL       string
+	trustedProxies  []string
 }
 
 func (f *serveFlags) register(cmd *cobra.Command, defaultAddr string) {
@@ -39,6 +45,16 @@ func (f *serveFlags) register(cmd *cobra.Command, defaultAddr string) {
 	fl.IntVar(&f.failureBurst, "verify-failure-burst", keyservice.DefaultVerifyFailureBurst, "failed verifies each app's sidecars may send at once before --verify-failure-rate applies")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+}
+
+// registerServe adds the flags of `serve` alone.
+func (f *serveFlags) registerServe(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate (chain) to serve HTTPS with; needs --tls-key")
+	fl.StringVar(&f.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
+	fl.StringVar(&f.metricsAddr, "metrics-addr", "", "serve /metrics on this address alone (e.g. a private 0.0.0.0:9700) and answer 404 for it on --addr")
+	fl.StringVar(&f.publicURL, "public-url", "", "URL browsers reach the console at, such as https://keys.example.com; https makes the console's cookies Secure")
+	fl.StringSliceVar(&f.trustedProxies, "trusted-proxies", nil, "proxies whose X-Forwarded-Proto is believed: CIDRs, addresses or private_ranges (comma-separated or repeated)")
 }
 
 func (f *serveFlags) config(stderr io.Writer) (keyserver.Config, error) {
@@ -78,6 +94,17 @@ func (f *serveFlags) config(stderr io.Writer) (keyserver.Config, error) {
 	if err != nil {
 		return keyserver.Config{}, err
 	}
+	if f.publicURL != "" {
+		u, err := url.Parse(f.publicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return keyserver.Config{}, fmt.Errorf("invalid --public-url %q: use the URL browsers reach the console at, such as https://keys.example.com", f.publicURL)
+		}
+	}
+	proxies, err := console.ParseTrustedProxies(f.trustedProxies)
+	if err != nil {
+		return keyserver.Config{}, fmt.Errorf("invalid --trusted-proxies: %w", err)
+	}
+	logger := slog.New(h)
 	return keyserver.Config{
 		MetricsAddr:        f.metricsAddr,
 		TLSCertFile:        f.tlsCert,
@@ -91,8 +118,8 @@ func (f *serveFlags) config(stderr io.Writer) (keyserver.Config, error) {
 		MaxKeyLifetime:     maxLife,
 		VerifyFailureRate:  f.failureRate,
 		VerifyFailureBurst: f.failureBurst,
-		Logger:             slog.New(h),
-		Console:            console.Mount,
+		Logger:             logger,
+		Console:            console.Options{PublicURL: f.publicURL, TrustedProxies: proxies, Logger: logger}.Mount,
 	}, nil
 }
 
@@ -165,9 +192,7 @@ unreadable and every stored key unverifiable: back it up.`,
 		},
 	}
 	f.register(cmd, "127.0.0.1:8700")
-	cmd.Flags().StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate (chain) to serve HTTPS with; needs --tls-key")
-	cmd.Flags().StringVar(&f.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
-	cmd.Flags().StringVar(&f.metricsAddr, "metrics-addr", "", "serve /metrics on this address alone (e.g. a private 0.0.0.0:9700) and answer 404 for it on --addr")
+	f.registerServe(cmd)
 	return cmd
 }
 

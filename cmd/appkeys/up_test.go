@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net"
@@ -9,12 +8,12 @@ import (
 	"os"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/appkeys/appkeys/internal/client"
 	"github.com/appkeys/appkeys/internal/keyservice"
+	"github.com/appkeys/appkeys/internal/servicetest"
 )
 
 func freeAddr(t *testing.T) string {
@@ -25,24 +24,6 @@ func freeAddr(t *testing.T) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
-}
-
-// syncBuffer is a bytes.Buffer safe to read while runUp writes to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 var keyRE = regexp.MustCompile(`cak_[0-9A-Za-z]{49}`)
@@ -59,7 +40,7 @@ func startUp(t *testing.T, data string) (key, sidecar string, f *upFlags, stop f
 		admin:    freeAddr(t),
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	out := &syncBuffer{}
+	out := &servicetest.LogBuffer{}
 	done := make(chan error, 1)
 	go func() { done <- runUp(ctx, f, out, io.Discard) }()
 	deadline := time.Now().Add(30 * time.Second)

@@ -12,6 +12,8 @@ import (
 
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/storage"
 	"github.com/chromedp/chromedp"
 
 	"github.com/appkeys/appkeys/internal/keyservice"
@@ -30,10 +32,10 @@ type tab struct {
 	base string
 }
 
-// newTab starts Debian's Chromium with a fresh profile. Without it the
-// test skips locally but fails under CI, where a skip would hide that the
-// console went untested.
-func newTab(t *testing.T, base string) *tab {
+// newTab starts Debian's Chromium with a fresh profile, and any extra
+// options. Without it the test skips locally but fails under CI, where a
+// skip would hide that the console went untested.
+func newTab(t *testing.T, base string, extra ...chromedp.ExecAllocatorOption) *tab {
 	t.Helper()
 	if _, err := os.Stat(chromiumPath); err != nil {
 		if os.Getenv("CI") != "" {
@@ -53,6 +55,7 @@ func newTab(t *testing.T, base string) *tab {
 		chromedp.Flag("disable-sync", true),
 		chromedp.Flag("no-first-run", true),
 	)
+	opts = append(opts, extra...)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(allocCtx)
 	t.Cleanup(func() { cancel(); cancelAlloc() })
@@ -190,6 +193,18 @@ func (b *tab) screenshot(name string) {
 			b.t.Fatalf("save screenshot: %v", err)
 		}
 	}
+}
+
+// cookies returns the browser's cookies, HttpOnly ones included.
+func (b *tab) cookies() []*network.Cookie {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, stepTimeout)
+	defer cancel()
+	res, err := cdp.Call(ctx, chromedp.FromContext(b.ctx).Browser, storage.GetCookies, storage.GetCookiesParams{})
+	if err != nil {
+		b.t.Fatalf("read the browser's cookies: %v", err)
+	}
+	return res.Cookies
 }
 
 func (b *tab) login(token string) {

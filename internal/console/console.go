@@ -29,6 +29,8 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"strings"
 	"time"
 
@@ -42,10 +44,27 @@ var templateFS embed.FS
 //go:embed static
 var staticFS embed.FS
 
-// Mount registers the console on mux: GET / and its own paths, none under
-// /v1/ nor the probes'. It is keyserver.Config.Console.
-func Mount(svc *keyservice.Service, mux *http.ServeMux) {
-	newConsole(svc, slog.Default()).register(mux)
+// Options configures the console.
+type Options struct {
+	// PublicURL is the URL browsers reach the console at (--public-url).
+	// When it is https, the console's cookies are Secure, and carry the
+	// __Host- prefix, on every request (see cookies.go).
+	PublicURL string
+	// TrustedProxies are the proxies whose X-Forwarded-Proto the console
+	// believes (--trusted-proxies); see ParseTrustedProxies.
+	TrustedProxies []netip.Prefix
+	// Logger receives the console's logs; slog.Default() when nil.
+	Logger *slog.Logger
+}
+
+// Mount registers the console on mux with default options: GET / and its
+// own paths, none under /v1/ nor the probes'. It is keyserver.Config.Console.
+func Mount(svc *keyservice.Service, mux *http.ServeMux) { Options{}.Mount(svc, mux) }
+
+// Mount registers the console with these options; Options{…}.Mount is a
+// keyserver.Config.Console.
+func (o Options) Mount(svc *keyservice.Service, mux *http.ServeMux) {
+	newConsole(svc, o).register(mux)
 }
 
 // console serves the pages. It holds no session state of its own: the
@@ -56,10 +75,19 @@ type console struct {
 	log    *slog.Logger
 	pages  map[string]*template.Template
 	assets map[string]string // file name → URL with a content hash
+
+	publicHTTPS    bool // PublicURL is https
+	trustedProxies []netip.Prefix
 }
 
-func newConsole(svc *keyservice.Service, log *slog.Logger) *console {
-	c := &console{svc: svc, log: log}
+func newConsole(svc *keyservice.Service, o Options) *console {
+	c := &console{svc: svc, log: o.Logger, trustedProxies: o.TrustedProxies}
+	if c.log == nil {
+		c.log = slog.Default()
+	}
+	if u, err := url.Parse(o.PublicURL); err == nil && strings.EqualFold(u.Scheme, "https") {
+		c.publicHTTPS = true
+	}
 	c.assets = assetURLs()
 	c.pages = parsePages(c.assets)
 	return c
@@ -122,17 +150,17 @@ type request struct {
 // applies at the next request.
 func (c *console) authed(h func(http.ResponseWriter, *http.Request, *request)) http.Handler {
 	return secured(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ck, err := r.Cookie(sessionCookie)
-		if err != nil {
+		cookie, ok := c.cookie(r, sessionCookie)
+		if !ok {
 			http.Redirect(w, r, "/login", http.StatusSeeOther)
 			return
 		}
-		stored, err := c.svc.ConsoleSession(r.Context(), ck.Value)
+		stored, err := c.svc.ConsoleSession(r.Context(), cookie)
 		if err != nil {
 			if keyservice.KindOf(err) == keyservice.KindUnauthorized {
 				// The session is really gone: ended, expired, or its user
 				// deleted (which deletes the row too).
-				setCookie(w, r, sessionCookie, "", -1)
+				c.setCookie(w, r, sessionCookie, "", -1)
 				http.Redirect(w, r, "/login?m=expired", http.StatusSeeOther)
 				return
 			}
@@ -143,7 +171,7 @@ func (c *console) authed(h func(http.ResponseWriter, *http.Request, *request)) h
 			c.fail(w, r, nil, err)
 			return
 		}
-		sess := newSession(ck.Value, stored)
+		sess := newSession(cookie, stored)
 		user, org, err := c.svc.Me(r.Context(), stored.Caller)
 		if err != nil {
 			c.fail(w, r, nil, err)

@@ -17,8 +17,8 @@ var loginMessages = map[string]string{
 }
 
 func (c *console) loginPage(w http.ResponseWriter, r *http.Request) {
-	if ck, err := r.Cookie(sessionCookie); err == nil {
-		if _, err := c.svc.ConsoleSession(r.Context(), ck.Value); err == nil {
+	if cookie, ok := c.cookie(r, sessionCookie); ok {
+		if _, err := c.svc.ConsoleSession(r.Context(), cookie); err == nil {
 			http.Redirect(w, r, "/", http.StatusSeeOther)
 			return
 		}
@@ -29,7 +29,7 @@ func (c *console) loginPage(w http.ResponseWriter, r *http.Request) {
 // renderLogin shows the login form with a fresh double-submit token.
 func (c *console) renderLogin(w http.ResponseWriter, r *http.Request, status int, msg string) {
 	token := randomToken()
-	setCookie(w, r, loginCookie, token, 3600)
+	c.setCookie(w, r, loginCookie, token, 3600)
 	d := c.data(r, nil, "Log in")
 	d.LoginCSRF, d.LoginMessage, d.Status = token, msg, status
 	c.render(w, status, "login", d)
@@ -40,8 +40,7 @@ func (c *console) login(w http.ResponseWriter, r *http.Request) {
 		c.renderLogin(w, r, http.StatusBadRequest, "The form could not be read. Try again.")
 		return
 	}
-	ck, err := r.Cookie(loginCookie)
-	if err != nil || !sameToken(r.PostForm.Get("csrf"), ck.Value) {
+	if formToken, ok := c.cookie(r, loginCookie); !ok || !sameToken(r.PostForm.Get("csrf"), formToken) {
 		c.renderLogin(w, r, http.StatusForbidden, "The login form was out of date. Paste your token again.")
 		return
 	}
@@ -52,10 +51,7 @@ func (c *console) login(w http.ResponseWriter, r *http.Request) {
 	}
 	// A session this browser already had ends with this login: one
 	// browser, one session, and no forgotten one left alive.
-	old := ""
-	if ck, err := r.Cookie(sessionCookie); err == nil {
-		old = ck.Value
-	}
+	old, _ := c.cookie(r, sessionCookie)
 	cookie, _, err := c.svc.StartConsoleSession(r.Context(), token, old)
 	switch keyservice.KindOf(err) {
 	case 0:
@@ -68,15 +64,25 @@ func (c *console) login(w http.ResponseWriter, r *http.Request) {
 		c.renderLogin(w, r, http.StatusServiceUnavailable, "The key store cannot be reached right now. Try again in a moment.")
 		return
 	case keyservice.KindForbidden: // a valid token, but an admin's or a sidecar's
+		c.refusedLogin(r, "not a user token")
 		c.renderLogin(w, r, http.StatusUnauthorized, "That is not a user token. The console needs the token of a user of an organization.")
 		return
 	default:
+		c.refusedLogin(r, "token not accepted")
 		c.renderLogin(w, r, http.StatusUnauthorized, "That token was not accepted. Check that you pasted all of it.")
 		return
 	}
-	setCookie(w, r, sessionCookie, cookie, int(sessionLifetime/time.Second))
-	setCookie(w, r, loginCookie, "", -1)
+	c.setCookie(w, r, sessionCookie, cookie, int(sessionLifetime/time.Second))
+	c.setCookie(w, r, loginCookie, "", -1)
 	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+// refusedLogin logs a login that failed. It is not in the audit log: the
+// token names no user, so no organization whose log could hold it. The
+// log line says where it came from, for whoever watches for guessing,
+// and never carries the token.
+func (c *console) refusedLogin(r *http.Request, reason string) {
+	c.log.Info("console: login refused", "reason", reason, "remote_addr", r.RemoteAddr)
 }
 
 func (c *console) logout(w http.ResponseWriter, r *http.Request, req *request) {
@@ -86,7 +92,7 @@ func (c *console) logout(w http.ResponseWriter, r *http.Request, req *request) {
 		c.fail(w, r, req, err)
 		return
 	}
-	setCookie(w, r, sessionCookie, "", -1)
+	c.setCookie(w, r, sessionCookie, "", -1)
 	http.Redirect(w, r, "/login?m=out", http.StatusSeeOther)
 }
 

@@ -53,11 +53,12 @@ func (b *browserless) saveAsSecret(k newKeyPage, name string) (int, http.Header,
 	return b.post("/new-key/"+k.flow+"/secret", url.Values{"name": {name}, "new_key": {k.sealed}})
 }
 
-// sessionCookieOf returns the browser's session cookie value.
+// sessionCookieOf returns the browser's session cookie value, under its
+// plain name or its __Host- one (over https).
 func (b *browserless) sessionCookieOf() string {
 	b.t.Helper()
 	for _, c := range b.c.Jar.Cookies(mustURL(b.t, b.base)) {
-		if c.Name == "appkeys_session" {
+		if c.Name == "appkeys_session" || c.Name == "__Host-appkeys_session" {
 			return c.Value
 		}
 	}

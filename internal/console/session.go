@@ -5,11 +5,12 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
-	"net/http"
 
 	"github.com/appkeys/appkeys/internal/keyservice"
 )
 
+// The console's cookies, by their base names; over https they carry the
+// __Host- prefix (see cookies.go).
 const (
 	sessionCookie = "appkeys_session"
 	// loginCookie carries the double-submit token of the login form: there
@@ -68,13 +69,4 @@ func (c *console) popFlash(ctx context.Context, sess *session) string {
 // sameToken compares two secrets in constant time.
 func sameToken(a, b string) bool {
 	return a != "" && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
-}
-
-// setCookie writes a console cookie: HttpOnly, SameSite=Strict, Secure when
-// the request came over TLS. maxAge < 0 deletes it.
-func setCookie(w http.ResponseWriter, r *http.Request, name, value string, maxAge int) {
-	http.SetCookie(w, &http.Cookie{
-		Name: name, Value: value, Path: "/", MaxAge: maxAge,
-		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil,
-	})
 }

@@ -14,17 +14,73 @@ import (
 	"github.com/appkeys/appkeys/internal/servicetest"
 )
 
-func TestSessionCookieIsSecureOnlyOverTLS(t *testing.T) {
-	for _, overTLS := range []bool{false, true} {
+// Which requests count as https, and so get Secure, __Host- cookies.
+func TestConsoleKnowsWhenTheBrowserIsOnHTTPS(t *testing.T) {
+	trusted, err := ParseTrustedProxies([]string{"10.0.0.0/8", "fd00::/8"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name      string
+		publicURL string
+		tls       bool
+		remote    string
+		xfp       string
+		want      bool
+	}{
+		{name: "plain http", remote: "192.0.2.1:5000"},
+		{name: "TLS", tls: true, remote: "192.0.2.1:5000", want: true},
+		{name: "public URL https", publicURL: "https://keys.example.com", remote: "192.0.2.1:5000", want: true},
+		{name: "public URL HTTPS in capitals", publicURL: "HTTPS://keys.example.com", remote: "192.0.2.1:5000", want: true},
+		{name: "public URL http", publicURL: "http://keys.example.com", remote: "10.0.0.1:5000"},
+		{name: "XFP from a trusted proxy", remote: "10.1.2.3:5000", xfp: "https", want: true},
+		{name: "XFP from a trusted IPv6 proxy", remote: "[fd00::1]:5000", xfp: "HTTPS", want: true},
+		{name: "XFP from a trusted proxy, chain", remote: "10.1.2.3:5000", xfp: "https, http", want: true},
+		{name: "XFP http from a trusted proxy", remote: "10.1.2.3:5000", xfp: "http"},
+		{name: "XFP from an untrusted client", remote: "192.0.2.1:5000", xfp: "https"},
+		{name: "XFP from an IPv4-mapped untrusted client", remote: "[::ffff:192.0.2.1]:5000", xfp: "https"},
+		{name: "XFP from an IPv4-mapped trusted proxy", remote: "[::ffff:10.0.0.9]:5000", xfp: "https", want: true},
+		{name: "XFP with no address", remote: "", xfp: "https"},
+	} {
+		c := &console{trustedProxies: trusted}
+		c.publicHTTPS = newConsole(nil, Options{PublicURL: tc.publicURL}).publicHTTPS
 		r := httptest.NewRequest(http.MethodGet, "/", nil)
-		if overTLS {
+		r.RemoteAddr = tc.remote
+		if tc.tls {
 			r.TLS = &tls.ConnectionState{}
 		}
+		if tc.xfp != "" {
+			r.Header.Set("X-Forwarded-Proto", tc.xfp)
+		}
+		if got := c.secure(r); got != tc.want {
+			t.Errorf("%s: secure = %v, want %v", tc.name, got, tc.want)
+		}
 		w := httptest.NewRecorder()
-		setCookie(w, r, sessionCookie, "id", 60)
-		c := w.Header().Get("Set-Cookie")
-		if strings.Contains(c, "; Secure") != overTLS || !strings.Contains(c, "HttpOnly") || !strings.Contains(c, "SameSite=Strict") {
-			t.Errorf("over TLS %v: Set-Cookie %q", overTLS, c)
+		c.setCookie(w, r, sessionCookie, "id", 60)
+		line := w.Header().Get("Set-Cookie")
+		if strings.HasPrefix(line, "__Host-appkeys_session=id;") != tc.want || strings.Contains(line, "; Secure") != tc.want ||
+			!strings.Contains(line, "HttpOnly") || !strings.Contains(line, "SameSite=Strict") || !strings.Contains(line, "Path=/") || strings.Contains(line, "Domain") {
+			t.Errorf("%s: Set-Cookie %q", tc.name, line)
+		}
+	}
+}
+
+func TestParseTrustedProxies(t *testing.T) {
+	got, err := ParseTrustedProxies([]string{"10.0.0.0/8", " 192.0.2.7 ", "2001:db8::/32", "::ffff:198.51.100.1", "private_ranges", ""})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s []string
+	for _, p := range got {
+		s = append(s, p.String())
+	}
+	want := "10.0.0.0/8 192.0.2.7/32 2001:db8::/32 198.51.100.1/32 192.168.0.0/16 172.16.0.0/12 10.0.0.0/8 127.0.0.0/8 fd00::/8 ::1/128"
+	if strings.Join(s, " ") != want {
+		t.Errorf("ParseTrustedProxies = %s\nwant %s", strings.Join(s, " "), want)
+	}
+	for _, bad := range []string{"10.0.0.0/33", "example.com", "10.0.0", "*"} {
+		if _, err := ParseTrustedProxies([]string{bad}); err == nil || !strings.Contains(err.Error(), bad) {
+			t.Errorf("ParseTrustedProxies(%q) = %v, want an error naming it", bad, err)
 		}
 	}
 }
@@ -40,7 +96,7 @@ func testConsole(t *testing.T) (*console, session, *servicetest.Clock) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return newConsole(svc, slog.New(slog.DiscardHandler)), newSession(cookie, started), clk
+	return newConsole(svc, Options{Logger: slog.New(slog.DiscardHandler)}), newSession(cookie, started), clk
 }
 
 func TestSessionsExpireAndNoticesShowOnce(t *testing.T) {

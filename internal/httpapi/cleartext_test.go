@@ -17,7 +17,7 @@ import (
 // No key, secret value or token is ever written in clear: not to the logs
 // (at debug level), not to the SQLite files, not to the audit log.
 func TestNoSecretsInClear(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &servicetest.LogBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	w := newWorld(t, servicetest.WithLogger(logger))
 

@@ -22,10 +22,6 @@ import (
 	"github.com/appkeys/appkeys/internal/keyservice"
 )
 
-// MaxBodyBytes bounds every request body. A secret value may be 64 KiB; JSON
-// escaping can grow it, hence the margin.
-const MaxBodyBytes = 160 << 10
-
 // Options configures a Server.
 type Options struct {
 	Logger *slog.Logger
@@ -245,9 +241,6 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		w.Header().Set("X-Request-Id", id)
 		ctx := context.WithValue(r.Context(), requestIDKey, id)
 		r = r.WithContext(ctx)
-		if r.Body != nil {
-			r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
-		}
 		sw := &statusWriter{ResponseWriter: w}
 		_, pattern := s.mux.Handler(r)
 		if pattern == "" || pattern == "/v1/" {
@@ -279,6 +272,14 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 				slog.String("route", pattern), slog.String("path", logPath(r.URL.Path)), slog.Int("status", status),
 				slog.Duration("duration", d))
 		}()
+		if !limitBody(sw, r) {
+			return
+		}
+		if r.Body != nil {
+			// Already within the limit; this keeps it so for any body
+			// limitBody let through unread.
+			r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+		}
 		next.ServeHTTP(sw, r)
 	})
 }

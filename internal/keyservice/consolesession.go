@@ -58,6 +58,9 @@ func validCookie(cookie string) bool { return cookie != "" && len(cookie) <= max
 
 // StartConsoleSession logs a user token into the console and returns the
 // new session's cookie value. The token is checked here and never kept.
+// The login is audited with the session's start. A token that fails is
+// not: it names no user, so no organization whose audit log could hold
+// it.
 // oldCookie, when set, is the session cookie the browser already had: that
 // session ends in the same transaction, so a login never leaves the
 // browser's previous session alive. A token that does not authenticate is
@@ -137,12 +140,13 @@ func (s *Service) sessionErr(err error) error {
 }
 
 // EndConsoleSession ends a session (logout): its cookie stops working on
-// every replica at once. Ending a session already gone is not an error.
+// every replica at once, and the logout is audited. Ending a session
+// already gone is not an error (nor audited again).
 func (s *Service) EndConsoleSession(ctx context.Context, cookie string) error {
 	if !validCookie(cookie) {
 		return nil
 	}
-	err := s.store.DeleteConsoleSession(ctx, sessionID(cookie))
+	err := s.store.DeleteConsoleSession(ctx, sessionID(cookie), s.now().UTC())
 	if err == nil || errors.Is(err, store.ErrNotFound) {
 		return nil
 	}

@@ -3,15 +3,20 @@
 package servicetest
 
 import (
+	"bytes"
 	"context"
+	"crypto/x509"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/appkeys/appkeys/internal/keyserver"
 	"github.com/appkeys/appkeys/internal/store/pgtest"
+	"github.com/appkeys/appkeys/internal/verify/verifytest"
 )
 
 // Service is a running key service for a test.
@@ -64,6 +69,42 @@ func (c *Clock) Add(d time.Duration) {
 
 // WithClock runs the service on c's time.
 func WithClock(c *Clock) Option { return func(cfg *keyserver.Config) { cfg.Now = c.Now } }
+
+// WithTLS serves HTTPS (and so HTTP/2) with a certificate for 127.0.0.1
+// from a CA made for the test; clients trust the returned pool.
+func WithTLS(tb testing.TB) (Option, *x509.CertPool) {
+	tb.Helper()
+	ca := verifytest.NewCA(tb, "appkeys test CA")
+	_, pems := ca.IssuePEM(tb, "127.0.0.1")
+	dir := tb.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	for path, b := range map[string][]byte{certFile: pems[0], keyFile: pems[1]} {
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return func(c *keyserver.Config) { c.TLSCertFile, c.TLSKeyFile = certFile, keyFile }, ca.Pool()
+}
+
+// LogBuffer is a log sink that tests may read while a service's
+// goroutines write to it.
+type LogBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *LogBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns everything written so far.
+func (b *LogBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
 
 // WithConfig edits the configuration directly.
 func WithConfig(fn func(*keyserver.Config)) Option { return Option(fn) }
@@ -121,7 +162,7 @@ func (s *Service) Stop() {
 func (s *Service) Restart() {
 	s.t.Helper()
 	s.Stop()
-	s.cfg.Addr = s.URL[len("http://"):]
+	s.cfg.Addr = strings.TrimPrefix(strings.TrimPrefix(s.URL, "http://"), "https://")
 	var err error
 	for i := 0; i < 50; i++ { // the old socket may linger for a moment
 		var srv *keyserver.Server

@@ -99,6 +99,13 @@ type Audit struct {
 	Detail string
 }
 
+// Audit actions of the web console. The others are named where they are
+// written (ops.go).
+const (
+	AuditConsoleLogin  = "console.login"
+	AuditConsoleLogout = "console.logout"
+)
+
 // KeyFilter selects keys in ListKeys. Empty fields select everything.
 type KeyFilter struct {
 	OrgID string

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 )
@@ -31,19 +32,23 @@ func (s *Store) forUpdate(skipLocked bool) string {
 // sweeps up to SessionSweepLimit sessions that expired by its CreatedAt.
 // replaces, when set, is the id of a session the same browser had before
 // (a login over an old cookie): it is deleted in the same transaction,
-// whoever's it was, so a login never leaves the previous session alive. A
-// deleted or unknown user is ErrNotFound; an id already taken, ErrConflict.
+// whoever's it was, so a login never leaves the previous session alive.
+// The login goes into the user's organization's audit log in the same
+// transaction (console.login, by and about the user; the session's id,
+// a hash of its cookie, stays out of it). A deleted or unknown user is
+// ErrNotFound; an id already taken, ErrConflict.
 func (s *Store) CreateConsoleSession(ctx context.Context, sess ConsoleSession, replaces string) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
 		// As in CreateKey, the no-op UPDATE takes the user's row lock
 		// (PostgreSQL), so a concurrent DeleteUser waits and then deletes
 		// this session too: none outlives its user's deletion.
-		res, err := tx.ExecContext(ctx, `UPDATE users SET deleted_at = deleted_at WHERE id = $1 AND deleted_at IS NULL`, sess.UserID)
+		var orgID string
+		err := tx.QueryRowContext(ctx, `UPDATE users SET deleted_at = deleted_at WHERE id = $1 AND deleted_at IS NULL RETURNING org_id`, sess.UserID).Scan(&orgID)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
 		if err != nil {
 			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return ErrNotFound
 		}
 		if replaces != "" {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM console_sessions WHERE id = $1`, replaces); err != nil {
@@ -55,7 +60,10 @@ func (s *Store) CreateConsoleSession(ctx context.Context, sess ConsoleSession, r
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO console_sessions (id, user_id, flash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)`,
 			sess.ID, sess.UserID, sess.Flash, micros(sess.CreatedAt), micros(sess.ExpiresAt))
-		return err
+		if err != nil {
+			return err
+		}
+		return addAudit(ctx, tx, Audit{OrgID: orgID, At: sess.CreatedAt, Actor: sess.UserID, Action: AuditConsoleLogin, Target: sess.UserID})
 	})
 }
 
@@ -130,17 +138,24 @@ func (s *Store) TakeConsoleSessionFlash(ctx context.Context, id string, now time
 }
 
 // DeleteConsoleSession deletes a session (logout): it ends on every replica
-// at once. A session already gone is ErrNotFound.
-func (s *Store) DeleteConsoleSession(ctx context.Context, id string) error {
+// at once, and the logout goes into the user's organization's audit log,
+// at at, in the same transaction. A session already gone is ErrNotFound
+// (and audits nothing).
+func (s *Store) DeleteConsoleSession(ctx context.Context, id string, at time.Time) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM console_sessions WHERE id = $1`, id)
+		var userID, orgID string
+		err := tx.QueryRowContext(ctx, `DELETE FROM console_sessions WHERE id = $1 RETURNING user_id`, id).Scan(&userID)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
 		if err != nil {
 			return err
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return ErrNotFound
+		// A session dies with its user (DeleteUser), so its user is here.
+		if err := tx.QueryRowContext(ctx, `SELECT org_id FROM users WHERE id = $1`, userID).Scan(&orgID); err != nil {
+			return fmt.Errorf("the ended session's user: %w", err)
 		}
-		return nil
+		return addAudit(ctx, tx, Audit{OrgID: orgID, At: at, Actor: userID, Action: AuditConsoleLogout, Target: userID})
 	})
 }
 

@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -70,13 +71,14 @@ func testConsoleSessions(t *testing.T, s *store.Store) {
 		t.Fatalf("take flash of an unknown session: %v, want ErrNotFound", err)
 	}
 
-	if err := s.DeleteConsoleSession(ctx, c.ID); err != nil {
+	t1 := t0.Add(2 * time.Minute)
+	if err := s.DeleteConsoleSession(ctx, c.ID, t1); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := s.ConsoleSession(ctx, c.ID, t0); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("deleted session: %v", err)
 	}
-	if err := s.DeleteConsoleSession(ctx, c.ID); !errors.Is(err, store.ErrNotFound) {
+	if err := s.DeleteConsoleSession(ctx, c.ID, t1); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("second delete: %v, want ErrNotFound", err)
 	}
 	if err := s.SetConsoleSessionFlash(ctx, c.ID, t0, "x"); !errors.Is(err, store.ErrNotFound) {
@@ -84,6 +86,27 @@ func testConsoleSessions(t *testing.T, s *store.Store) {
 	}
 	if _, _, err := s.ConsoleSession(ctx, other.ID, t0); err != nil {
 		t.Fatalf("another session after a delete: %v", err)
+	}
+
+	// Two logins (c and other) and one logout are in the org's audit log,
+	// by and about the owner; the refused creates and the second delete
+	// added nothing, and no record names a session.
+	recs, err := s.ListAudit(ctx, f.org.ID, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var audited []string
+	for _, a := range recs {
+		if a.Action != store.AuditConsoleLogin && a.Action != store.AuditConsoleLogout {
+			continue
+		}
+		audited = append(audited, a.Action+"@"+a.At.Sub(t0).String())
+		if a.Actor != f.owner.ID || a.Target != f.owner.ID || a.OrgID != f.org.ID || a.Detail != "" {
+			t.Errorf("audit record %+v; want by and about %s in %s, no detail", a, f.owner.ID, f.org.ID)
+		}
+	}
+	if want := "console.logout@2m0s console.login@0s console.login@0s"; strings.Join(audited, " ") != want {
+		t.Errorf("console audit records: %q; want %q", strings.Join(audited, " "), want)
 	}
 }
 
