@@ -1,18 +1,23 @@
 # make test runs every test. It installs or starts what the tests need
-# (Go modules, a throwaway PostgreSQL 15 cluster, Debian's chromium).
+# (Go modules, a throwaway PostgreSQL 15 cluster, Debian's chromium, the
+# Redocly CLI pinned in tools/redocly).
 GO ?= go
 FUZZTIME ?= 5s
 
-.PHONY: test vet unit fuzz build bench xcaddy bench-verify bench-verify-pg bench-sidecar soak soak-pg
+.PHONY: test vet lint-api unit fuzz build bench xcaddy bench-verify bench-verify-pg bench-sidecar soak soak-pg
 
 # Every test, with a throwaway PostgreSQL 15 cluster and chromium.
-test: vet
+test: vet lint-api
 	scripts/ensure-chromium.sh
 	scripts/with-postgres.sh $(MAKE) --no-print-directory unit fuzz
 
 vet:
 	$(GO) mod download
 	$(GO) vet ./...
+
+# api/openapi.yaml against Redocly's recommended rules: 0 errors, 0 warnings.
+lint-api:
+	scripts/lint-api.sh
 
 unit:
 	$(GO) test -race -count=1 -timeout 20m ./...
