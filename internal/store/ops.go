@@ -137,7 +137,7 @@ func (s *Store) ListUsers(ctx context.Context, orgID string) ([]User, error) {
 		return nil, classify(err)
 	}
 	defer rows.Close()
-	var out []User
+	out := []User{}
 	for rows.Next() {
 		u, err := scanUser(rows)
 		if err != nil {
@@ -292,7 +292,7 @@ func (s *Store) ListApps(ctx context.Context, orgID string, now time.Time) ([]Ap
 		return nil, classify(err)
 	}
 	defer rows.Close()
-	var out []App
+	out := []App{}
 	for rows.Next() {
 		a, err := scanApp(rows)
 		if err != nil {
