@@ -14,20 +14,16 @@ package store
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"embed"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"net"
 	"net/url"
 	"path/filepath"
 	"sort"
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
 	_ "modernc.org/sqlite"             // registers the "sqlite" driver
 )
@@ -292,48 +288,6 @@ func (s *Store) read(ctx context.Context, fn func(*sql.Tx) error) error {
 	}
 	defer tx.Rollback()
 	return classify(fn(tx))
-}
-
-// classify maps driver errors to the store's: unique violations become
-// ErrConflict, lost connections ErrUnavailable.
-func classify(err error) error {
-	if err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, ErrConflict) || errors.Is(err, ErrOrphaned) || errors.Is(err, ErrCreatorGone) ||
-		errors.Is(err, ErrCursorExpired) || errors.Is(err, ErrCursorAhead) || errors.Is(err, ErrUnavailable) || errors.Is(err, context.Canceled) ||
-		errors.Is(err, context.DeadlineExceeded) {
-		return err
-	}
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		switch {
-		case pgErr.Code == "23505": // unique_violation
-			return fmt.Errorf("%w: %v", ErrConflict, err)
-		case pgErr.Code == "22021" || pgErr.Code == "22P05":
-			// A value PostgreSQL cannot hold as text (invalid UTF-8, NUL):
-			// callers validate what they write, so this is a lookup by an id
-			// no row can have. SQLite simply finds nothing.
-			return fmt.Errorf("%w: %v", ErrNotFound, err)
-		case strings.HasPrefix(pgErr.Code, "08"), strings.HasPrefix(pgErr.Code, "57P"), strings.HasPrefix(pgErr.Code, "53"):
-			// connection exceptions, operator intervention (shutdown), insufficient resources
-			return fmt.Errorf("%w: %v", ErrUnavailable, err)
-		}
-		return err
-	}
-	var connectErr *pgconn.ConnectError
-	var netErr net.Error
-	if errors.As(err, &connectErr) || errors.As(err, &netErr) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
-		errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone) || pgconn.SafeToRetry(err) {
-		return fmt.Errorf("%w: %v", ErrUnavailable, err)
-	}
-	msg := err.Error()
-	switch {
-	case strings.Contains(msg, "UNIQUE constraint failed"):
-		return fmt.Errorf("%w: %v", ErrConflict, err)
-	case strings.Contains(msg, "database is locked"), strings.Contains(msg, "conn closed"), strings.Contains(msg, "connection reset"),
-		strings.Contains(msg, "broken pipe"), strings.Contains(msg, "connection refused"),
-		strings.Contains(msg, "sql: database is closed"): // a request still running as the service stops
-		return fmt.Errorf("%w: %v", ErrUnavailable, err)
-	}
-	return err
 }
 
 func micros(t time.Time) int64 { return t.UnixMicro() }

@@ -151,7 +151,15 @@ func TestClosedStoreIsUnavailable(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	if _, err := s.IsEmpty(context.Background()); !errors.Is(err, store.ErrUnavailable) {
+	ctx := context.Background()
+	if _, err := s.IsEmpty(ctx); !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("IsEmpty on a closed store: %v, want ErrUnavailable", err)
+	}
+	// The verify path runs prepared statements, closed with the store.
+	if _, err := s.KeyForVerify(ctx, "v1:h"); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("KeyForVerify on a closed store: %v, want ErrUnavailable", err)
+	}
+	if _, err := s.AppByVerifierHash(ctx, "v1:h"); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("AppByVerifierHash on a closed store: %v, want ErrUnavailable", err)
 	}
 }
