@@ -42,6 +42,17 @@ func openClassify(t *testing.T, dialect string) *Store {
 	return s
 }
 
+// begin begins a transaction on db, rolled back when t ends.
+func begin(t *testing.T, db *sql.DB) *sql.Tx {
+	t.Helper()
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tx.Rollback() })
+	return tx
+}
+
 // classifyCases are the errors both databases give; each dialect adds its
 // own way to provoke a busy writer and a lost connection.
 var classifyCases = []classifyCase{
@@ -82,11 +93,7 @@ var dialectCases = map[string][]classifyCase{
 		// A second writer that does not wait: the store's own writer
 		// holds the database's write lock.
 		{"busy", func(t *testing.T, s *Store) error {
-			tx, err := s.wdb.Begin()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer tx.Rollback()
+			begin(t, s.wdb)
 			var path string
 			if err := s.db.QueryRow(`SELECT file FROM pragma_database_list WHERE name = 'main'`).Scan(&path); err != nil {
 				t.Fatal(err)
@@ -104,23 +111,14 @@ var dialectCases = map[string][]classifyCase{
 		// A row lock not granted within lock_timeout (which an operator
 		// may set in the URL): the same as SQLite's busy writer.
 		{"lock timeout", func(t *testing.T, s *Store) error {
-			holder, err := s.wdb.Begin()
-			if err != nil {
+			if _, err := begin(t, s.wdb).Exec(`UPDATE orgs SET name = name WHERE id = 'org_1'`); err != nil {
 				t.Fatal(err)
 			}
-			defer holder.Rollback()
-			if _, err := holder.Exec(`UPDATE orgs SET name = name WHERE id = 'org_1'`); err != nil {
-				t.Fatal(err)
-			}
-			tx, err := s.wdb.Begin()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer tx.Rollback()
+			tx := begin(t, s.wdb)
 			if _, err := tx.Exec(`SET LOCAL lock_timeout = '10ms'`); err != nil {
 				t.Fatal(err)
 			}
-			_, err = tx.Exec(`UPDATE orgs SET name = name WHERE id = 'org_1'`)
+			_, err := tx.Exec(`UPDATE orgs SET name = name WHERE id = 'org_1'`)
 			return err
 		}, ErrUnavailable},
 		// The server ends the connection (a restart, a failover).
