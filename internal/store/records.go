@@ -100,7 +100,7 @@ type Audit struct {
 }
 
 // Audit actions of the web console. The others are named where they are
-// written (ops.go).
+// written (orgs.go, users.go, apps.go, keys.go, secrets.go).
 const (
 	AuditConsoleLogin  = "console.login"
 	AuditConsoleLogout = "console.logout"

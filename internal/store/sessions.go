@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -44,11 +43,8 @@ func (s *Store) CreateConsoleSession(ctx context.Context, sess ConsoleSession, r
 		// this session too: none outlives its user's deletion.
 		var orgID string
 		err := tx.QueryRowContext(ctx, `UPDATE users SET deleted_at = deleted_at WHERE id = $1 AND deleted_at IS NULL RETURNING org_id`, sess.UserID).Scan(&orgID)
-		if errors.Is(err, sql.ErrNoRows) {
-			return ErrNotFound
-		}
 		if err != nil {
-			return err
+			return notFound(err)
 		}
 		if replaces != "" {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM console_sessions WHERE id = $1`, replaces); err != nil {
@@ -80,20 +76,11 @@ func (s *Store) ConsoleSession(ctx context.Context, id string, now time.Time) (C
 		FROM console_sessions s JOIN users u ON u.id = s.user_id AND u.deleted_at IS NULL
 		WHERE s.id = $1 AND s.expires_at > $2`, id, micros(now))
 	var c ConsoleSession
-	var created, expires int64
 	var u User
-	var uCreated int64
-	var uDeleted sql.NullInt64
-	err := row.Scan(&c.ID, &c.UserID, &c.Flash, &created, &expires,
-		&u.ID, &u.OrgID, &u.Email, &u.Role, &u.TokenHash, &uCreated, &uDeleted)
-	if errors.Is(err, sql.ErrNoRows) {
-		return ConsoleSession{}, User{}, ErrNotFound
-	}
+	err := row.Scan(append([]any{&c.ID, &c.UserID, &c.Flash, timeCol{&c.CreatedAt}, timeCol{&c.ExpiresAt}}, userDest(&u)...)...)
 	if err != nil {
-		return ConsoleSession{}, User{}, classify(err)
+		return ConsoleSession{}, User{}, classify(notFound(err))
 	}
-	c.CreatedAt, c.ExpiresAt = fromMicros(created), fromMicros(expires)
-	u.CreatedAt, u.DeletedAt = fromMicros(uCreated), nullTime(uDeleted)
 	return c, u, nil
 }
 
@@ -102,14 +89,7 @@ func (s *Store) ConsoleSession(ctx context.Context, id string, now time.Time) (C
 // ErrNotFound.
 func (s *Store) SetConsoleSessionFlash(ctx context.Context, id string, now time.Time, flash string) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE console_sessions SET flash = $1 WHERE id = $2 AND expires_at > $3`, flash, id, micros(now))
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return ErrNotFound
-		}
-		return nil
+		return execOne(ctx, tx, ErrNotFound, `UPDATE console_sessions SET flash = $1 WHERE id = $2 AND expires_at > $3`, flash, id, micros(now))
 	})
 }
 
@@ -122,11 +102,8 @@ func (s *Store) TakeConsoleSessionFlash(ctx context.Context, id string, now time
 	var flash string
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		err := tx.QueryRowContext(ctx, `SELECT flash FROM console_sessions WHERE id = $1 AND expires_at > $2`+s.forUpdate(false), id, micros(now)).Scan(&flash)
-		if errors.Is(err, sql.ErrNoRows) {
-			return ErrNotFound
-		}
 		if err != nil || flash == "" {
-			return err
+			return notFound(err)
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE console_sessions SET flash = '' WHERE id = $1`, id)
 		return err
@@ -145,11 +122,8 @@ func (s *Store) DeleteConsoleSession(ctx context.Context, id string, at time.Tim
 	return s.write(ctx, func(tx *sql.Tx) error {
 		var userID, orgID string
 		err := tx.QueryRowContext(ctx, `DELETE FROM console_sessions WHERE id = $1 RETURNING user_id`, id).Scan(&userID)
-		if errors.Is(err, sql.ErrNoRows) {
-			return ErrNotFound
-		}
 		if err != nil {
-			return err
+			return notFound(err)
 		}
 		// A session dies with its user (DeleteUser), so its user is here.
 		if err := tx.QueryRowContext(ctx, `SELECT org_id FROM users WHERE id = $1`, userID).Scan(&orgID); err != nil {

@@ -14,20 +14,11 @@ package store
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"embed"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
-	"net"
-	"net/url"
-	"path/filepath"
-	"sort"
-	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
 	_ "modernc.org/sqlite"             // registers the "sqlite" driver
 )
@@ -85,80 +76,6 @@ func (s *Store) timed(op string) func() {
 	return func() { s.observe(op, time.Since(start)) }
 }
 
-// Open opens the store named by dsn and applies pending migrations. A dsn
-// starting with postgres:// or postgresql:// is PostgreSQL; anything else is
-// the path of a SQLite database file.
-func Open(ctx context.Context, dsn string) (*Store, error) {
-	var s *Store
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		dsn, pool, err := pgPoolSettings(dsn)
-		if err != nil {
-			return nil, err
-		}
-		db, err := sql.Open("pgx", dsn)
-		if err != nil {
-			return nil, fmt.Errorf("open postgres: %w", err)
-		}
-		db.SetMaxOpenConns(pool.maxConns)
-		db.SetMaxIdleConns(pool.maxConns)
-		db.SetConnMaxIdleTime(pool.maxConnIdleTime)
-		db.SetConnMaxLifetime(pool.maxConnLifetime)
-		s = &Store{db: db, wdb: db, dialect: "postgres"}
-	} else {
-		open := func(txlock string, conns int) (*sql.DB, error) {
-			q := url.Values{}
-			// mmap_size lets reads of the database file be memory reads
-			// shared by every connection, where each connection's own page
-			// cache (2 MB) would miss on a large key table and pread(2).
-			for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "foreign_keys(1)", "synchronous(NORMAL)", "mmap_size(268435456)"} {
-				q.Add("_pragma", p)
-			}
-			q.Set("_txlock", txlock)
-			db, err := sql.Open("sqlite", "file:"+filepath.ToSlash(dsn)+"?"+q.Encode())
-			if err != nil {
-				return nil, fmt.Errorf("open sqlite: %w", err)
-			}
-			db.SetMaxOpenConns(conns)
-			db.SetMaxIdleConns(conns)
-			return db, nil
-		}
-		wdb, err := open("immediate", 1)
-		if err != nil {
-			return nil, err
-		}
-		db, err := open("deferred", 8)
-		if err != nil {
-			wdb.Close()
-			return nil, err
-		}
-		s = &Store{db: db, wdb: wdb, dialect: "sqlite"}
-	}
-	if err := s.migrate(ctx); err != nil {
-		s.Close()
-		return nil, err
-	}
-	if err := s.prepare(ctx); err != nil {
-		s.Close()
-		return nil, err
-	}
-	return s, nil
-}
-
-// prepare prepares the statements of the hot path (verify).
-func (s *Store) prepare(ctx context.Context) error {
-	var err error
-	if s.keyByHash, err = s.db.PrepareContext(ctx, keyByHashSQL); err != nil {
-		return fmt.Errorf("prepare key lookup: %w", err)
-	}
-	if s.keyForVerify, err = s.db.PrepareContext(ctx, keyForVerifySQL); err != nil {
-		return fmt.Errorf("prepare key lookup: %w", err)
-	}
-	if s.appByVerifier, err = s.db.PrepareContext(ctx, appByVerifierSQL); err != nil {
-		return fmt.Errorf("prepare verifier lookup: %w", err)
-	}
-	return nil
-}
-
 // Dialect names the database: "sqlite" or "postgres".
 func (s *Store) Dialect() string { return s.dialect }
 
@@ -187,79 +104,6 @@ func (s *Store) Ping(ctx context.Context) error {
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	return nil
-}
-
-func (s *Store) migrate(ctx context.Context) error {
-	if _, err := s.wdb.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
-		return fmt.Errorf("create schema_migrations: %w", err)
-	}
-	dir := "migrations/" + s.dialect
-	entries, err := fs.ReadDir(migrations, dir)
-	if err != nil {
-		return err
-	}
-	names := make([]string, 0, len(entries))
-	for _, e := range entries {
-		names = append(names, e.Name())
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		version := strings.TrimSuffix(name, ".sql")
-		body, err := migrations.ReadFile(dir + "/" + name)
-		if err != nil {
-			return err
-		}
-		err = s.write(ctx, func(tx *sql.Tx) error {
-			if s.dialect == "postgres" {
-				// Replicas starting together must not run a migration twice.
-				if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(7366052)`); err != nil {
-					return err
-				}
-			}
-			var n int
-			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = $1`, version).Scan(&n); err != nil {
-				return err
-			}
-			if n > 0 {
-				return nil
-			}
-			for _, stmt := range splitSQL(string(body)) {
-				if _, err := tx.ExecContext(ctx, stmt); err != nil {
-					return fmt.Errorf("%s: %w", name, err)
-				}
-			}
-			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)`, version, micros(time.Now()))
-			return err
-		})
-		if err != nil {
-			return fmt.Errorf("migrate %s: %w", version, err)
-		}
-	}
-	return nil
-}
-
-// splitSQL splits a migration into statements at semicolons that end a line.
-// Our migrations hold no semicolons inside strings or bodies.
-func splitSQL(body string) []string {
-	var out []string
-	var cur strings.Builder
-	for _, line := range strings.Split(body, "\n") {
-		if strings.HasPrefix(strings.TrimSpace(line), "--") {
-			continue
-		}
-		cur.WriteString(line)
-		cur.WriteString("\n")
-		if strings.HasSuffix(strings.TrimSpace(line), ";") {
-			if stmt := strings.TrimSpace(cur.String()); stmt != ";" {
-				out = append(out, stmt)
-			}
-			cur.Reset()
-		}
-	}
-	if stmt := strings.TrimSpace(cur.String()); stmt != "" {
-		out = append(out, stmt)
-	}
-	return out
 }
 
 // write runs fn in a write transaction, committing when fn returns nil.
@@ -292,58 +136,4 @@ func (s *Store) read(ctx context.Context, fn func(*sql.Tx) error) error {
 	}
 	defer tx.Rollback()
 	return classify(fn(tx))
-}
-
-// classify maps driver errors to the store's: unique violations become
-// ErrConflict, lost connections ErrUnavailable.
-func classify(err error) error {
-	if err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, ErrConflict) || errors.Is(err, ErrOrphaned) || errors.Is(err, ErrCreatorGone) ||
-		errors.Is(err, ErrCursorExpired) || errors.Is(err, ErrCursorAhead) || errors.Is(err, ErrUnavailable) || errors.Is(err, context.Canceled) ||
-		errors.Is(err, context.DeadlineExceeded) {
-		return err
-	}
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		switch {
-		case pgErr.Code == "23505": // unique_violation
-			return fmt.Errorf("%w: %v", ErrConflict, err)
-		case pgErr.Code == "22021" || pgErr.Code == "22P05":
-			// A value PostgreSQL cannot hold as text (invalid UTF-8, NUL):
-			// callers validate what they write, so this is a lookup by an id
-			// no row can have. SQLite simply finds nothing.
-			return fmt.Errorf("%w: %v", ErrNotFound, err)
-		case strings.HasPrefix(pgErr.Code, "08"), strings.HasPrefix(pgErr.Code, "57P"), strings.HasPrefix(pgErr.Code, "53"):
-			// connection exceptions, operator intervention (shutdown), insufficient resources
-			return fmt.Errorf("%w: %v", ErrUnavailable, err)
-		}
-		return err
-	}
-	var connectErr *pgconn.ConnectError
-	var netErr net.Error
-	if errors.As(err, &connectErr) || errors.As(err, &netErr) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
-		errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone) || pgconn.SafeToRetry(err) {
-		return fmt.Errorf("%w: %v", ErrUnavailable, err)
-	}
-	msg := err.Error()
-	switch {
-	case strings.Contains(msg, "UNIQUE constraint failed"):
-		return fmt.Errorf("%w: %v", ErrConflict, err)
-	case strings.Contains(msg, "database is locked"), strings.Contains(msg, "conn closed"), strings.Contains(msg, "connection reset"),
-		strings.Contains(msg, "broken pipe"), strings.Contains(msg, "connection refused"),
-		strings.Contains(msg, "sql: database is closed"): // a request still running as the service stops
-		return fmt.Errorf("%w: %v", ErrUnavailable, err)
-	}
-	return err
-}
-
-func micros(t time.Time) int64 { return t.UnixMicro() }
-
-func fromMicros(v int64) time.Time { return time.UnixMicro(v).UTC() }
-
-func nullTime(v sql.NullInt64) *time.Time {
-	if !v.Valid {
-		return nil
-	}
-	t := fromMicros(v.Int64)
-	return &t
 }

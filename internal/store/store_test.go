@@ -14,31 +14,27 @@ import (
 	"github.com/appkeys/appkeys/internal/store/storetest"
 )
 
+// openStore opens the store at dsn, closed when t ends.
+func openStore(t *testing.T, dsn string) *store.Store {
+	t.Helper()
+	s, err := store.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
 func TestSQLiteContract(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) *store.Store {
-		s, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "appkeys.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s
-	})
+	storetest.Run(t, func(t *testing.T) *store.Store { return openStore(t, filepath.Join(t.TempDir(), "appkeys.db")) })
 }
 
 func TestSQLiteReopenKeepsData(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "appkeys.db")
 	ctx := context.Background()
-	s, err := store.Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	org := store.Org{ID: "org_1", Name: "Default", CreatedAt: storetestNow()}
-	owner := store.User{ID: "usr_1", OrgID: org.ID, Email: "o@example.com", Role: "owner", TokenHash: "v1:def", CreatedAt: storetestNow()}
-	if created, err := s.Bootstrap(ctx, "v1:abc", org, owner, func() error { return nil }); err != nil || !created {
-		t.Fatalf("Bootstrap = %v, %v", created, err)
-	}
+	s, _ := bootstrapped(t, path)
 	s.Close()
-	s, err = store.Open(ctx, path)
+	s, err := store.Open(ctx, path)
 	if err != nil {
 		t.Fatalf("reopen (migrations must be idempotent): %v", err)
 	}
@@ -53,14 +49,7 @@ func TestSQLiteReopenKeepsData(t *testing.T) {
 
 func TestPostgresContract(t *testing.T) {
 	pgtest.Require(t)
-	storetest.Run(t, func(t *testing.T) *store.Store {
-		s, err := store.Open(context.Background(), pgtest.NewDatabase(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s
-	})
+	storetest.Run(t, func(t *testing.T) *store.Store { return openStore(t, pgtest.NewDatabase(t)) })
 }
 
 // migrationDB is a database of one dialect for the migration tests: dsn
@@ -91,8 +80,8 @@ func bootstrapped(t *testing.T, dsn string) (*store.Store, store.User) {
 	}
 	org := store.Org{ID: "org_1", Name: "Default", CreatedAt: storetestNow()}
 	owner := store.User{ID: "usr_1", OrgID: org.ID, Email: "o@example.com", Role: "owner", TokenHash: "v1:def", CreatedAt: storetestNow()}
-	if _, err := s.Bootstrap(ctx, "v1:abc", org, owner, func() error { return nil }); err != nil {
-		t.Fatal(err)
+	if created, err := s.Bootstrap(ctx, "v1:abc", org, owner, func() error { return nil }); err != nil || !created {
+		t.Fatalf("Bootstrap = %v, %v", created, err)
 	}
 	return s, owner
 }
@@ -151,7 +140,15 @@ func TestClosedStoreIsUnavailable(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	if _, err := s.IsEmpty(context.Background()); !errors.Is(err, store.ErrUnavailable) {
+	ctx := context.Background()
+	if _, err := s.IsEmpty(ctx); !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("IsEmpty on a closed store: %v, want ErrUnavailable", err)
+	}
+	// The verify path runs prepared statements, closed with the store.
+	if _, err := s.KeyForVerify(ctx, "v1:h"); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("KeyForVerify on a closed store: %v, want ErrUnavailable", err)
+	}
+	if _, err := s.AppByVerifierHash(ctx, "v1:h"); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("AppByVerifierHash on a closed store: %v, want ErrUnavailable", err)
 	}
 }

@@ -1,0 +1,97 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// addEvent appends an event inside tx. The UPDATE … RETURNING takes the
+// counter row's lock until commit, which orders event-writing transactions.
+func addEvent(ctx context.Context, tx *sql.Tx, e Event) error {
+	var seq int64
+	if err := tx.QueryRowContext(ctx, `UPDATE counters SET value = value + 1 WHERE name = 'event_seq' RETURNING value`).Scan(&seq); err != nil {
+		return fmt.Errorf("take event sequence: %w", err)
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO events (seq, org_id, app_id, type, key_id, at) VALUES ($1, $2, $3, $4, $5, $6)`,
+		seq, e.OrgID, e.AppID, e.Type, e.KeyID, micros(e.At))
+	if err != nil {
+		return fmt.Errorf("write event: %w", err)
+	}
+	return nil
+}
+
+// EventHead returns the newest event sequence number (0 when none).
+func (s *Store) EventHead(ctx context.Context) (int64, error) {
+	var head int64
+	err := s.db.QueryRowContext(ctx, `SELECT value FROM counters WHERE name = 'event_seq'`).Scan(&head)
+	return head, classify(err)
+}
+
+func scanEvent(row rowScanner) (Event, error) {
+	var e Event
+	err := row.Scan(&e.Seq, &e.OrgID, &e.AppID, &e.Type, &e.KeyID, timeCol{&e.At})
+	return e, err
+}
+
+// EventsAfter returns up to limit of an app's events with seq > after, in
+// order, and the cursor to resume from: the last event's seq when the page is
+// full, else the head read in the same snapshot (so events of other apps are
+// skipped, never the app's own). A cursor older than the pruned history is
+// ErrCursorExpired; one past the head is ErrCursorAhead. The head is read in
+// the same snapshot as the events, never from a replica's memory, so a
+// cursor that any replica handed out from a committed head is never refused.
+func (s *Store) EventsAfter(ctx context.Context, appID string, after int64, limit int) (events []Event, next int64, err error) {
+	err = s.read(ctx, func(tx *sql.Tx) error {
+		var head, pruned int64
+		if err := tx.QueryRowContext(ctx, `SELECT
+			(SELECT value FROM counters WHERE name = 'event_seq'),
+			(SELECT value FROM counters WHERE name = 'events_pruned_through')`).Scan(&head, &pruned); err != nil {
+			return err
+		}
+		if after < pruned {
+			return ErrCursorExpired
+		}
+		if after > head {
+			// Answering "nothing yet" here would let the next events,
+			// numbered at or below the cursor, pass unseen.
+			return ErrCursorAhead
+		}
+		var err error
+		events, err = queryAll(ctx, tx, scanEvent, `SELECT seq, org_id, app_id, type, key_id, at FROM events WHERE app_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4`,
+			appID, after, head, limit)
+		if err != nil {
+			return err
+		}
+		next = head
+		if len(events) == limit {
+			next = events[len(events)-1].Seq
+		}
+		return nil
+	})
+	return events, next, err
+}
+
+// PruneEvents deletes events older than before and remembers the newest
+// sequence number deleted, so that older cursors answer ErrCursorExpired.
+func (s *Store) PruneEvents(ctx context.Context, before time.Time) (int64, error) {
+	var n int64
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		var through sql.NullInt64
+		if err := tx.QueryRowContext(ctx, `SELECT max(seq) FROM events WHERE at < $1`, micros(before)).Scan(&through); err != nil {
+			return err
+		}
+		if !through.Valid {
+			return nil
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM events WHERE seq <= $1`, through.Int64)
+		if err != nil {
+			return err
+		}
+		n, _ = res.RowsAffected()
+		_, err = tx.ExecContext(ctx, `UPDATE counters SET value = $1 WHERE name = 'events_pruned_through' AND value < $1`, through.Int64)
+		return err
+	})
+	return n, err
+}
