@@ -147,6 +147,15 @@ func (s *Service) CreateKey(ctx context.Context, c Caller, appID string, req Cre
 	return out, nil
 }
 
+// keySelects are the states ListKeys may be asked for, and the rows that
+// are in them.
+var keySelects = map[string]store.KeySelect{
+	"":            store.AnyKey,
+	StateActive:   store.UnexpiredKeys,
+	StateExpired:  store.ExpiredKeys,
+	StateOrphaned: store.OrphanedKeys,
+}
+
 // ListKeys lists the caller's organization's keys, of one app when appID is
 // set, in one state when state is set ("active", "orphaned" or "expired").
 func (s *Service) ListKeys(ctx context.Context, c Caller, appID, state string) ([]Key, error) {
@@ -154,13 +163,12 @@ func (s *Service) ListKeys(ctx context.Context, c Caller, appID, state string) (
 	if err != nil {
 		return nil, err
 	}
-	switch state {
-	case "", StateActive, StateOrphaned, StateExpired:
-	default:
+	sel, ok := keySelects[state]
+	if !ok {
 		return nil, errorf(KindInvalid, "state must be active, orphaned or expired")
 	}
 	now := s.now()
-	keys, err := s.store.ListKeys(ctx, store.KeyFilter{OrgID: u.OrgID, AppID: appID, State: state, Now: now})
+	keys, err := s.store.ListKeys(ctx, store.KeyFilter{OrgID: u.OrgID, AppID: appID, Select: sel, Now: now})
 	if err != nil {
 		return nil, s.storeErr(err)
 	}
