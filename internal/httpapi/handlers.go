@@ -341,6 +341,9 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request) {
 	}
 	v, err := s.svc.Verify(r.Context(), caller(r), req.Key)
 	if err != nil {
+		if keyservice.KindOf(err) == keyservice.KindRateLimited {
+			s.metrics.verifyThrottled.Inc()
+		}
 		s.fail(w, r, err)
 		return
 	}

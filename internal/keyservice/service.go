@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"sync/atomic"
 	"time"
 
 	"github.com/appkeys/appkeys/internal/apikey"
@@ -56,7 +55,6 @@ type Service struct {
 	usage       *usageTracker
 	verifiers   *verifierCache
 	throttle    *failureThrottle
-	throttled   atomic.Int64
 }
 
 // New returns a Service. Call Run to start its background work.

@@ -48,16 +48,12 @@ func (s *Service) Verify(ctx context.Context, c Caller, key string) (Verdict, er
 		// guessing client learns nothing while good keys, and keys that once
 		// were good (expired, revoked, orphaned), are answered as ever.
 		if ok, wait := s.throttle.allow(c.App.ID, now); !ok {
-			s.throttled.Add(1)
 			return Verdict{}, &Error{Kind: KindRateLimited, Message: "too many failed verifications for this app; slow down",
 				RetryAfter: max(wait, time.Second)}
 		}
 	}
 	return v, err
 }
-
-// ThrottledVerifies counts verifies refused for a spent failure budget.
-func (s *Service) ThrottledVerifies() int64 { return s.throttled.Load() }
 
 func (s *Service) verify(ctx context.Context, c Caller, key string, now time.Time) (Verdict, error) {
 	if apikey.Parse(key) != nil {
