@@ -69,11 +69,7 @@ func (s *Service) ListApps(ctx context.Context, c Caller) ([]App, error) {
 	if err != nil {
 		return nil, s.storeErr(err)
 	}
-	out := make([]App, len(apps))
-	for i, a := range apps {
-		out[i] = appOf(a)
-	}
-	return out, nil
+	return each(apps, appOf), nil
 }
 
 // GetApp returns one app of the caller's organization.

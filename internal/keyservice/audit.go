@@ -3,6 +3,8 @@ package keyservice
 import (
 	"context"
 	"time"
+
+	"github.com/appkeys/appkeys/internal/store"
 )
 
 // Bounds of ListAudit's limit: one page is at most MaxAuditLimit records,
@@ -12,7 +14,8 @@ const (
 	MaxAuditLimit     = 1000
 )
 
-// AuditRecord is an entry of an organization's audit log.
+// AuditRecord is an entry of an organization's audit log. It repeats
+// store.Audit's fields on purpose: adapters see the domain's types only.
 type AuditRecord struct {
 	ID     int64
 	At     time.Time
@@ -38,9 +41,7 @@ func (s *Service) ListAudit(ctx context.Context, c Caller, limit int) ([]AuditRe
 	if err != nil {
 		return nil, s.storeErr(err)
 	}
-	out := make([]AuditRecord, len(recs))
-	for i, a := range recs {
-		out[i] = AuditRecord{ID: a.ID, At: a.At, Actor: a.Actor, Action: a.Action, Target: a.Target, Detail: a.Detail}
-	}
-	return out, nil
+	return each(recs, func(a store.Audit) AuditRecord {
+		return AuditRecord{ID: a.ID, At: a.At, Actor: a.Actor, Action: a.Action, Target: a.Target, Detail: a.Detail}
+	}), nil
 }

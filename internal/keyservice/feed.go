@@ -62,11 +62,9 @@ type Event struct {
 }
 
 func eventsOf(evs []store.Event) []Event {
-	out := make([]Event, len(evs))
-	for i, e := range evs {
-		out[i] = Event{Seq: e.Seq, AppID: e.AppID, Type: e.Type, KeyID: e.KeyID, At: e.At}
-	}
-	return out
+	return each(evs, func(e store.Event) Event {
+		return Event{Seq: e.Seq, AppID: e.AppID, Type: e.Type, KeyID: e.KeyID, At: e.At}
+	})
 }
 
 // Events returns the calling app's events after the cursor. With after nil

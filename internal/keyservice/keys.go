@@ -179,12 +179,7 @@ func (s *Service) ListKeys(ctx context.Context, c Caller, appID, state string) (
 			return nil, s.notFound(err, "app %s not found", appID)
 		}
 	}
-	keys = s.usage.overlay(keys)
-	out := make([]Key, len(keys))
-	for i, k := range keys {
-		out[i] = keyOf(k, now)
-	}
-	return out, nil
+	return each(s.usage.overlay(keys), func(k store.Key) Key { return keyOf(k, now) }), nil
 }
 
 // RevokeKey revokes a key of the caller's organization. Orphaned keys may be

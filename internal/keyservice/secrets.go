@@ -68,11 +68,7 @@ func (s *Service) ListSecrets(ctx context.Context, c Caller) ([]SecretInfo, erro
 	if err != nil {
 		return nil, s.storeErr(err)
 	}
-	out := make([]SecretInfo, len(secs))
-	for i, sec := range secs {
-		out[i] = secretInfoOf(sec)
-	}
-	return out, nil
+	return each(secs, secretInfoOf), nil
 }
 
 // ReadSecret returns a secret's value; the access is audited.

@@ -198,3 +198,13 @@ func (s *Service) Ready(ctx context.Context) error { return s.store.Ping(ctx) }
 
 // Now returns the service's clock reading.
 func (s *Service) Now() time.Time { return s.now() }
+
+// each maps a store read onto the domain's type, never nil, so an empty list
+// is [] and not null on the wire.
+func each[S, D any](in []S, f func(S) D) []D {
+	out := make([]D, len(in))
+	for i, v := range in {
+		out[i] = f(v)
+	}
+	return out
+}

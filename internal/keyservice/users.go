@@ -65,11 +65,7 @@ func (s *Service) ListUsers(ctx context.Context, c Caller) ([]User, error) {
 	if err != nil {
 		return nil, s.storeErr(err)
 	}
-	out := make([]User, len(users))
-	for i, su := range users {
-		out[i] = *userOf(su)
-	}
-	return out, nil
+	return each(users, func(u store.User) User { return *userOf(u) }), nil
 }
 
 // DeleteUser removes a user; the keys they created become orphaned.
