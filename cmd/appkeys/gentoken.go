@@ -5,7 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/appkeys/appkeys/internal/keyservice"
+	"github.com/appkeys/appkeys/internal/keyserver"
 )
 
 func init() { commands = append(commands, newGenTokenCmd) }
@@ -14,7 +14,7 @@ func init() { commands = append(commands, newGenTokenCmd) }
 // so an operator who fixes the tokens in the environment (replicas, scripted
 // set-ups) never has to invent one.
 func newGenTokenCmd() *cobra.Command {
-	kinds := map[string]keyservice.TokenKind{"admin": keyservice.AdminToken, "owner": keyservice.OwnerToken}
+	kinds := map[string]keyserver.TokenKind{"admin": keyserver.AdminToken, "owner": keyserver.OwnerToken}
 	return &cobra.Command{
 		Use:   "gen-token admin|owner",
 		Short: "Print a new random token for APPKEYS_ADMIN_TOKEN (admin) or APPKEYS_BOOTSTRAP_TOKEN (owner)",
@@ -30,11 +30,7 @@ in the shape the key service mints: aka_… for the platform admin
 			if !ok {
 				return fmt.Errorf("unknown token kind %q: use admin or owner", args[0])
 			}
-			tok, err := kind.New()
-			if err != nil {
-				return err
-			}
-			_, err = fmt.Fprintln(cmd.OutOrStdout(), tok)
+			_, err := fmt.Fprintln(cmd.OutOrStdout(), kind.New())
 			return err
 		},
 	}

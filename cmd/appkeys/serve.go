@@ -17,7 +17,6 @@ import (
 
 	"github.com/appkeys/appkeys/internal/console"
 	"github.com/appkeys/appkeys/internal/keyserver"
-	"github.com/appkeys/appkeys/internal/keyservice"
 )
 
 func init() { commands = append(commands, newServeCmd) }
@@ -41,8 +40,8 @@ func (f *serveFlags) register(cmd *cobra.Command, defaultAddr string) {
 	fl.StringVar(&f.data, "data", "./appkeys-data", "data directory: SQLite database, master key, bootstrap tokens")
 	fl.StringVar(&f.database, "database", "", "PostgreSQL URL (postgres://…) to use instead of SQLite (env APPKEYS_DATABASE_URL)")
 	fl.StringVar(&f.maxLifetime, "max-key-lifetime", "365d", "latest expiry a new key may have, from now (e.g. 90d, 8760h)")
-	fl.Float64Var(&f.failureRate, "verify-failure-rate", keyservice.DefaultVerifyFailureRate, "failed verifies per second allowed to each app's sidecars, per replica; more get 429")
-	fl.IntVar(&f.failureBurst, "verify-failure-burst", keyservice.DefaultVerifyFailureBurst, "failed verifies each app's sidecars may send at once before --verify-failure-rate applies")
+	fl.Float64Var(&f.failureRate, "verify-failure-rate", keyserver.DefaultVerifyFailureRate, "failed verifies per second allowed to each app's sidecars, per replica; more get 429")
+	fl.IntVar(&f.failureBurst, "verify-failure-burst", keyserver.DefaultVerifyFailureBurst, "failed verifies each app's sidecars may send at once before --verify-failure-rate applies")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 }
@@ -86,11 +85,11 @@ func (f *serveFlags) config(stderr io.Writer) (keyserver.Config, error) {
 	if (f.tlsCert == "") != (f.tlsKey == "") {
 		return keyserver.Config{}, fmt.Errorf("--tls-cert and --tls-key go together")
 	}
-	adminToken, err := suppliedToken("APPKEYS_ADMIN_TOKEN", keyservice.AdminToken, os.Getenv("APPKEYS_ADMIN_TOKEN"))
+	adminToken, err := suppliedToken("APPKEYS_ADMIN_TOKEN", keyserver.AdminToken, os.Getenv("APPKEYS_ADMIN_TOKEN"))
 	if err != nil {
 		return keyserver.Config{}, err
 	}
-	ownerToken, err := suppliedToken("APPKEYS_BOOTSTRAP_TOKEN", keyservice.OwnerToken, os.Getenv("APPKEYS_BOOTSTRAP_TOKEN"))
+	ownerToken, err := suppliedToken("APPKEYS_BOOTSTRAP_TOKEN", keyserver.OwnerToken, os.Getenv("APPKEYS_BOOTSTRAP_TOKEN"))
 	if err != nil {
 		return keyserver.Config{}, err
 	}
@@ -127,7 +126,7 @@ func (f *serveFlags) config(stderr io.Writer) (keyserver.Config, error) {
 // env, and refuses, before anything starts, one that is a placeholder or a
 // pattern, even when the store is bootstrapped already: a guessable token
 // in the environment is a sign it may be a live credential.
-func suppliedToken(env string, kind keyservice.TokenKind, tok string) (string, error) {
+func suppliedToken(env string, kind keyserver.TokenKind, tok string) (string, error) {
 	if tok == "" {
 		return "", nil
 	}

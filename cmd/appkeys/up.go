@@ -23,8 +23,8 @@ import (
 	"github.com/spf13/cobra"
 
 	_ "github.com/appkeys/appkeys/caddymodule"
+	"github.com/appkeys/appkeys/internal/client"
 	"github.com/appkeys/appkeys/internal/keyserver"
-	"github.com/appkeys/appkeys/internal/keyservice"
 )
 
 func init() { commands = append(commands, newUpCmd) }
@@ -99,15 +99,19 @@ func runUp(ctx context.Context, f *upFlags, stdout, stderr io.Writer) error {
 		}
 		ownerToken = strings.TrimSpace(string(raw))
 	}
-	owner, err := ks.Service.Authenticate(ctx, ownerToken)
-	if err != nil {
-		return fmt.Errorf("the owner token in %s no longer works: %w", ks.Bootstrap.OwnerTokenFile, err)
-	}
-	app, err := ensureSampleApp(ctx, ks.Service, owner, filepath.Join(cfg.DataDir, "up-sample-app.json"))
+	// The sample app is made through the API, as any user would make one.
+	owner, err := client.New(ks.URL, ownerToken, client.WithUserAgent("appkeys-up"))
 	if err != nil {
 		return err
 	}
-	created, err := ks.Service.CreateKey(ctx, owner, app.AppID, keyservice.CreateKeyRequest{
+	if _, err := owner.Me(ctx); err != nil {
+		return fmt.Errorf("the owner token in %s no longer works: %w", ks.Bootstrap.OwnerTokenFile, err)
+	}
+	app, err := ensureSampleApp(ctx, owner, filepath.Join(cfg.DataDir, "up-sample-app.json"))
+	if err != nil {
+		return err
+	}
+	created, err := owner.CreateKey(ctx, app.AppID, client.CreateKeyRequest{
 		Name:      "appkeys up " + time.Now().UTC().Format("2006-01-02 15:04:05"),
 		ExpiresAt: time.Now().Add(30 * 24 * time.Hour),
 	})
@@ -186,7 +190,7 @@ Command line: export APPKEYS_URL=%s APPKEYS_TOKEN=$(cat %s)
 
 Press Ctrl-C to stop.
 `, ks.URL, cfg.DataDir, app.AppID, sampleAppName, sidecar, caddyfilePath, f.admin,
-		created.Plain, created.Plain, sidecar, ks.URL, ks.Bootstrap.OwnerTokenFile, ks.URL, ks.Bootstrap.OwnerTokenFile)
+		created.PlainKey, created.PlainKey, sidecar, ks.URL, ks.Bootstrap.OwnerTokenFile, ks.URL, ks.Bootstrap.OwnerTokenFile)
 
 	select {
 	case <-ctx.Done():
@@ -199,19 +203,19 @@ Press Ctrl-C to stop.
 
 // ensureSampleApp returns the sample app recorded in path, creating the app
 // (and the record) when there is none or it was deleted since.
-func ensureSampleApp(ctx context.Context, svc *keyservice.Service, owner keyservice.Caller, path string) (sampleApp, error) {
+func ensureSampleApp(ctx context.Context, owner *client.Client, path string) (sampleApp, error) {
 	var rec sampleApp
 	if raw, err := os.ReadFile(path); err == nil && json.Unmarshal(raw, &rec) == nil && rec.AppID != "" {
-		if _, err := svc.GetApp(ctx, owner, rec.AppID); err == nil {
+		if _, err := owner.GetApp(ctx, rec.AppID); err == nil {
 			return rec, nil
 		}
 	}
 	name := sampleAppName
-	var res keyservice.AppCreated
+	var res *client.CreatedApp
 	var err error
 	for i := 2; i < 100; i++ {
-		res, err = svc.CreateApp(ctx, owner, name, keyservice.KindCloudFunction)
-		if keyservice.KindOf(err) != keyservice.KindConflict {
+		res, err = owner.CreateApp(ctx, client.CreateAppRequest{Name: name, Kind: client.KindCloudFunction})
+		if !client.IsCode(err, client.CodeConflict) {
 			break
 		}
 		name = fmt.Sprintf("%s-%d", sampleAppName, i)
@@ -219,7 +223,7 @@ func ensureSampleApp(ctx context.Context, svc *keyservice.Service, owner keyserv
 	if err != nil {
 		return sampleApp{}, fmt.Errorf("create the sample app: %w", err)
 	}
-	rec = sampleApp{AppID: res.App.ID, VerifierToken: res.VerifierToken}
+	rec = sampleApp{AppID: res.ID, VerifierToken: res.VerifierToken}
 	raw, _ := json.Marshal(rec)
 	if err := os.WriteFile(path, raw, 0o600); err != nil {
 		return sampleApp{}, err

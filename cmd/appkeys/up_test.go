@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/appkeys/appkeys/internal/client"
-	"github.com/appkeys/appkeys/internal/keyservice"
+	"github.com/appkeys/appkeys/internal/keyserver"
 	"github.com/appkeys/appkeys/internal/servicetest"
 )
 
@@ -34,7 +34,7 @@ func startUp(t *testing.T, data string) (key, sidecar string, f *upFlags, stop f
 	t.Helper()
 	f = &upFlags{
 		serve: serveFlags{addr: freeAddr(t), data: data, maxLifetime: "365d", logLevel: "warn", logFormat: "text",
-			failureRate: keyservice.DefaultVerifyFailureRate, failureBurst: keyservice.DefaultVerifyFailureBurst},
+			failureRate: keyserver.DefaultVerifyFailureRate, failureBurst: keyserver.DefaultVerifyFailureBurst},
 		listen:   freeAddr(t),
 		upstream: freeAddr(t),
 		admin:    freeAddr(t),

@@ -55,35 +55,31 @@ type ParseError struct{ reason error }
 func (e *ParseError) Error() string { return "malformed API key: " + e.reason.Error() }
 func (e *ParseError) Unwrap() error { return e.reason }
 
-// Generate returns a new random key.
+// Generate returns a new random key. Its error is always nil (see Random);
+// the signature stays for the many callers outside the key service.
 func Generate() (string, error) {
-	body, err := Random(BodyLen)
-	if err != nil {
-		return "", err
-	}
-	k := Prefix + body
+	k := Prefix + Random(BodyLen)
 	sum := checksum(k)
 	return k + string(sum[:]), nil
 }
 
 // Random returns n uniformly random base62 characters from crypto/rand, for
-// keys, tokens and ids.
-func Random(n int) (string, error) {
+// keys, tokens and ids. crypto/rand.Read never fails since Go 1.24 (it
+// crashes the program rather than return short), so neither does this.
+func Random(n int) string {
 	out := make([]byte, 0, n)
 	// Rejection sampling keeps each character uniform: bytes >= 248 would
 	// favour the first 8 letters of the alphabet.
 	buf := make([]byte, n+n/4+8)
 	for len(out) < n {
-		if _, err := rand.Read(buf); err != nil {
-			return "", fmt.Errorf("read random bytes: %w", err)
-		}
+		_, _ = rand.Read(buf)
 		for _, c := range buf {
 			if c < 248 && len(out) < n {
 				out = append(out, alphabet[c%62])
 			}
 		}
 	}
-	return string(out), nil
+	return string(out)
 }
 
 // Parse checks that s is a well-formed key: prefix, length, alphabet and

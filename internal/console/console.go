@@ -35,7 +35,6 @@ import (
 	"time"
 
 	"github.com/appkeys/appkeys/internal/keyservice"
-	"github.com/appkeys/appkeys/internal/store"
 )
 
 //go:embed templates/*.html
@@ -140,8 +139,8 @@ func secured(next http.Handler) http.Handler {
 type request struct {
 	sess   session
 	caller keyservice.Caller
-	user   store.User
-	org    store.Org
+	user   keyservice.User
+	org    keyservice.Org
 }
 
 // authed resolves the session, and with it the user it acts as, and for

@@ -250,20 +250,18 @@ func (c *console) keysData(r *http.Request, req *request, appID, tab string) (*p
 	if err != nil {
 		return nil, err
 	}
-	now := c.svc.Now()
 	for _, k := range keys {
-		state := keyservice.KeyState(k, now)
-		if state == keyservice.StateOrphaned {
+		if k.State == keyservice.StateOrphaned {
 			v.OrphanedCount++
 		} else {
 			v.ActiveCount++
 		}
 		// Expired keys stay under Active, marked, as they are not orphans.
-		if (state == keyservice.StateOrphaned) == (tab == keyservice.StateOrphaned) {
-			v.Rows = append(v.Rows, keyRow{Key: k, State: state, AppLive: k.OrphanReason != "app_deleted"})
+		if (k.State == keyservice.StateOrphaned) == (tab == keyservice.StateOrphaned) {
+			v.Rows = append(v.Rows, keyRow{Key: k, AppLive: k.OrphanReason != keyservice.OrphanAppDeleted})
 		}
 	}
-	v.Create = newKeyForm(now)
+	v.Create = newKeyForm(c.svc.Now())
 	d.Keys = v
 	return d, nil
 }

@@ -6,15 +6,14 @@ import (
 	"time"
 
 	"github.com/appkeys/appkeys/internal/keyservice"
-	"github.com/appkeys/appkeys/internal/store"
 )
 
 // pageData is everything a template may show. One struct for every page
 // keeps the layout simple; each page fills its own part.
 type pageData struct {
 	Title  string
-	User   *store.User
-	Org    store.Org
+	User   *keyservice.User
+	Org    keyservice.Org
 	CSRF   string
 	Flash  string
 	Error  string
@@ -44,7 +43,7 @@ type crumb struct {
 // appRow is an app with the number of keys listed for it (active, expired
 // and orphaned: what its View API Keys shows).
 type appRow struct {
-	store.App
+	keyservice.App
 	Keys int
 }
 
@@ -88,8 +87,7 @@ func (v *keysView) URL(tab string) string {
 }
 
 type keyRow struct {
-	store.Key
-	State string
+	keyservice.Key
 	// AppLive tells whether the App column may link to the app.
 	AppLive bool
 }
@@ -182,9 +180,9 @@ func roleName(role string) string {
 
 func orphanReason(reason string) string {
 	switch reason {
-	case store.OrphanAppDeleted:
+	case keyservice.OrphanAppDeleted:
 		return "App deleted"
-	case store.OrphanCreatorDeleted:
+	case keyservice.OrphanCreatorDeleted:
 		return "Creator deleted"
 	}
 	return reason

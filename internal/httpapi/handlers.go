@@ -1,12 +1,12 @@
 package httpapi
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/appkeys/appkeys/internal/keyservice"
-	"github.com/appkeys/appkeys/internal/store"
 )
 
 // Wire shapes. Times are RFC 3339 in UTC; absent times are null.
@@ -54,11 +54,11 @@ type secretJSON struct {
 	CreatedBy string    `json:"created_by"`
 }
 
-func toUser(u store.User, token string) userJSON {
+func toUser(u keyservice.User, token string) userJSON {
 	return userJSON{ID: u.ID, Email: u.Email, Role: u.Role, CreatedAt: u.CreatedAt, Token: token}
 }
 
-func toApp(a store.App, withCounts bool) appJSON {
+func toApp(a keyservice.App, withCounts bool) appJSON {
 	out := appJSON{ID: a.ID, Name: a.Name, Kind: a.Kind, CreatedAt: a.CreatedAt, CreatedBy: a.CreatedBy}
 	if withCounts {
 		active, orphaned := a.ActiveKeys, a.OrphanedKeys
@@ -67,9 +67,9 @@ func toApp(a store.App, withCounts bool) appJSON {
 	return out
 }
 
-func toKey(k store.Key, now time.Time) keyJSON {
+func toKey(k keyservice.Key) keyJSON {
 	out := keyJSON{ID: k.ID, Name: k.Name, AppID: k.AppID, AppName: k.AppName, Prefix: k.Prefix,
-		State: keyservice.KeyState(k, now), ExpiresAt: k.ExpiresAt, CreatedAt: k.CreatedAt,
+		State: k.State, ExpiresAt: k.ExpiresAt, CreatedAt: k.CreatedAt,
 		CreatedBy: k.CreatedBy, CreatedByEmail: k.CreatorEmail, LastUsedAt: k.LastUsedAt}
 	if k.OrphanReason != "" {
 		r := k.OrphanReason
@@ -78,7 +78,7 @@ func toKey(k store.Key, now time.Time) keyJSON {
 	return out
 }
 
-func toSecret(s store.Secret) secretJSON {
+func toSecret(s keyservice.SecretInfo) secretJSON {
 	return secretJSON{Name: s.Name, CreatedAt: s.CreatedAt, CreatedBy: s.CreatedBy}
 }
 
@@ -220,7 +220,7 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	out := toKey(res.Key, s.svc.Now())
+	out := toKey(res.Key)
 	out.Key, out.SecretName = res.Plain, res.SecretName
 	writeJSON(w, http.StatusCreated, out)
 }
@@ -237,10 +237,9 @@ func (s *Server) writeKeys(w http.ResponseWriter, r *http.Request, appID string)
 		s.fail(w, r, err)
 		return
 	}
-	now := s.svc.Now()
 	out := make([]keyJSON, 0, len(keys))
 	for _, k := range keys {
-		out = append(out, toKey(k, now))
+		out = append(out, toKey(k))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"keys": out})
 }
@@ -302,11 +301,13 @@ func (s *Server) deleteSecret(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) {
-	limit := 100
+	// The service refuses a limit out of range; a limit that is no number
+	// is refused here with the same words.
+	limit := keyservice.DefaultAuditLimit
 	if v := r.URL.Query().Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			writeErr(w, http.StatusBadRequest, "bad_request", "limit must be a number from 1 to 1000")
+		if err != nil {
+			writeErr(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("limit must be a number from 1 to %d", keyservice.MaxAuditLimit))
 			return
 		}
 		limit = n
@@ -340,6 +341,9 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request) {
 	}
 	v, err := s.svc.Verify(r.Context(), caller(r), req.Key)
 	if err != nil {
+		if keyservice.KindOf(err) == keyservice.KindRateLimited {
+			s.metrics.verifyThrottled.Inc()
+		}
 		s.fail(w, r, err)
 		return
 	}

@@ -236,7 +236,7 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		start := time.Now()
 		id := r.Header.Get("X-Request-Id")
 		if !validRequestID(id) {
-			id, _ = apikey.Random(16)
+			id = apikey.Random(16)
 		}
 		w.Header().Set("X-Request-Id", id)
 		ctx := context.WithValue(r.Context(), requestIDKey, id)
@@ -289,11 +289,8 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 func logPath(p string) string {
 	segs := strings.Split(p, "/")
 	for i, s := range segs {
-		for _, prefix := range []string{"cak_", "aka_", "aku_", "akv_"} {
-			if strings.Contains(s, prefix) {
-				segs[i] = "REDACTED"
-				break
-			}
+		if keyservice.HoldsCredential(s) {
+			segs[i] = "REDACTED"
 		}
 	}
 	return strings.Join(segs, "/")

@@ -51,7 +51,7 @@ type Config struct {
 	// metrics (keyservice.DefaultKeyCountEvery).
 	KeyCountEvery time.Duration
 	// VerifyFailureRate and VerifyFailureBurst bound failed verifies per
-	// app; keyservice's defaults when zero.
+	// app; DefaultVerifyFailureRate and DefaultVerifyFailureBurst when zero.
 	VerifyFailureRate  float64
 	VerifyFailureBurst int
 	// MetricsAddr, when set, is a listen address that serves /metrics

@@ -109,7 +109,7 @@ func (s *Service) ConsoleSession(ctx context.Context, cookie string) (ConsoleSes
 	if err != nil {
 		return ConsoleSession{}, s.storeErr(err)
 	}
-	return s.consoleSession(cookie, row, u), nil
+	return s.consoleSession(cookie, row, *userOf(u)), nil
 }
 
 // SetConsoleFlash leaves a one-time notice for the session's next page.
@@ -173,7 +173,7 @@ func (s *Service) sweepConsoleSessions(ctx context.Context) {
 }
 
 // consoleSession is the session as callers see it.
-func (s *Service) consoleSession(cookie string, row store.ConsoleSession, u store.User) ConsoleSession {
+func (s *Service) consoleSession(cookie string, row store.ConsoleSession, u User) ConsoleSession {
 	return ConsoleSession{
 		ID: row.ID, Caller: Caller{User: &u}, CSRF: s.keys.sessionCSRFToken(cookie), Expires: row.ExpiresAt, Flash: row.Flash,
 	}

@@ -1,9 +1,12 @@
 package keyservice
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/appkeys/appkeys/internal/store"
 )
 
 // Kind classifies an Error; the HTTP API maps each kind to one status code.
@@ -46,4 +49,41 @@ func KindOf(err error) Kind {
 		return e.Kind
 	}
 	return 0
+}
+
+// storeErr turns a store error into a domain error.
+func (s *Service) storeErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, store.ErrNotFound):
+		return &Error{Kind: KindNotFound, Message: "not found", Err: err}
+	case errors.Is(err, store.ErrConflict):
+		return &Error{Kind: KindConflict, Message: "already exists", Err: err}
+	case errors.Is(err, store.ErrCreatorGone):
+		return &Error{Kind: KindUnauthorized, Message: "your user has been removed from the organization", Err: err}
+	case errors.Is(err, store.ErrCursorExpired):
+		return &Error{Kind: KindCursorExpired, Message: "the events cursor is older than the kept history; start again from the head", Err: err}
+	case errors.Is(err, store.ErrCursorAhead):
+		return &Error{Kind: KindCursorExpired, Message: "the events cursor is past the newest event (the key store went back in time); start again from the head", Err: err}
+	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		return &Error{Kind: KindUnavailable, Message: "the key store is unavailable; try again", Err: err}
+	}
+	return err
+}
+
+// notFound renders ErrNotFound with a message naming what was not found.
+func (s *Service) notFound(err error, format string, args ...any) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return &Error{Kind: KindNotFound, Message: fmt.Sprintf(format, args...), Err: err}
+	}
+	return s.storeErr(err)
+}
+
+// conflict renders ErrConflict with a message naming the name taken.
+func (s *Service) conflict(err error, format string, args ...any) error {
+	if errors.Is(err, store.ErrConflict) {
+		return &Error{Kind: KindConflict, Message: fmt.Sprintf(format, args...), Err: err}
+	}
+	return s.storeErr(err)
 }

@@ -52,6 +52,21 @@ func (w *feedWatch) poke() {
 	}
 }
 
+// Event is an entry of an app's change feed.
+type Event struct {
+	Seq   int64
+	AppID string
+	Type  string // "key.revoked", "key.orphaned" or "app.deleted"
+	KeyID string
+	At    time.Time
+}
+
+func eventsOf(evs []store.Event) []Event {
+	return each(evs, func(e store.Event) Event {
+		return Event{Seq: e.Seq, AppID: e.AppID, Type: e.Type, KeyID: e.KeyID, At: e.At}
+	})
+}
+
 // Events returns the calling app's events after the cursor. With after nil
 // it answers at once with no events and the current head, where a new
 // subscriber starts. Otherwise, when there are none yet, it waits up to
@@ -59,13 +74,13 @@ func (w *feedWatch) poke() {
 // (the store was restored or failed over behind the subscriber), is
 // KindCursorExpired: the subscriber must purge and start again from the
 // head.
-func (s *Service) Events(ctx context.Context, c Caller, after *int64, wait time.Duration) ([]store.Event, int64, error) {
+func (s *Service) Events(ctx context.Context, c Caller, after *int64, wait time.Duration) ([]Event, int64, error) {
 	if c.App == nil {
 		return nil, 0, errorf(KindForbidden, "the events feed needs an app's verifier token")
 	}
 	if after == nil {
 		head, err := s.store.EventHead(ctx)
-		return []store.Event{}, head, s.storeErr(err)
+		return []Event{}, head, s.storeErr(err)
 	}
 	if *after < 0 {
 		return nil, 0, errorf(KindBadRequest, "after must be a sequence number of 0 or more")
@@ -82,14 +97,14 @@ func (s *Service) Events(ctx context.Context, c Caller, after *int64, wait time.
 			return nil, 0, s.storeErr(err)
 		}
 		if len(events) > 0 || wait == 0 {
-			return events, next, nil
+			return eventsOf(events), next, nil
 		}
 		select {
 		case <-changed:
 		case <-deadline.C:
-			return events, next, nil
+			return eventsOf(events), next, nil
 		case <-ctx.Done():
-			return events, next, nil
+			return eventsOf(events), next, nil
 		}
 	}
 }

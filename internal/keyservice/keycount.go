@@ -31,8 +31,9 @@ func (s *Service) refreshKeyCounts(ctx context.Context) {
 		}
 		return
 	}
+	counts := map[string]int{StateActive: m.Unexpired, StateExpired: m.Expired, StateOrphaned: m.Orphaned}
 	s.keyCounts.mu.Lock()
-	s.keyCounts.counts = m
+	s.keyCounts.counts = counts
 	s.keyCounts.mu.Unlock()
 }
 

@@ -88,7 +88,7 @@ func TestFeedWakesWhileUsageFlushWaits(t *testing.T) {
 		t.Fatal(err)
 	}
 	type page struct {
-		events []store.Event
+		events []Event
 		err    error
 	}
 	got := make(chan page, 1)

@@ -48,16 +48,12 @@ func (s *Service) Verify(ctx context.Context, c Caller, key string) (Verdict, er
 		// guessing client learns nothing while good keys, and keys that once
 		// were good (expired, revoked, orphaned), are answered as ever.
 		if ok, wait := s.throttle.allow(c.App.ID, now); !ok {
-			s.throttled.Add(1)
 			return Verdict{}, &Error{Kind: KindRateLimited, Message: "too many failed verifications for this app; slow down",
 				RetryAfter: max(wait, time.Second)}
 		}
 	}
 	return v, err
 }
-
-// ThrottledVerifies counts verifies refused for a spent failure budget.
-func (s *Service) ThrottledVerifies() int64 { return s.throttled.Load() }
 
 func (s *Service) verify(ctx context.Context, c Caller, key string, now time.Time) (Verdict, error) {
 	if apikey.Parse(key) != nil {
@@ -86,7 +82,7 @@ func (s *Service) verify(ctx context.Context, c Caller, key string, now time.Tim
 	}
 	exp := k.ExpiresAt
 	v := Verdict{KeyID: k.ID, KeyName: k.Name, AppID: k.AppID, ExpiresAt: &exp}
-	switch KeyState(k, now) {
+	switch keyState(k, now) {
 	case StateRevoked:
 		v.Code = CodeRevoked
 	case StateOrphaned:
@@ -119,7 +115,7 @@ type verifierCache struct {
 }
 
 type verifierEntry struct {
-	app   store.App
+	app   App
 	until time.Time // on the monotonic clock, not the injected one: a frozen test clock must not make an entry immortal
 }
 
@@ -127,17 +123,17 @@ func newVerifierCache() *verifierCache {
 	return &verifierCache{entries: make(map[string]verifierEntry)}
 }
 
-func (c *verifierCache) get(tokenHash string) (store.App, bool) {
+func (c *verifierCache) get(tokenHash string) (App, bool) {
 	c.mu.RLock()
 	e, ok := c.entries[tokenHash]
 	c.mu.RUnlock()
 	if !ok || !time.Now().Before(e.until) {
-		return store.App{}, false
+		return App{}, false
 	}
 	return e.app, true
 }
 
-func (c *verifierCache) put(tokenHash string, a store.App) {
+func (c *verifierCache) put(tokenHash string, a App) {
 	c.mu.Lock()
 	if len(c.entries) >= maxVerifiers {
 		clear(c.entries)

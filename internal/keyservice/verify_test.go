@@ -12,8 +12,8 @@ import (
 
 func TestVerifierCacheForgetAndBound(t *testing.T) {
 	c := newVerifierCache()
-	c.put("h1", store.App{ID: "app_1"})
-	c.put("h2", store.App{ID: "app_2"})
+	c.put("h1", App{ID: "app_1"})
+	c.put("h2", App{ID: "app_2"})
 	if a, ok := c.get("h1"); !ok || a.ID != "app_1" {
 		t.Fatalf("get(h1) = %v, %v; want app_1", a.ID, ok)
 	}
@@ -24,12 +24,12 @@ func TestVerifierCacheForgetAndBound(t *testing.T) {
 	if _, ok := c.get("h2"); !ok {
 		t.Error("h2 forgotten with another app")
 	}
-	c.entries["old"] = verifierEntry{app: store.App{ID: "app_old"}, until: time.Now().Add(-time.Millisecond)}
+	c.entries["old"] = verifierEntry{app: App{ID: "app_old"}, until: time.Now().Add(-time.Millisecond)}
 	if _, ok := c.get("old"); ok {
 		t.Error("an entry past its time was served")
 	}
 	for i := range maxVerifiers + 10 {
-		c.put(string(rune(i)), store.App{ID: "app"})
+		c.put(string(rune(i)), App{ID: "app"})
 	}
 	if n := len(c.entries); n > maxVerifiers {
 		t.Errorf("%d entries; want at most %d", n, maxVerifiers)

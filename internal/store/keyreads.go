@@ -78,18 +78,18 @@ func (s *Store) ListKeys(ctx context.Context, f KeyFilter) ([]Key, error) {
 		args = append(args, f.AppID)
 		q += fmt.Sprintf(` AND k.app_id = $%d`, len(args))
 	}
-	switch f.State {
-	case "":
-	case "active":
+	switch f.Select {
+	case AnyKey:
+	case UnexpiredKeys:
 		args = append(args, micros(f.Now))
 		q += fmt.Sprintf(` AND k.orphaned_at IS NULL AND k.expires_at > $%d`, len(args))
-	case "expired":
+	case ExpiredKeys:
 		args = append(args, micros(f.Now))
 		q += fmt.Sprintf(` AND k.orphaned_at IS NULL AND k.expires_at <= $%d`, len(args))
-	case "orphaned":
+	case OrphanedKeys:
 		q += ` AND k.orphaned_at IS NOT NULL`
 	default:
-		return nil, fmt.Errorf("unknown key state %q", f.State)
+		return nil, fmt.Errorf("unknown key selection %d", f.Select)
 	}
 	q += ` ORDER BY k.created_at DESC, k.id`
 	keys, err := queryAll(ctx, s.db, scanKey, q, args...)
@@ -99,18 +99,16 @@ func (s *Store) ListKeys(ctx context.Context, f KeyFilter) ([]Key, error) {
 // CountKeys counts every non-revoked key by state, for the keys-by-state
 // gauge. It reads the whole keys table: call it on a schedule, not per
 // scrape.
-func (s *Store) CountKeys(ctx context.Context, now time.Time) (map[string]int, error) {
+func (s *Store) CountKeys(ctx context.Context, now time.Time) (KeyCounts, error) {
 	defer s.timed("count_keys")()
-	out := map[string]int{"active": 0, "expired": 0, "orphaned": 0}
-	var a, e, o int
+	var out KeyCounts
 	err := s.db.QueryRowContext(ctx, `SELECT
 		coalesce(sum(CASE WHEN orphaned_at IS NULL AND expires_at > $1 THEN 1 ELSE 0 END), 0),
 		coalesce(sum(CASE WHEN orphaned_at IS NULL AND expires_at <= $1 THEN 1 ELSE 0 END), 0),
 		coalesce(sum(CASE WHEN orphaned_at IS NOT NULL THEN 1 ELSE 0 END), 0)
-		FROM api_keys WHERE revoked_at IS NULL`, micros(now)).Scan(&a, &e, &o)
+		FROM api_keys WHERE revoked_at IS NULL`, micros(now)).Scan(&out.Unexpired, &out.Expired, &out.Orphaned)
 	if err != nil {
-		return nil, classify(err)
+		return KeyCounts{}, classify(err)
 	}
-	out["active"], out["expired"], out["orphaned"] = a, e, o
 	return out, nil
 }

@@ -106,14 +106,33 @@ const (
 	AuditConsoleLogout = "console.logout"
 )
 
-// KeyFilter selects keys in ListKeys. Empty fields select everything.
+// KeyFilter selects keys in ListKeys. Empty fields select everything;
+// revoked keys are never listed.
 type KeyFilter struct {
 	OrgID string
 	AppID string
-	// State is "", "active", "orphaned" or "expired"; revoked keys are never
-	// listed. Now decides expiry.
-	State string
-	Now   time.Time
+	// Select narrows the keys by the columns a key's state is made of; Now
+	// decides expiry.
+	Select KeySelect
+	Now    time.Time
+}
+
+// KeySelect narrows ListKeys. It names columns, not states: which states
+// there are, and what they are called, is the key service's to say.
+type KeySelect int
+
+// The selections of ListKeys.
+const (
+	AnyKey        KeySelect = iota // every key not revoked
+	UnexpiredKeys                  // not orphaned, expiring after Now
+	ExpiredKeys                    // not orphaned, expired at Now
+	OrphanedKeys                   // orphaned, expired or not
+)
+
+// KeyCounts counts the keys that are not revoked, as CountKeys selects
+// them.
+type KeyCounts struct {
+	Unexpired, Expired, Orphaned int
 }
 
 // ConsoleSession is a web console session's row. ID is the SHA-256 (hex) of

@@ -42,11 +42,7 @@ func Require(t testing.TB) string {
 func NewDatabase(t testing.TB) string {
 	t.Helper()
 	admin := Require(t)
-	suffix, err := apikey.Random(12)
-	if err != nil {
-		t.Fatal(err)
-	}
-	name := "appkeys_test_" + strings.ToLower(suffix)
+	name := "appkeys_test_" + strings.ToLower(apikey.Random(12))
 	db, err := sql.Open("pgx", admin)
 	if err != nil {
 		t.Fatal(err)

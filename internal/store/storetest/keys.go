@@ -33,10 +33,10 @@ func testKeysLifecycle(t *testing.T, s *store.Store) {
 		t.Fatalf("KeyForVerify(unknown) = %v; want ErrNotFound", err)
 	}
 	later := t0.Add(2 * time.Hour)
-	for state, want := range map[string]int{"": 2, "active": 1, "expired": 1, "orphaned": 0} {
-		keys, err := s.ListKeys(ctx, store.KeyFilter{OrgID: f.org.ID, AppID: f.app.ID, State: state, Now: later})
+	for sel, want := range map[store.KeySelect]int{store.AnyKey: 2, store.UnexpiredKeys: 1, store.ExpiredKeys: 1, store.OrphanedKeys: 0} {
+		keys, err := s.ListKeys(ctx, store.KeyFilter{OrgID: f.org.ID, AppID: f.app.ID, Select: sel, Now: later})
 		if err != nil || len(keys) != want {
-			t.Fatalf("ListKeys(%q) = %d keys, %v; want %d", state, len(keys), err, want)
+			t.Fatalf("ListKeys(%d) = %d keys, %v; want %d", sel, len(keys), err, want)
 		}
 	}
 	app, err := s.GetApp(ctx, f.org.ID, f.app.ID, later)
@@ -124,7 +124,7 @@ func testOrphanOnAppDelete(t *testing.T, s *store.Store) {
 	if a, err := s.AppByVerifierHash(ctx, f.app.VerifierHash); err != nil || a.DeletedAt == nil {
 		t.Fatalf("deleted app by verifier = %+v, %v; want it, marked deleted", a, err)
 	}
-	keys, err := s.ListKeys(ctx, store.KeyFilter{OrgID: f.org.ID, State: "orphaned", Now: t0})
+	keys, err := s.ListKeys(ctx, store.KeyFilter{OrgID: f.org.ID, Select: store.OrphanedKeys, Now: t0})
 	if err != nil || len(keys) != 1 || keys[0].ID != k1.ID || keys[0].OrphanReason != store.OrphanAppDeleted {
 		t.Fatalf("orphaned = %+v, %v", keys, err)
 	}
@@ -226,7 +226,7 @@ func testCreateRacesDelete(t *testing.T, s *store.Store) {
 			}
 		}()
 		wg.Wait()
-		keys, err := s.ListKeys(ctx, store.KeyFilter{OrgID: f.org.ID, State: "active", Now: t0})
+		keys, err := s.ListKeys(ctx, store.KeyFilter{OrgID: f.org.ID, Select: store.UnexpiredKeys, Now: t0})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"testing"
 
 	"github.com/appkeys/appkeys/internal/store"
@@ -23,9 +24,9 @@ func testEmptyLists(t *testing.T, s *store.Store) {
 			return events, err
 		},
 	}
-	for _, state := range []string{"", "active", "expired", "orphaned"} {
-		lists["ListKeys/"+state] = func() (any, error) {
-			return s.ListKeys(ctx, store.KeyFilter{OrgID: org, AppID: app, State: state, Now: t0})
+	for _, sel := range []store.KeySelect{store.AnyKey, store.UnexpiredKeys, store.ExpiredKeys, store.OrphanedKeys} {
+		lists[fmt.Sprintf("ListKeys/%d", sel)] = func() (any, error) {
+			return s.ListKeys(ctx, store.KeyFilter{OrgID: org, AppID: app, Select: sel, Now: t0})
 		}
 	}
 	for name, list := range lists {

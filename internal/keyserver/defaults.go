@@ -1,0 +1,20 @@
+package keyserver
+
+import "github.com/appkeys/appkeys/internal/keyservice"
+
+// Defaults of Config's fields left zero, for a command line to show.
+const (
+	DefaultVerifyFailureRate  = keyservice.DefaultVerifyFailureRate
+	DefaultVerifyFailureBurst = keyservice.DefaultVerifyFailureBurst
+)
+
+// TokenKind is a kind of bootstrap token an operator may supply in
+// Config.AdminToken or Config.BootstrapToken: New mints one as the service
+// would, and Check refuses a placeholder before anything starts.
+type TokenKind = keyservice.TokenKind
+
+// The bootstrap token kinds.
+var (
+	AdminToken = keyservice.AdminToken
+	OwnerToken = keyservice.OwnerToken
+)
