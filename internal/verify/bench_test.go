@@ -52,9 +52,16 @@ func BenchmarkCheckCacheHitParallel(b *testing.B) {
 }
 
 // BenchmarkMemoryPerCachedKey fills the valid-key cache with 1,000,000 keys
-// (key ids and names shaped like the key service's) and reports the heap
-// they take, index included. Target: at most 256 bytes per key.
+// (key ids shaped like the key service's, names of 13 and of 64
+// characters) and reports the heap they take, index included. Target: at
+// most 200 bytes per key.
 func BenchmarkMemoryPerCachedKey(b *testing.B) {
+	for _, nameLen := range []int{13, 64} {
+		b.Run(fmt.Sprintf("name=%d", nameLen), func(b *testing.B) { benchmarkMemory(b, nameLen) })
+	}
+}
+
+func benchmarkMemory(b *testing.B, nameLen int) {
 	const n = 1_000_000
 	for b.Loop() {
 		e, err := NewEngine(Config{App: testApp, CacheSize: n}, newFakeService(), nil)
@@ -71,7 +78,8 @@ func BenchmarkMemoryPerCachedKey(b *testing.B) {
 			binary.LittleEndian.PutUint64(seed[:], uint64(i))
 			sum := sha256.Sum256(seed[:])
 			fp := fingerprint(sum[:16])
-			res := Result{Valid: true, Code: CodeValid, KeyID: fmt.Sprintf("key_%026d", i), KeyName: fmt.Sprintf("deploy-%06d", i), AppID: testApp, ExpiresAt: expires}
+			name := fmt.Sprintf("deploy-%0*d", nameLen-len("deploy-"), i)
+			res := Result{Valid: true, Code: CodeValid, KeyID: fmt.Sprintf("key_%026d", i), KeyName: name, AppID: testApp, ExpiresAt: expires}
 			e.store(fp, &res, now.UnixNano(), 0)
 		}
 		runtime.GC()
