@@ -109,7 +109,7 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 }
 
 // FuzzUnmarshalCaddyfile: no input makes the directive's parser panic, and
-// what it accepts passes Validate or is refused with an error.
+// what it accepts passes validate or is refused with an error.
 func FuzzUnmarshalCaddyfile(f *testing.F) {
 	f.Add("appkey_auth {\n key_service http://127.0.0.1:8700\n app app_1\n verifier_token t\n}")
 	f.Add("appkey_auth {\n cache_ttl 5m\n header X-Key\n cache_size 10\n}")
@@ -127,7 +127,7 @@ func FuzzUnmarshalCaddyfile(f *testing.F) {
 			return
 		}
 		h.setDefaults()
-		_ = h.Validate()
+		_ = h.validate()
 		if h.CacheSize < 0 || h.CacheTTL < 0 || h.Timeout < 0 {
 			t.Fatalf("accepted negative settings: %+v", h)
 		}
