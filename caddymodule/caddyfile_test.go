@@ -99,6 +99,11 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		"appkey_auth {\ntrusted_networks 10.0.0.0/33\n}": "trusted_networks",
 		"appkey_auth {\ntrusted_networks nowhere\n}":     "trusted_networks",
 		"appkey_auth {\nca_file\n}":                      "wrong argument count",
+		// A second line for one setting is a mistake (which one wins?): refused.
+		"appkey_auth {\napp app_a\napp app_b\n}":                      "app: given twice",
+		"appkey_auth {\ncache_ttl 1m\ncache_ttl 2m\n}":                "cache_ttl: given twice",
+		"appkey_auth {\nfailed_attempts off\nfailed_attempts 5/1m\n}": "failed_attempts: given twice",
+		"appkey_auth {\ncache_size 5\ncache_size 6\n}":                "cache_size: given twice",
 	} {
 		var h Handler
 		err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input))

@@ -46,6 +46,9 @@ func TestE2EFaultsThrottleTLS(t *testing.T) {
 	admin localhost:%[1]d
 	http_port %[2]d
 	skip_install_trust
+	log {
+		level WARN
+	}
 }
 http://127.0.0.1:%[2]d {
 	appkey_auth {

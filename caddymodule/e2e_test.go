@@ -3,7 +3,6 @@ package caddymodule
 import (
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2/caddytest"
 
+	"github.com/appkeys/appkeys/e2e"
 	"github.com/appkeys/appkeys/internal/verify/verifytest"
 )
 
@@ -21,14 +21,15 @@ import (
 // concurrent processes and must not share one.
 const e2eAdminPort = 2931
 
+// freePort is e2e.FreePort for a test: a port below the ephemeral range,
+// never handed out twice in this process.
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := e2e.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return port
 }
 
 // TestE2ECaddy runs a real Caddy with appkey_auth, from a Caddyfile with a
@@ -56,6 +57,9 @@ func TestE2ECaddy(t *testing.T) {
 	admin localhost:%d
 	http_port %d
 	skip_install_trust
+	log {
+		level WARN
+	}
 }
 http://127.0.0.1:%d {
 	appkey_auth {
@@ -124,7 +128,7 @@ http://127.0.0.1:%d {
 
 	// The access log is written after each answer; load an empty config so
 	// the log file is flushed and closed before it is read.
-	tester.InitServer(fmt.Sprintf("{\n\tadmin localhost:%d\n}\n", e2eAdminPort), "caddyfile")
+	tester.InitServer(fmt.Sprintf("{\n\tadmin localhost:%d\n\tlog {\n\t\tlevel WARN\n\t}\n}\n", e2eAdminPort), "caddyfile")
 	logged, err := os.ReadFile(logFile)
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/appkeys/appkeys/internal/verify/verifytest"
 )
@@ -22,6 +24,9 @@ func provision(t *testing.T, h *Handler) *Handler {
 	if err := h.Provision(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// Without a running config Caddy gives a development logger at debug
+	// level; warnings are enough to read a failure by.
+	h.logger = h.logger.WithOptions(zap.IncreaseLevel(zapcore.WarnLevel))
 	// The feed's first answer (its head) purges the cache; wait for it so
 	// that what a test caches stays cached.
 	for deadline := time.Now().Add(10 * time.Second); !h.engine.feed.feed.Stats().Up; time.Sleep(time.Millisecond) {
