@@ -119,8 +119,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 
 // admit lets the request with a valid key through, naming the key.
 func (h *Handler) admit(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, d verify.Decision) error {
-	r.Header[HeaderKeyID] = []string{d.KeyID}
-	r.Header[HeaderAppID] = []string{d.AppID}
+	// One allocation for both values; each slice is capped at its own, so
+	// an append to one never writes into the other.
+	v := &[2]string{d.KeyID, d.AppID}
+	r.Header[HeaderKeyID] = v[0:1:1]
+	r.Header[HeaderAppID] = v[1:2:2]
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	repl.Set("http.auth.user.id", d.KeyID)
 	repl.Set("http.auth.user.key_name", d.KeyName)

@@ -17,7 +17,7 @@ import (
 )
 
 // provision builds a handler the way Caddy does and cleans it up after.
-func provision(t *testing.T, h *Handler) *Handler {
+func provision(t testing.TB, h *Handler) *Handler {
 	t.Helper()
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	t.Cleanup(cancel)
