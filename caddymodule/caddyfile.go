@@ -47,6 +47,9 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    trusted_networks     <cidr|private_ranges...>  # never throttled; repeatable
 //	}
 //
+// Each setting but trusted_networks may be given once; a second line for
+// it is refused rather than silently taking one of the two.
+//
 // failed_attempts 20/1m lets each client address send 20 bad keys at once
 // and earn them back at 20 a minute; past that it gets 429 with
 // Retry-After. A key not already cached as valid takes an attempt before

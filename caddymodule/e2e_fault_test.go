@@ -12,6 +12,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2/caddytest"
 
+	"github.com/appkeys/appkeys/e2e"
 	"github.com/appkeys/appkeys/internal/verify/verifytest"
 )
 
@@ -40,7 +41,7 @@ func TestE2EFaultsThrottleTLS(t *testing.T) {
 	}))
 	defer upstream.Close()
 
-	portF, portT := freePort(t), freePort(t)
+	portF, portT := e2e.TestPort(t), e2e.TestPort(t)
 	tester := caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: e2eAdminPort})
 	tester.InitServer(fmt.Sprintf(`{
 	admin localhost:%[1]d

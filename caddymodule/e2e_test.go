@@ -21,17 +21,6 @@ import (
 // concurrent processes and must not share one.
 const e2eAdminPort = 2931
 
-// freePort is e2e.FreePort for a test: a port below the ephemeral range,
-// never handed out twice in this process.
-func freePort(t *testing.T) int {
-	t.Helper()
-	port, err := e2e.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return port
-}
-
 // TestE2ECaddy runs a real Caddy with appkey_auth, from a Caddyfile with a
 // custom key header and an access log, in front of a real upstream.
 func TestE2ECaddy(t *testing.T) {
@@ -51,7 +40,7 @@ func TestE2ECaddy(t *testing.T) {
 	defer upstream.Close()
 
 	logFile := filepath.Join(t.TempDir(), "access.log")
-	port := freePort(t)
+	port := e2e.TestPort(t)
 	tester := caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: e2eAdminPort})
 	tester.InitServer(fmt.Sprintf(`{
 	admin localhost:%d

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"testing"
 )
 
 // Site is one sidecar site: a port on 127.0.0.1 guarding one app.
@@ -110,6 +111,16 @@ func FreePort() (int, error) {
 		err = fmt.Errorf("no free port found")
 	}
 	return 0, err
+}
+
+// TestPort is FreePort for a test, which it fails when no port is found.
+func TestPort(tb testing.TB) int {
+	tb.Helper()
+	port, err := FreePort()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return port
 }
 
 var (
