@@ -47,6 +47,9 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    trusted_networks     <cidr|private_ranges...>  # never throttled; repeatable
 //	}
 //
+// Each setting but trusted_networks may be given once; a second line for
+// it is refused rather than silently taking one of the two.
+//
 // failed_attempts 20/1m lets each client address send 20 bad keys at once
 // and earn them back at 20 a minute; past that it gets 429 with
 // Retry-After. A key not already cached as valid takes an attempt before
@@ -59,8 +62,47 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		return d.ArgErr()
 	}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		name := d.Val()
-		if name == "trusted_networks" {
+		var err error
+		switch d.Val() {
+		case "key_service":
+			h.KeyService, err = oneArg(d, h.KeyService != "")
+		case "app":
+			h.App, err = oneArg(d, h.App != "")
+		case "verifier_token":
+			h.VerifierToken, err = oneArg(d, h.VerifierToken != "")
+		case "ca_file":
+			h.CAFile, err = oneArg(d, h.CAFile != "")
+		case "tls_server_name":
+			h.TLSServerName, err = oneArg(d, h.TLSServerName != "")
+		case "header":
+			if h.Header, err = oneArg(d, h.Header != ""); err == nil && !validHeaderName(h.Header) {
+				err = d.Errf("header: %q is not a valid header name", h.Header)
+			}
+		case "cache_size":
+			var arg string
+			if arg, err = oneArg(d, h.CacheSize != 0); err == nil {
+				if h.CacheSize, err = strconv.Atoi(arg); err != nil || h.CacheSize <= 0 {
+					err = d.Errf("cache_size: want a positive number, got %q", arg)
+				}
+			}
+		case "cache_ttl":
+			err = durationArg(d, &h.CacheTTL)
+		case "negative_ttl":
+			err = durationArg(d, &h.NegativeTTL)
+		case "stale_if_error":
+			err = durationArg(d, &h.StaleIfError)
+		case "timeout":
+			err = durationArg(d, &h.Timeout)
+		case "feed_down_revalidate":
+			err = durationArg(d, &h.FeedDownRevalidate)
+		case "failed_attempts":
+			var arg string
+			if arg, err = oneArg(d, h.FailedAttempts != nil); err == nil {
+				if h.FailedAttempts, err = parseFailedAttempts(arg); err != nil {
+					err = d.Errf("failed_attempts: %v", err)
+				}
+			}
+		case "trusted_networks": // repeatable: each line adds
 			if !d.NextArg() {
 				return d.ArgErr()
 			}
@@ -74,61 +116,41 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				}
 				h.TrustedNetworks = append(h.TrustedNetworks, d.Val())
 			}
-			continue
-		}
-		switch name {
-		case "key_service", "app", "verifier_token", "header", "cache_size",
-			"cache_ttl", "negative_ttl", "stale_if_error", "timeout", "feed_down_revalidate",
-			"ca_file", "tls_server_name", "failed_attempts":
 		default:
-			return d.Errf("unrecognized subdirective: %s", name)
+			return d.Errf("unrecognized subdirective: %s", d.Val())
 		}
-		var arg string
-		if !d.AllArgs(&arg) {
-			return d.ArgErr()
-		}
-		switch name {
-		case "key_service":
-			h.KeyService = arg
-		case "app":
-			h.App = arg
-		case "verifier_token":
-			h.VerifierToken = arg
-		case "ca_file":
-			h.CAFile = arg
-		case "tls_server_name":
-			h.TLSServerName = arg
-		case "failed_attempts":
-			fa, err := parseFailedAttempts(arg)
-			if err != nil {
-				return d.Errf("failed_attempts: %v", err)
-			}
-			h.FailedAttempts = fa
-		case "header":
-			if !validHeaderName(arg) {
-				return d.Errf("header: %q is not a valid header name", arg)
-			}
-			h.Header = arg
-		case "cache_size":
-			n, err := strconv.Atoi(arg)
-			if err != nil || n <= 0 {
-				return d.Errf("cache_size: want a positive number, got %q", arg)
-			}
-			h.CacheSize = n
-		case "cache_ttl", "negative_ttl", "stale_if_error", "timeout", "feed_down_revalidate":
-			dur, err := caddy.ParseDuration(arg)
-			if err != nil || dur <= 0 {
-				return d.Errf("%s: want a positive duration, got %q", name, arg)
-			}
-			*map[string]*caddy.Duration{
-				"cache_ttl":            &h.CacheTTL,
-				"negative_ttl":         &h.NegativeTTL,
-				"stale_if_error":       &h.StaleIfError,
-				"timeout":              &h.Timeout,
-				"feed_down_revalidate": &h.FeedDownRevalidate,
-			}[name] = caddy.Duration(dur)
+		if err != nil {
+			return err
 		}
 	}
+	return nil
+}
+
+// oneArg reads the single argument of the subdirective at hand, refusing
+// it when set says an earlier line already gave it.
+func oneArg(d *caddyfile.Dispenser, set bool) (string, error) {
+	if set {
+		return "", d.Errf("%s: given twice", d.Val())
+	}
+	var arg string
+	if !d.AllArgs(&arg) {
+		return "", d.ArgErr()
+	}
+	return arg, nil
+}
+
+// durationArg reads the subdirective's one positive duration into *dst.
+func durationArg(d *caddyfile.Dispenser, dst *caddy.Duration) error {
+	name := d.Val()
+	arg, err := oneArg(d, *dst != 0)
+	if err != nil {
+		return err
+	}
+	dur, err := caddy.ParseDuration(arg)
+	if err != nil || dur <= 0 {
+		return d.Errf("%s: want a positive duration, got %q", name, arg)
+	}
+	*dst = caddy.Duration(dur)
 	return nil
 }
 

@@ -99,6 +99,11 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		"appkey_auth {\ntrusted_networks 10.0.0.0/33\n}": "trusted_networks",
 		"appkey_auth {\ntrusted_networks nowhere\n}":     "trusted_networks",
 		"appkey_auth {\nca_file\n}":                      "wrong argument count",
+		// A second line for one setting is a mistake (which one wins?): refused.
+		"appkey_auth {\napp app_a\napp app_b\n}":                      "app: given twice",
+		"appkey_auth {\ncache_ttl 1m\ncache_ttl 2m\n}":                "cache_ttl: given twice",
+		"appkey_auth {\nfailed_attempts off\nfailed_attempts 5/1m\n}": "failed_attempts: given twice",
+		"appkey_auth {\ncache_size 5\ncache_size 6\n}":                "cache_size: given twice",
 	} {
 		var h Handler
 		err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input))
@@ -109,7 +114,7 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 }
 
 // FuzzUnmarshalCaddyfile: no input makes the directive's parser panic, and
-// what it accepts passes Validate or is refused with an error.
+// what it accepts passes validate or is refused with an error.
 func FuzzUnmarshalCaddyfile(f *testing.F) {
 	f.Add("appkey_auth {\n key_service http://127.0.0.1:8700\n app app_1\n verifier_token t\n}")
 	f.Add("appkey_auth {\n cache_ttl 5m\n header X-Key\n cache_size 10\n}")
@@ -127,7 +132,7 @@ func FuzzUnmarshalCaddyfile(f *testing.F) {
 			return
 		}
 		h.setDefaults()
-		_ = h.Validate()
+		_ = h.validate()
 		if h.CacheSize < 0 || h.CacheTTL < 0 || h.Timeout < 0 {
 			t.Fatalf("accepted negative settings: %+v", h)
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2/caddytest"
 
+	"github.com/appkeys/appkeys/e2e"
 	"github.com/appkeys/appkeys/internal/verify/verifytest"
 )
 
@@ -40,12 +41,15 @@ func TestE2EFaultsThrottleTLS(t *testing.T) {
 	}))
 	defer upstream.Close()
 
-	portF, portT := freePort(t), freePort(t)
+	portF, portT := e2e.TestPort(t), e2e.TestPort(t)
 	tester := caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: e2eAdminPort})
 	tester.InitServer(fmt.Sprintf(`{
 	admin localhost:%[1]d
 	http_port %[2]d
 	skip_install_trust
+	log {
+		level WARN
+	}
 }
 http://127.0.0.1:%[2]d {
 	appkey_auth {

@@ -3,7 +3,6 @@ package caddymodule
 import (
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -14,22 +13,13 @@ import (
 
 	"github.com/caddyserver/caddy/v2/caddytest"
 
+	"github.com/appkeys/appkeys/e2e"
 	"github.com/appkeys/appkeys/internal/verify/verifytest"
 )
 
 // e2eAdminPort is this package's own Caddy admin port: test packages run as
 // concurrent processes and must not share one.
 const e2eAdminPort = 2931
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 // TestE2ECaddy runs a real Caddy with appkey_auth, from a Caddyfile with a
 // custom key header and an access log, in front of a real upstream.
@@ -50,12 +40,15 @@ func TestE2ECaddy(t *testing.T) {
 	defer upstream.Close()
 
 	logFile := filepath.Join(t.TempDir(), "access.log")
-	port := freePort(t)
+	port := e2e.TestPort(t)
 	tester := caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: e2eAdminPort})
 	tester.InitServer(fmt.Sprintf(`{
 	admin localhost:%d
 	http_port %d
 	skip_install_trust
+	log {
+		level WARN
+	}
 }
 http://127.0.0.1:%d {
 	appkey_auth {
@@ -124,7 +117,7 @@ http://127.0.0.1:%d {
 
 	// The access log is written after each answer; load an empty config so
 	// the log file is flushed and closed before it is read.
-	tester.InitServer(fmt.Sprintf("{\n\tadmin localhost:%d\n}\n", e2eAdminPort), "caddyfile")
+	tester.InitServer(fmt.Sprintf("{\n\tadmin localhost:%d\n\tlog {\n\t\tlevel WARN\n\t}\n}\n", e2eAdminPort), "caddyfile")
 	logged, err := os.ReadFile(logFile)
 	if err != nil {
 		t.Fatal(err)

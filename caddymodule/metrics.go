@@ -97,8 +97,8 @@ func (stateCollector) Collect(ch chan<- prometheus.Metric) {
 	type entries struct{ valid, invalid int }
 	perApp := map[string]entries{}
 	engines.Range(func(_, v any) bool {
-		s := v.(*shared)
-		st := s.engine.Stats()
+		s := v.(*pooledEngine)
+		st := s.Stats()
 		e := perApp[s.app]
 		e.valid += st.ValidEntries
 		e.invalid += st.InvalidEntries
@@ -115,7 +115,7 @@ func (stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	feedsByApp := map[string]progress{}
 	feeds.Range(func(_, v any) bool {
-		f := v.(*sharedFeed)
+		f := v.(*pooledFeed)
 		st := f.feed.Stats()
 		p := feedsByApp[f.app]
 		p.seq = max(p.seq, st.LastSeq)

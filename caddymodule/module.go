@@ -15,21 +15,17 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
 	"net/netip"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
-	"github.com/appkeys/appkeys/internal/apikey"
 	"github.com/appkeys/appkeys/internal/verify"
 )
 
@@ -48,17 +44,6 @@ const (
 	DefaultFeedDownRevalidate = 30 * time.Second
 	DefaultFailedAttempts     = 20
 	DefaultFailedWindow       = time.Minute
-)
-
-// Headers the handler sets on the request that goes upstream. Any header a
-// client sends under the X-Appkeys- prefix is deleted first, so an upstream
-// can trust them.
-const (
-	HeaderKeyID       = "X-Appkeys-Key-Id"
-	HeaderAppID       = "X-Appkeys-App-Id"
-	identityPrefix    = "X-Appkeys-"
-	challenge         = `Bearer realm="appkeys"`
-	challengeBadToken = `Bearer realm="appkeys", error="invalid_token"`
 )
 
 // Handler lets a request through only with a live API key of the configured
@@ -165,7 +150,7 @@ type Handler struct {
 
 	logger  *zap.Logger
 	header  string // canonical form of Header
-	shared  *shared
+	engine  *pooledEngine
 	poolKey string
 	metrics *handlerMetrics
 
@@ -196,14 +181,28 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision fills in defaults, registers the metrics in this config's
-// registry and attaches to the engine shared by every config load with the
-// same settings, so the cache and the feed subscriber survive a reload.
+// Provision fills in defaults, checks the configuration, registers the
+// metrics in this config's registry and attaches to the engine shared by
+// every config load with the same settings, so the cache and the feed
+// subscriber survive a reload.
+//
+// The checks come first and run once per load, here: nothing is built from
+// a configuration they refuse (an engine would start a feed subscriber
+// polling the key service), and there is no Validate method for Caddy to
+// run them a second time.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	h.setDefaults()
-	if err := h.Validate(); err != nil {
+	if err := h.validate(); err != nil {
 		return err
+	}
+	h.trusted = make([]netip.Prefix, 0, len(h.TrustedNetworks))
+	for _, n := range h.TrustedNetworks {
+		p, err := caddyhttp.CIDRExpressionToPrefix(n)
+		if err != nil {
+			return fmt.Errorf("appkey_auth: trusted_networks: %w", err)
+		}
+		h.trusted = append(h.trusted, p)
 	}
 	repl := caddy.NewReplacer()
 	token := repl.ReplaceAll(h.VerifierToken, "")
@@ -221,7 +220,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.header = http.CanonicalHeaderKey(h.Header)
 
 	s := settings{
-		keyService: strings.TrimRight(h.KeyService, "/"), app: h.App, token: token, tls: tlsConfig, tlsID: tlsID,
+		keyService: strings.TrimRight(h.KeyService, "/"), app: h.App,
+		token: token, tokenID: tokenID(token), tls: tlsConfig, tlsID: tlsID,
 		engine: verify.Config{
 			App:                h.App,
 			CacheSize:          h.CacheSize,
@@ -233,11 +233,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		},
 	}
 	key := s.poolKey()
-	v, _, err := engines.LoadOrNew(key, func() (caddy.Destructor, error) { return newShared(s, h.logger) })
+	v, _, err := engines.LoadOrNew(key, func() (caddy.Destructor, error) { return newPooledEngine(s, h.logger) })
 	if err != nil {
 		return fmt.Errorf("appkey_auth: %w", err)
 	}
-	h.shared, h.poolKey = v.(*shared), key
+	h.engine, h.poolKey = v.(*pooledEngine), key
 	return h.provisionThrottle()
 }
 
@@ -270,14 +270,6 @@ func (h *Handler) tlsConfig(repl *caddy.Replacer) (*tls.Config, string, error) {
 // every config load with the same limits, so a reload does not hand a
 // guessing client a fresh budget.
 func (h *Handler) provisionThrottle() error {
-	h.trusted = h.trusted[:0]
-	for _, n := range h.TrustedNetworks {
-		p, err := caddyhttp.CIDRExpressionToPrefix(n)
-		if err != nil {
-			return fmt.Errorf("appkey_auth: trusted_networks: %w", err)
-		}
-		h.trusted = append(h.trusted, p)
-	}
 	fa := h.FailedAttempts
 	if fa.Off {
 		return nil
@@ -285,12 +277,12 @@ func (h *Handler) provisionThrottle() error {
 	key := fmt.Sprintf("%s|%d|%s", h.App, fa.Limit, time.Duration(fa.Window))
 	v, _, err := throttles.LoadOrNew(key, func() (caddy.Destructor, error) {
 		t, err := verify.NewThrottle(verify.ThrottleConfig{Limit: fa.Limit, Window: time.Duration(fa.Window)})
-		return sharedThrottle{t}, err
+		return pooledThrottle{t}, err
 	})
 	if err != nil {
 		return fmt.Errorf("appkey_auth: failed_attempts: %w", err)
 	}
-	h.throttle, h.throttleKey = v.(sharedThrottle).Throttle, key
+	h.throttle, h.throttleKey = v.(pooledThrottle).Throttle, key
 	return nil
 }
 
@@ -323,8 +315,8 @@ func setDuration(d *caddy.Duration, v time.Duration) {
 	}
 }
 
-// Validate checks the configuration.
-func (h *Handler) Validate() error {
+// validate checks the configuration, defaults filled in or not.
+func (h *Handler) validate() error {
 	u, err := url.Parse(h.KeyService)
 	switch {
 	case h.KeyService == "":
@@ -345,11 +337,6 @@ func (h *Handler) Validate() error {
 		return fmt.Errorf("appkey_auth: ca_file and tls_server_name need an https:// key_service, got %q", h.KeyService)
 	case h.FailedAttempts != nil && (h.FailedAttempts.Limit < 0 || h.FailedAttempts.Window < 0):
 		return errors.New("appkey_auth: failed_attempts: limit and window must be positive")
-	}
-	for _, n := range h.TrustedNetworks {
-		if _, err := caddyhttp.CIDRExpressionToPrefix(n); err != nil {
-			return fmt.Errorf("appkey_auth: trusted_networks: %w", err)
-		}
 	}
 	return nil
 }
@@ -378,197 +365,9 @@ func (h *Handler) Cleanup() error {
 	return err
 }
 
-// ServeHTTP checks the request's key.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	key := h.takeKey(r.Header)
-	// Client-sent identity headers never pass, whatever the outcome.
-	for name := range r.Header {
-		if strings.HasPrefix(name, identityPrefix) {
-			delete(r.Header, name)
-		}
-	}
-	if key == "" {
-		h.metrics.missing.Inc()
-		w.Header().Set("WWW-Authenticate", challenge)
-		return caddyhttp.Error(http.StatusUnauthorized, errors.New("no API key"))
-	}
-	// A key already known good costs the throttle nothing: the hot path
-	// stays free, and a throttled client with a good key still gets in.
-	if d, ok := h.shared.engine.Cached(key); ok {
-		h.metrics.allowed.Inc()
-		return h.admit(w, r, next, d)
-	}
-	addr, limited := h.limitedAddr(r)
-	if limited {
-		// The attempt is taken before the check, so that concurrent bad
-		// keys cannot all pass, and given back only once the key proves
-		// good or the key service could not answer.
-		if ok, wait := h.throttle.Reserve(addr); !ok {
-			h.metrics.throttled.Inc()
-			h.metrics.throttledReq.Inc()
-			w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(wait)))
-			return caddyhttp.Error(http.StatusTooManyRequests, errors.New("too many bad API keys from this client address"))
-		}
-	}
-	d, err := h.shared.engine.Check(r.Context(), key)
-	if err != nil {
-		var te *verify.ThrottledError
-		if errors.As(err, &te) {
-			// The key service refused the key, one failure too many for
-			// the app: the client's doing, so its attempt stays taken.
-			h.metrics.throttledByService.Inc()
-			if c := h.logger.Check(zapcore.DebugLevel, "key service throttled the key"); c != nil {
-				c.Write(zap.Error(err))
-			}
-			w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(te.RetryAfter)))
-			return caddyhttp.Error(http.StatusTooManyRequests, errors.New("too many bad API keys for this app"))
-		}
-		if !errors.Is(err, verify.ErrUnavailable) {
-			// The client went away before the verdict: its attempt stays
-			// taken, or sending a key and hanging up would guess for free.
-			return err
-		}
-		if limited {
-			h.throttle.Refund(addr) // the key service's failure, not the client's
-		}
-		h.metrics.unavailable.Inc()
-		var ue *verify.UnavailableError
-		wait := time.Second
-		if errors.As(err, &ue) {
-			wait = ue.RetryAfter
-		}
-		if c := h.logger.Check(zapcore.DebugLevel, "key service unavailable"); c != nil {
-			c.Write(zap.Error(err))
-		}
-		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(wait)))
-		// Caddy logs a 5xx at error level with this text: the cause (a
-		// refused connection, a certificate that did not verify) tells the
-		// operator what to fix. It never holds the key.
-		return caddyhttp.Error(http.StatusServiceUnavailable, fmt.Errorf("API key could not be checked: %w", err))
-	}
-	if !d.Valid {
-		h.metrics.denied(d.Code).Inc()
-		if c := h.logger.Check(zapcore.DebugLevel, "API key refused"); c != nil {
-			c.Write(zap.Stringer("code", d.Code), zap.String("key_id", d.KeyID), zap.Stringer("source", d.Source))
-		}
-		w.Header().Set("WWW-Authenticate", challengeBadToken)
-		return caddyhttp.Error(http.StatusUnauthorized, errors.New("invalid API key"))
-	}
-	if limited {
-		h.throttle.Refund(addr)
-	}
-	if d.Source == verify.SourceStale {
-		h.metrics.allowedStale.Inc()
-	} else {
-		h.metrics.allowed.Inc()
-	}
-	return h.admit(w, r, next, d)
-}
-
-// admit lets the request with a valid key through, naming the key.
-func (h *Handler) admit(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, d verify.Decision) error {
-	r.Header[HeaderKeyID] = []string{d.KeyID}
-	r.Header[HeaderAppID] = []string{d.AppID}
-	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	repl.Set("http.auth.user.id", d.KeyID)
-	repl.Set("http.auth.user.key_name", d.KeyName)
-	return next.ServeHTTP(w, r)
-}
-
-// limitedAddr returns the client address failed attempts count against,
-// and false when the throttle is off, the address is in a trusted network,
-// or it cannot be known. The address is Caddy's client IP, which honours
-// the server's trusted_proxies.
-func (h *Handler) limitedAddr(r *http.Request) (netip.Addr, bool) {
-	if h.throttle == nil {
-		return netip.Addr{}, false
-	}
-	var addr netip.Addr
-	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok {
-		a, err := netip.ParseAddr(ip)
-		if err != nil {
-			return netip.Addr{}, false
-		}
-		addr = a
-	} else if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
-		addr = ap.Addr()
-	} else {
-		return netip.Addr{}, false
-	}
-	addr = addr.Unmap()
-	for _, p := range h.trusted {
-		if p.Contains(addr) {
-			return netip.Addr{}, false
-		}
-	}
-	return addr, true
-}
-
-// takeKey returns the request's key and removes it from the request: the
-// configured header wins; otherwise `Authorization: Bearer`. An
-// Authorization header that did not carry the key (the app's own token
-// next to an X-API-Key) is left for the upstream.
-func (h *Handler) takeKey(hdr http.Header) string {
-	return takeKey(hdr, h.header)
-}
-
-func takeKey(hdr http.Header, name string) string {
-	if name != "Authorization" {
-		if v, ok := hdr[name]; ok {
-			delete(hdr, name)
-			if a := hdr["Authorization"]; len(a) > 0 && strings.Contains(a[0], apikey.Prefix) {
-				// A second copy of a key must not go upstream either.
-				delete(hdr, "Authorization")
-			}
-			if len(v) > 0 {
-				return strings.TrimSpace(v[0])
-			}
-			return ""
-		}
-	}
-	v := hdr["Authorization"]
-	if len(v) == 0 {
-		return ""
-	}
-	const scheme = "bearer "
-	a := strings.TrimSpace(v[0])
-	if len(a) <= len(scheme) || !strings.EqualFold(a[:len(scheme)], scheme) {
-		return ""
-	}
-	delete(hdr, "Authorization")
-	return strings.TrimSpace(a[len(scheme):])
-}
-
-func retryAfterSeconds(d time.Duration) int {
-	s := math.Ceil(d.Seconds())
-	return int(min(max(s, 1), 3600))
-}
-
-// settings is what makes two handler instances share an engine.
-type settings struct {
-	keyService, app, token string
-	tls                    *tls.Config
-	tlsID                  string // a hash of the TLS settings, for the pool keys
-	engine                 verify.Config
-}
-
-// poolKey names the shared engine. The token enters only as a hash, so the
-// pool's keys are safe to print while debugging.
-func (s settings) poolKey() string {
-	sum := sha256.Sum256([]byte(s.token))
-	return fmt.Sprintf("%s|%s|%s|%s|%d|%s|%s|%s|%s|%s", s.keyService, s.app, hex.EncodeToString(sum[:8]), s.tlsID,
-		s.engine.CacheSize, s.engine.CacheTTL, s.engine.NegativeTTL, s.engine.StaleIfError, s.engine.Timeout, s.engine.FeedDownRevalidate)
-}
-
-func (s settings) feedKey() string {
-	sum := sha256.Sum256([]byte(s.token))
-	return s.keyService + "|" + s.app + "|" + hex.EncodeToString(sum[:8]) + "|" + s.tlsID
-}
-
 // Interface guards
 var (
 	_ caddy.Provisioner           = (*Handler)(nil)
-	_ caddy.Validator             = (*Handler)(nil)
 	_ caddy.CleanerUpper          = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 )

@@ -10,21 +10,26 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/appkeys/appkeys/internal/verify/verifytest"
 )
 
 // provision builds a handler the way Caddy does and cleans it up after.
-func provision(t *testing.T, h *Handler) *Handler {
+func provision(t testing.TB, h *Handler) *Handler {
 	t.Helper()
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	t.Cleanup(cancel)
 	if err := h.Provision(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// Without a running config Caddy gives a development logger at debug
+	// level; warnings are enough to read a failure by.
+	h.logger = h.logger.WithOptions(zap.IncreaseLevel(zapcore.WarnLevel))
 	// The feed's first answer (its head) purges the cache; wait for it so
 	// that what a test caches stays cached.
-	for deadline := time.Now().Add(10 * time.Second); !h.shared.feed.feed.Stats().Up; time.Sleep(time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); !h.engine.feed.feed.Stats().Up; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("feed never came up")
 		}
@@ -167,7 +172,7 @@ func TestProvisionSharesEngineAcrossReloads(t *testing.T) {
 	serve(t, &a, r)
 	// The "reload": a new instance is provisioned, then the old one cleaned up.
 	provision(t, &b)
-	if a.shared != b.shared {
+	if a.engine != b.engine {
 		t.Fatal("a reload with the same settings built a new engine")
 	}
 	if err := a.Cleanup(); err != nil {
@@ -194,11 +199,11 @@ func TestValidate(t *testing.T) {
 	} {
 		h := ok
 		mut(&h)
-		if h.Validate() == nil {
+		if h.validate() == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}
-	if err := ok.Validate(); err != nil {
+	if err := ok.validate(); err != nil {
 		t.Fatal(err)
 	}
 }

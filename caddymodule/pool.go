@@ -1,6 +1,9 @@
 package caddymodule
 
 import (
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
 	"fmt"
 
 	"github.com/caddyserver/caddy/v2"
@@ -20,23 +23,50 @@ var (
 	throttles = caddy.NewUsagePool()
 )
 
-// sharedThrottle is one app's failed-attempts throttle. It holds no
+// settings is what makes two handler instances share an engine.
+type settings struct {
+	keyService, app, token string
+	tokenID                string // a hash of the token, for the pool keys
+	tls                    *tls.Config
+	tlsID                  string // a hash of the TLS settings, for the pool keys
+	engine                 verify.Config
+}
+
+// tokenID names a verifier token in the pool keys by a hash, so that they
+// are safe to print while debugging.
+func tokenID(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:8])
+}
+
+// poolKey names the shared engine.
+func (s settings) poolKey() string {
+	return fmt.Sprintf("%s|%s|%s|%s|%d|%s|%s|%s|%s|%s", s.keyService, s.app, s.tokenID, s.tlsID,
+		s.engine.CacheSize, s.engine.CacheTTL, s.engine.NegativeTTL, s.engine.StaleIfError, s.engine.Timeout, s.engine.FeedDownRevalidate)
+}
+
+// feedKey names the shared feed subscriber.
+func (s settings) feedKey() string {
+	return s.keyService + "|" + s.app + "|" + s.tokenID + "|" + s.tlsID
+}
+
+// pooledThrottle is one app's failed-attempts throttle. It holds no
 // goroutine, so there is nothing to stop.
-type sharedThrottle struct{ *verify.Throttle }
+type pooledThrottle struct{ *verify.Throttle }
 
-func (sharedThrottle) Destruct() error { return nil }
+func (pooledThrottle) Destruct() error { return nil }
 
-// shared is one engine with its client and its attachment to a feed.
-type shared struct {
+// pooledEngine is one engine with its client and its attachment to a feed.
+type pooledEngine struct {
+	*verify.Engine
 	app        string
-	engine     *verify.Engine
 	client     *verify.Client
 	feedKey    string
-	feed       *sharedFeed
+	feed       *pooledFeed
 	stopFollow func()
 }
 
-func newShared(s settings, logger *zap.Logger) (*shared, error) {
+func newPooledEngine(s settings, logger *zap.Logger) (*pooledEngine, error) {
 	client, err := verify.NewClient(verify.ClientConfig{BaseURL: s.keyService, Token: s.token, TLS: s.tls})
 	if err != nil {
 		return nil, err
@@ -46,33 +76,33 @@ func newShared(s settings, logger *zap.Logger) (*shared, error) {
 		return nil, err
 	}
 	fk := s.feedKey()
-	fv, _, err := feeds.LoadOrNew(fk, func() (caddy.Destructor, error) { return newSharedFeed(s, logger) })
+	fv, _, err := feeds.LoadOrNew(fk, func() (caddy.Destructor, error) { return newPooledFeed(s, logger) })
 	if err != nil {
 		eng.Close()
 		return nil, err
 	}
-	sf := fv.(*sharedFeed)
-	return &shared{app: s.app, engine: eng, client: client, feedKey: fk, feed: sf, stopFollow: eng.Follow(sf.feed)}, nil
+	sf := fv.(*pooledFeed)
+	return &pooledEngine{Engine: eng, app: s.app, client: client, feedKey: fk, feed: sf, stopFollow: eng.Follow(sf.feed)}, nil
 }
 
 // Destruct runs when the last config using this engine is cleaned up.
-func (s *shared) Destruct() error {
+func (s *pooledEngine) Destruct() error {
 	s.stopFollow()
-	s.engine.Close()
+	s.Engine.Close()
 	s.client.CloseIdleConnections()
 	_, err := feeds.Delete(s.feedKey)
 	return err
 }
 
-// sharedFeed is one app's change-feed subscriber. It has its own client so
+// pooledFeed is one app's change-feed subscriber. It has its own client so
 // that its long-poll never holds a connection verify calls could use.
-type sharedFeed struct {
+type pooledFeed struct {
 	app    string
 	feed   *verify.Feed
 	client *verify.Client
 }
 
-func newSharedFeed(s settings, logger *zap.Logger) (*sharedFeed, error) {
+func newPooledFeed(s settings, logger *zap.Logger) (*pooledFeed, error) {
 	client, err := verify.NewClient(verify.ClientConfig{BaseURL: s.keyService, Token: s.token, TLS: s.tls})
 	if err != nil {
 		return nil, err
@@ -83,11 +113,11 @@ func newSharedFeed(s settings, logger *zap.Logger) (*sharedFeed, error) {
 	}
 	f.Start()
 	logger.Debug("started change-feed subscriber", zap.String("app", s.app))
-	return &sharedFeed{app: s.app, feed: f, client: client}, nil
+	return &pooledFeed{app: s.app, feed: f, client: client}, nil
 }
 
 // Destruct stops the subscriber and waits for its goroutine.
-func (f *sharedFeed) Destruct() error {
+func (f *pooledFeed) Destruct() error {
 	f.feed.Close()
 	f.client.CloseIdleConnections()
 	return nil

@@ -13,7 +13,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"maps"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -39,6 +38,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	_ "github.com/appkeys/appkeys/caddymodule"
+	"github.com/appkeys/appkeys/e2e"
 	"github.com/appkeys/appkeys/internal/client"
 	"github.com/appkeys/appkeys/internal/httpapi"
 	"github.com/appkeys/appkeys/internal/keyservice"
@@ -136,16 +136,6 @@ func (e exported) scrape(t *testing.T, url string) []string {
 	return names
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // runPrograms starts the real key service and a real Caddy with appkey_auth
 // in front of an upstream, makes the requests that bring the labelled
 // families into being (allowed, denied, a key of another app, a revocation
@@ -185,12 +175,15 @@ func runPrograms(t *testing.T) exported {
 
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
 	t.Cleanup(upstream.Close)
-	port, metricsPort := freePort(t), freePort(t)
+	port, metricsPort := e2e.TestPort(t), e2e.TestPort(t)
 	tester := caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: adminPort})
 	tester.InitServer(fmt.Sprintf(`{
 	admin localhost:%d
 	http_port %d
 	skip_install_trust
+	log {
+		level WARN
+	}
 }
 http://127.0.0.1:%d {
 	appkey_auth {

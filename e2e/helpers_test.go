@@ -71,7 +71,7 @@ func newStack(t *testing.T, opts ...servicetest.Option) *stack {
 func (s *stack) unload() {
 	s.http.CloseIdleConnections()
 	if s.loaded {
-		s.tester.InitServer(fmt.Sprintf("{\n\tadmin %s\n}\n", admin), "caddyfile")
+		s.tester.InitServer(fmt.Sprintf("{\n\tadmin %s\n\tlog {\n\t\tlevel ERROR\n\t}\n}\n", admin), "caddyfile")
 		s.loaded = false
 	}
 }

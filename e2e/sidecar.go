@@ -12,9 +12,11 @@ import (
 	"math/rand/v2"
 	"net"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"testing"
 )
 
 // Site is one sidecar site: a port on 127.0.0.1 guarding one app.
@@ -72,8 +74,11 @@ func authBlock(keyService string, s Site, indent string) string {
 	b.WriteString("{\n")
 	fmt.Fprintf(&b, "%[1]s\tkey_service %[2]s\n%[1]s\tapp %[3]s\n%[1]s\tverifier_token %[4]s\n", indent, keyService, s.App, s.Token)
 	// One client address sends every bad key here: the per-client
-	// throttle would answer 429 for what is being measured.
-	fmt.Fprintf(&b, "%s\tfailed_attempts off\n", indent)
+	// throttle would answer 429 for what is being measured, unless the
+	// site sets its own (a setting may be given only once).
+	if !slices.ContainsFunc(s.Auth, func(l string) bool { return strings.HasPrefix(l, "failed_attempts ") }) {
+		fmt.Fprintf(&b, "%s\tfailed_attempts off\n", indent)
+	}
 	for _, l := range s.Auth {
 		fmt.Fprintf(&b, "%s\t%s\n", indent, l)
 	}
@@ -110,6 +115,16 @@ func FreePort() (int, error) {
 		err = fmt.Errorf("no free port found")
 	}
 	return 0, err
+}
+
+// TestPort is FreePort for a test, which it fails when no port is found.
+func TestPort(tb testing.TB) int {
+	tb.Helper()
+	port, err := FreePort()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return port
 }
 
 var (

@@ -67,7 +67,7 @@ func main() {
 	flag.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured warm-up before each round")
 	flag.IntVar(&o.rounds, "rounds", 5, "rounds of each target, interleaved")
 	flag.IntVar(&o.workers, "workers", 16, "concurrent connections of the load generator")
-	flag.StringVar(&o.pprof, "pprof", "", "after the rounds, load the appkey_auth site once more and write the Caddy process's CPU profile (from its admin /debug/pprof) here")
+	flag.StringVar(&o.pprof, "pprof", "", "after the rounds, load the appkey_auth site once more and write the Caddy process's CPU profile (from its admin /debug/pprof) here; then the plain site's, to this name + \".plain\"")
 	flag.DurationVar(&o.pprofFor, "pprof-duration", 10*time.Second, "length of the profiled round")
 	flag.StringVar(&o.caddyBin, "caddy", "", "use this Caddy binary instead of building ./cmd/caddy")
 	flag.Parse()
@@ -232,7 +232,12 @@ func run(ctx context.Context, o options) error {
 	}
 
 	if o.pprof != "" {
-		if err := profile(ctx, o, targets[1], admin, caddy.PID); err != nil {
+		// The plain site too, so that the two profiles can be compared
+		// (go tool pprof -diff_base FILE.plain FILE).
+		if err := profile(ctx, o, targets[1], admin, caddy.PID, o.pprof); err != nil {
+			return err
+		}
+		if err := profile(ctx, o, targets[0], admin, caddy.PID, o.pprof+".plain"); err != nil {
 			return err
 		}
 	}
@@ -273,8 +278,9 @@ func measure(ctx context.Context, o options, t target, pid int) (sample, error) 
 	return sample{res: res, caddyCPU: cpu1 - cpu0, caddyN: int(upstreamServed.Load() - served0)}, nil
 }
 
-// profile loads the appkey_auth site while Caddy's own CPU profiler runs.
-func profile(ctx context.Context, o options, t target, admin string, pid int) error {
+// profile loads t's site while Caddy's own CPU profiler runs, and writes
+// the profile to file.
+func profile(ctx context.Context, o options, t target, admin string, pid int, file string) error {
 	secs := max(1, int(o.pprofFor.Seconds()))
 	type got struct {
 		body []byte
@@ -306,10 +312,11 @@ func profile(ctx context.Context, o options, t target, admin string, pid int) er
 	if g.err != nil {
 		return g.err
 	}
-	if err := os.WriteFile(o.pprof, g.body, 0o644); err != nil {
+	if err := os.WriteFile(file, g.body, 0o644); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "profiled round (not counted): %v; Caddy CPU profile in %s (go tool pprof -top %s)\n", s.res, o.pprof, o.pprof)
+	fmt.Fprintf(os.Stderr, "profiled round of %s (not counted): %v; Caddy CPU %v/req; profile in %s (go tool pprof -top %s)\n",
+		t.name, s.res, s.caddyCPUPerRequest(), file, file)
 	return nil
 }
 

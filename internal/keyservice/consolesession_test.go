@@ -8,11 +8,11 @@ import (
 	"errors"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/appkeys/appkeys/internal/store"
+	"github.com/appkeys/appkeys/internal/testclock"
 )
 
 // sessionWorld is a service on a fresh SQLite store with a settable clock
@@ -22,21 +22,11 @@ type sessionWorld struct {
 	path  string // the SQLite file
 	svc   *Service
 	owner string
-	mu    sync.Mutex
-	now   time.Time
+	clk   *testclock.Clock
 }
 
-func (w *sessionWorld) clock() time.Time {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.now
-}
-
-func (w *sessionWorld) advance(d time.Duration) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.now = w.now.Add(d)
-}
+func (w *sessionWorld) clock() time.Time        { return w.clk.Now() }
+func (w *sessionWorld) advance(d time.Duration) { w.clk.Add(d) }
 
 func newSessionWorld(t *testing.T) *sessionWorld {
 	t.Helper()
@@ -47,7 +37,7 @@ func newSessionWorld(t *testing.T) *sessionWorld {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	w := &sessionWorld{st: st, path: path, now: time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)}
+	w := &sessionWorld{st: st, path: path, clk: testclock.New(time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC))}
 	w.svc, w.owner = bootstrapped(t, st, Config{MasterKey: bytes.Repeat([]byte{7}, MasterKeyLen), Now: w.clock})
 	return w
 }

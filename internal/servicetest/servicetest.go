@@ -16,6 +16,7 @@ import (
 
 	"github.com/appkeys/appkeys/internal/keyserver"
 	"github.com/appkeys/appkeys/internal/store/pgtest"
+	"github.com/appkeys/appkeys/internal/testclock"
 	"github.com/appkeys/appkeys/internal/verify/verifytest"
 )
 
@@ -45,27 +46,10 @@ func WithDatabase(url string) Option { return func(c *keyserver.Config) { c.Data
 
 // Clock is a settable clock for a test service (and so for its key
 // expiries and console sessions).
-type Clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+type Clock = testclock.Clock
 
 // NewClock returns a clock that reads t until moved.
-func NewClock(t time.Time) *Clock { return &Clock{t: t} }
-
-// Now is the clock's time.
-func (c *Clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-// Add moves the clock by d.
-func (c *Clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+func NewClock(t time.Time) *Clock { return testclock.New(t) }
 
 // WithClock runs the service on c's time.
 func WithClock(c *Clock) Option { return func(cfg *keyserver.Config) { cfg.Now = c.Now } }

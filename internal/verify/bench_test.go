@@ -30,6 +30,23 @@ func BenchmarkCheckCacheHit(b *testing.B) {
 	}
 }
 
+// BenchmarkCachedHit is the sidecar's first look at every request: a key
+// already held as valid. Target: 0 allocs/op.
+func BenchmarkCachedHit(b *testing.B) {
+	svc := newFakeService()
+	e := newTestEngine(b, Config{}, svc, NopObserver{})
+	key := svc.addKey(b, testApp, "key_01J9ZX3B4C5D6E7F8G9H0JKMNP", time.Time{})
+	if d, err := e.Check(context.Background(), key); err != nil || !d.Valid {
+		b.Fatal(d, err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, ok := e.Cached(key); !ok {
+			b.Fatal("not a cache hit")
+		}
+	}
+}
+
 // BenchmarkCheckCacheHitParallel is the same under contention for the lock.
 func BenchmarkCheckCacheHitParallel(b *testing.B) {
 	svc := newFakeService()
@@ -52,9 +69,16 @@ func BenchmarkCheckCacheHitParallel(b *testing.B) {
 }
 
 // BenchmarkMemoryPerCachedKey fills the valid-key cache with 1,000,000 keys
-// (key ids and names shaped like the key service's) and reports the heap
-// they take, index included. Target: at most 256 bytes per key.
+// (key ids shaped like the key service's, names of 13 and of 64
+// characters) and reports the heap they take, index included. Target: at
+// most 200 bytes per key.
 func BenchmarkMemoryPerCachedKey(b *testing.B) {
+	for _, nameLen := range []int{13, 64} {
+		b.Run(fmt.Sprintf("name=%d", nameLen), func(b *testing.B) { benchmarkMemory(b, nameLen) })
+	}
+}
+
+func benchmarkMemory(b *testing.B, nameLen int) {
 	const n = 1_000_000
 	for b.Loop() {
 		e, err := NewEngine(Config{App: testApp, CacheSize: n}, newFakeService(), nil)
@@ -71,7 +95,8 @@ func BenchmarkMemoryPerCachedKey(b *testing.B) {
 			binary.LittleEndian.PutUint64(seed[:], uint64(i))
 			sum := sha256.Sum256(seed[:])
 			fp := fingerprint(sum[:16])
-			res := Result{Valid: true, Code: CodeValid, KeyID: fmt.Sprintf("key_%026d", i), KeyName: fmt.Sprintf("deploy-%06d", i), AppID: testApp, ExpiresAt: expires}
+			name := fmt.Sprintf("deploy-%0*d", nameLen-len("deploy-"), i)
+			res := Result{Valid: true, Code: CodeValid, KeyID: fmt.Sprintf("key_%026d", i), KeyName: name, AppID: testApp, ExpiresAt: expires}
 			e.store(fp, &res, now.UnixNano(), 0)
 		}
 		runtime.GC()

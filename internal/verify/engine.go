@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"math"
 	"net/http"
 	"strings"
@@ -22,119 +21,6 @@ import (
 // production implementation.
 type KeyService interface {
 	Verify(ctx context.Context, key string) (Result, error)
-}
-
-// Observer receives the engine's and the feed's events, for metrics. Calls
-// happen on the request path (some under the cache lock), so implementations
-// must be quick and must not call back into the engine. Embed NopObserver to
-// implement only some methods.
-type Observer interface {
-	CacheHit()
-	CacheMiss()
-	// CacheEvicted: an entry was pushed out by the size bound.
-	CacheEvicted()
-	// KeyServiceCall: one verify call ended; status is the HTTP status, or 0
-	// when no answer arrived (connection error, timeout, TLS failure); err
-	// is nil for a usable answer, a *BadAnswerError for a 200 that was not
-	// one.
-	KeyServiceCall(status int, err error, d time.Duration)
-	// StaleServed: a cached answer past its freshness was used because the
-	// key service failed.
-	StaleServed()
-	// RevocationApplied: a key.revoked, key.orphaned or app.deleted event
-	// was applied to the caches.
-	RevocationApplied()
-	// EventApplied: the feed applied the event seq, lag after it happened.
-	EventApplied(seq int64, lag time.Duration)
-}
-
-// NopObserver ignores everything.
-type NopObserver struct{}
-
-func (NopObserver) CacheHit()                                {}
-func (NopObserver) CacheMiss()                               {}
-func (NopObserver) CacheEvicted()                            {}
-func (NopObserver) KeyServiceCall(int, error, time.Duration) {}
-func (NopObserver) StaleServed()                             {}
-func (NopObserver) RevocationApplied()                       {}
-func (NopObserver) EventApplied(int64, time.Duration)        {}
-
-// Config tunes an Engine. Zero values take the defaults named below, which
-// are the Caddyfile's.
-type Config struct {
-	// App is the app id keys must belong to; a valid key of another app is
-	// refused as CodeWrongApp.
-	App string
-	// CacheSize bounds the cache of valid keys (default 100,000).
-	CacheSize int
-	// NegativeSize bounds the separate cache of invalid answers (default
-	// CacheSize). It is a bound of its own so that a flood of unknown keys
-	// can never evict a valid one; its entries take less than half the
-	// memory of valid ones.
-	NegativeSize int
-	// CacheTTL is how long a valid answer is used without asking again
-	// (default 5m). A key's own expiry always cuts it short.
-	CacheTTL time.Duration
-	// NegativeTTL is how long an invalid answer is used (default 10s).
-	NegativeTTL time.Duration
-	// StaleIfError is how long after CacheTTL a valid answer may still be
-	// used while the key service fails (default 5m; negative disables).
-	StaleIfError time.Duration
-	// Timeout bounds each verify call (default 2s).
-	Timeout time.Duration
-	// FeedDownRevalidate: while the change feed has been down longer than
-	// this, cached answers older than it are checked again before use
-	// (default 30s).
-	FeedDownRevalidate time.Duration
-	// BreakerThreshold consecutive failures open the circuit breaker
-	// (default 5).
-	BreakerThreshold int
-	// BreakerCooldown is how long the open breaker refuses calls before it
-	// lets one probe through (default 1s).
-	BreakerCooldown time.Duration
-	// Now is the clock (default time.Now).
-	Now func() time.Time
-}
-
-func (c *Config) defaults() error {
-	if c.App == "" {
-		return errors.New("app is required")
-	}
-	def := func(d *time.Duration, v time.Duration) {
-		if *d == 0 {
-			*d = v
-		}
-	}
-	if c.CacheSize == 0 {
-		c.CacheSize = 100_000
-	}
-	if c.NegativeSize == 0 {
-		c.NegativeSize = c.CacheSize
-	}
-	if c.BreakerThreshold == 0 {
-		c.BreakerThreshold = 5
-	}
-	def(&c.CacheTTL, 5*time.Minute)
-	def(&c.NegativeTTL, 10*time.Second)
-	def(&c.StaleIfError, 5*time.Minute)
-	def(&c.Timeout, 2*time.Second)
-	def(&c.FeedDownRevalidate, 30*time.Second)
-	def(&c.BreakerCooldown, time.Second)
-	if c.StaleIfError < 0 {
-		c.StaleIfError = 0
-	}
-	if c.Now == nil {
-		c.Now = time.Now
-	}
-	switch {
-	case c.CacheSize < 0 || c.NegativeSize < 0:
-		return errors.New("cache sizes must be positive")
-	case c.CacheTTL < 0 || c.NegativeTTL < 0 || c.Timeout < 0 || c.FeedDownRevalidate < 0 || c.BreakerCooldown < 0:
-		return errors.New("durations must be positive")
-	case c.BreakerThreshold < 0:
-		return errors.New("breaker threshold must be positive")
-	}
-	return nil
 }
 
 // fingerprint is the cache key: the first half of apikey.Fingerprint.
@@ -188,6 +74,7 @@ const (
 	stateStale                 // past CacheTTL, within StaleIfError: ask again, use on error
 	stateDead                  // past both
 	stateKeyExpired            // past the key's own expiry: never usable again
+	stateAbsent                // no valid answer cached
 )
 
 // Engine decides about keys for one app. It is safe for concurrent use.
@@ -196,18 +83,11 @@ type Engine struct {
 	svc KeyService
 	obs Observer
 
-	mu  sync.Mutex
-	pos *simplelru.LRU[fingerprint, positive]
-	neg *simplelru.LRU[fingerprint, negative]
-	// byKeyID finds a revoked key's entry by its id. It is keyed by a
-	// seeded 64-bit hash of the id, which costs half of a string key; when
-	// two cached ids ever share a hash, unindexed is set and Evict falls
-	// back to a scan, so a collision can cost time but never a revocation.
-	byKeyID   map[uint64]fingerprint
-	seed      maphash.Seed
-	unindexed bool
-	base      int64  // unix nanos that positive's times count from
-	gen       uint64 // bumped by every eviction or purge from the feed
+	mu   sync.Mutex
+	pos  *validCache
+	neg  *simplelru.LRU[fingerprint, negative]
+	base int64  // unix nanos that positive's times count from
+	gen  uint64 // bumped by every eviction or purge from the feed
 
 	group    singleflight.Group
 	brk      breaker
@@ -241,20 +121,13 @@ func NewEngine(cfg Config, svc KeyService, obs Observer) (*Engine, error) {
 	if obs == nil {
 		obs = NopObserver{}
 	}
-	e := &Engine{cfg: cfg, svc: svc, obs: obs, byKeyID: make(map[uint64]fingerprint), seed: maphash.MakeSeed()}
+	if cfg.CacheSize >= math.MaxInt32/2 {
+		return nil, fmt.Errorf("cache size must be below %d", math.MaxInt32/2)
+	}
+	e := &Engine{cfg: cfg, svc: svc, obs: obs, pos: newValidCache(cfg.CacheSize)}
 	e.base = cfg.Now().UnixNano()
 	e.brk = breaker{threshold: cfg.BreakerThreshold, cooldown: cfg.BreakerCooldown}
 	var err error
-	// The eviction callback runs under e.mu (simplelru is not locked on its
-	// own), which keeps byKeyID exactly in step with the cache.
-	e.pos, err = simplelru.NewLRU(cfg.CacheSize, func(fp fingerprint, p positive) {
-		if h := e.idHash(p.keyID()); e.byKeyID[h] == fp {
-			delete(e.byKeyID, h)
-		}
-	})
-	if err != nil {
-		return nil, fmt.Errorf("valid-key cache: %w", err)
-	}
 	e.neg, err = simplelru.NewLRU[fingerprint, negative](cfg.NegativeSize, nil)
 	if err != nil {
 		return nil, fmt.Errorf("invalid-key cache: %w", err)
@@ -275,8 +148,6 @@ func (e *Engine) Follow(f *Feed) (stop func()) {
 		e.feed.CompareAndSwap(f, nil)
 	}
 }
-
-func (e *Engine) idHash(keyID string) uint64 { return maphash.String(e.seed, keyID) }
 
 // at converts a positive's time to unix nanos.
 func (e *Engine) at(sec uint32) int64 { return e.base + int64(sec)*int64(time.Second) }
@@ -335,30 +206,29 @@ func (e *Engine) Check(ctx context.Context, key string) (Decision, error) {
 	fp := fingerprintOf(key)
 	now := e.cfg.Now().UnixNano()
 	e.mu.Lock()
-	if p, ok := e.pos.Get(fp); ok {
-		switch e.state(&p, now) {
-		case stateFresh:
-			e.mu.Unlock()
-			e.obs.CacheHit()
-			return e.validDecision(&p, SourceCache), nil
-		case stateKeyExpired:
-			// The key's own expiry is final: answer without a call.
-			e.pos.Remove(fp)
-			if e.neg.Add(fp, negative{code: CodeExpired, stored: now}) {
-				e.obs.CacheEvicted()
-			}
-			e.mu.Unlock()
-			e.obs.CacheHit()
-			d := e.validDecision(&p, SourceLocal)
-			d.Valid, d.Code = false, CodeExpired
-			return d, nil
-		case stateDead:
-			e.pos.Remove(fp)
-		}
-	} else if n, ok := e.neg.Get(fp); ok && now < n.stored+int64(e.cfg.NegativeTTL) {
+	c := e.lookup(fp, now, true)
+	switch {
+	case c.state == stateFresh:
 		e.mu.Unlock()
 		e.obs.CacheHit()
-		return Decision{Result: Result{Code: n.code}, Source: SourceCache}, nil
+		return e.validDecision(&c.pos, SourceCache), nil
+	case c.state == stateKeyExpired:
+		// The key's own expiry is final: answer without a call.
+		e.pos.remove(fp)
+		if e.neg.Add(fp, negative{code: CodeExpired, stored: now}) {
+			e.obs.CacheEvicted()
+		}
+		e.mu.Unlock()
+		e.obs.CacheHit()
+		d := e.validDecision(&c.pos, SourceLocal)
+		d.Valid, d.Code = false, CodeExpired
+		return d, nil
+	case c.state == stateDead:
+		e.pos.remove(fp)
+	case c.negFresh:
+		e.mu.Unlock()
+		e.obs.CacheHit()
+		return Decision{Result: Result{Code: c.neg.code}, Source: SourceCache}, nil
 	}
 	e.mu.Unlock()
 	e.obs.CacheMiss()
@@ -368,21 +238,50 @@ func (e *Engine) Check(ctx context.Context, key string) (Decision, error) {
 // Cached returns a fresh cached verdict that key is valid, without calling
 // the key service or falling back to stale answers. A throttled client may
 // still use a key the sidecar already knows to be good.
+//
+// It is the sidecar's hot path, so it skips Check's parse: only keys that
+// parsed are ever stored, and finding the key's fingerprint is proof
+// enough. The length check keeps what gets hashed short.
 func (e *Engine) Cached(key string) (Decision, bool) {
-	if apikey.Parse(key) != nil {
+	if len(key) != apikey.Len {
 		return Decision{}, false
 	}
 	fp := fingerprintOf(key)
 	now := e.cfg.Now().UnixNano()
 	e.mu.Lock()
-	p, ok := e.pos.Get(fp)
-	if !ok || e.state(&p, now) != stateFresh {
-		e.mu.Unlock()
+	c := e.lookup(fp, now, true)
+	e.mu.Unlock()
+	if c.state != stateFresh {
 		return Decision{}, false
 	}
-	e.mu.Unlock()
 	e.obs.CacheHit()
-	return e.validDecision(&p, SourceCache), true
+	return e.validDecision(&c.pos, SourceCache), true
+}
+
+// cached is what the caches hold for one key at one moment.
+type cached struct {
+	pos   positive
+	state entryState // of pos; stateAbsent when no valid answer is held
+	// neg is the invalid answer held when no valid one is (the two caches
+	// never hold the same key); negFresh is whether it is within
+	// NegativeTTL.
+	neg      negative
+	negHeld  bool
+	negFresh bool
+}
+
+// lookup reads fp's entries under e.mu; touch marks them used for the
+// LRU order. It is the one read of the caches.
+func (e *Engine) lookup(fp fingerprint, now int64, touch bool) cached {
+	if p, ok := e.pos.get(fp, touch); ok {
+		return cached{pos: p, state: e.state(&p, now)}
+	}
+	readNeg := e.neg.Peek
+	if touch {
+		readNeg = e.neg.Get
+	}
+	n, ok := readNeg(fp)
+	return cached{state: stateAbsent, neg: n, negHeld: ok, negFresh: ok && now < n.stored+int64(e.cfg.NegativeTTL)}
 }
 
 // fetch asks the key service, sharing one call among concurrent callers for
@@ -421,16 +320,14 @@ func (e *Engine) call(ctx context.Context, key string, fp fingerprint) (any, err
 	// A caller that missed the cache just before an earlier call for this
 	// key stored its answer starts a new flight; the answer is here now.
 	e.mu.Lock()
-	if p, ok := e.pos.Peek(fp); ok && e.state(&p, now) == stateFresh {
-		e.mu.Unlock()
-		return e.validDecision(&p, SourceCache), nil
-	}
-	if n, ok := e.neg.Peek(fp); ok && now < n.stored+int64(e.cfg.NegativeTTL) {
-		e.mu.Unlock()
-		return Decision{Result: Result{Code: n.code}, Source: SourceCache}, nil
-	}
-	gen := e.gen
+	c, gen := e.lookup(fp, now, false), e.gen
 	e.mu.Unlock()
+	switch {
+	case c.state == stateFresh:
+		return e.validDecision(&c.pos, SourceCache), nil
+	case c.negFresh:
+		return Decision{Result: Result{Code: c.neg.code}, Source: SourceCache}, nil
+	}
 
 	if ok, wait, last := e.brk.allow(now); !ok {
 		return nil, &UnavailableError{RetryAfter: wait, Err: breakerOpen(last)}
@@ -469,7 +366,7 @@ func (e *Engine) call(ctx context.Context, key string, fp fingerprint) (any, err
 // forget drops whatever valid answer is cached for fp.
 func (e *Engine) forget(fp fingerprint) {
 	e.mu.Lock()
-	e.pos.Remove(fp)
+	e.pos.remove(fp)
 	e.mu.Unlock()
 }
 
@@ -492,7 +389,7 @@ func (e *Engine) store(fp fingerprint, res *Result, now int64, gen uint64) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if !res.Valid {
-		e.pos.Remove(fp)
+		e.pos.remove(fp)
 		if e.neg.Add(fp, negative{code: res.Code, stored: now}) {
 			e.obs.CacheEvicted()
 		}
@@ -502,7 +399,7 @@ func (e *Engine) store(fp fingerprint, res *Result, now int64, gen uint64) {
 	if e.gen != gen {
 		// A revocation or purge landed while the call was in flight; this
 		// answer may predate it, so it answers this request but is not kept.
-		e.pos.Remove(fp)
+		e.pos.remove(fp)
 		return
 	}
 	if strings.IndexByte(res.KeyID, 0) >= 0 {
@@ -512,19 +409,12 @@ func (e *Engine) store(fp fingerprint, res *Result, now int64, gen uint64) {
 	p := positive{idName: res.KeyID + "\x00" + res.KeyName, stored: e.sec(now), expires: e.secOf(res.ExpiresAt)}
 	if p.expires <= p.stored {
 		// Expires within the second: answer this request, keep nothing.
-		e.pos.Remove(fp)
+		e.pos.remove(fp)
 		return
 	}
-	if e.pos.Add(fp, p) {
+	if e.pos.add(fp, p) {
 		e.obs.CacheEvicted()
 	}
-	h := e.idHash(res.KeyID)
-	if old, ok := e.byKeyID[h]; ok && old != fp {
-		if q, ok := e.pos.Peek(old); ok && q.keyID() != res.KeyID {
-			e.unindexed = true
-		}
-	}
-	e.byKeyID[h] = fp
 }
 
 // fallback answers when the key service could not: a valid answer still
@@ -533,20 +423,16 @@ func (e *Engine) store(fp fingerprint, res *Result, now int64, gen uint64) {
 func (e *Engine) fallback(fp fingerprint, cause error) (Decision, error) {
 	now := e.cfg.Now().UnixNano()
 	e.mu.Lock()
-	if p, ok := e.pos.Peek(fp); ok {
-		switch e.state(&p, now) {
-		case stateFresh, stateRevalidate, stateStale:
-			e.mu.Unlock()
-			e.obs.StaleServed()
-			return e.validDecision(&p, SourceStale), nil
-		}
-	}
-	if n, ok := e.neg.Peek(fp); ok && n.code.permanent() {
-		e.mu.Unlock()
-		e.obs.StaleServed()
-		return Decision{Result: Result{Code: n.code}, Source: SourceStale}, nil
-	}
+	c := e.lookup(fp, now, false)
 	e.mu.Unlock()
+	switch {
+	case c.state == stateFresh || c.state == stateRevalidate || c.state == stateStale:
+		e.obs.StaleServed()
+		return e.validDecision(&c.pos, SourceStale), nil
+	case c.negHeld && c.neg.code.permanent():
+		e.obs.StaleServed()
+		return Decision{Result: Result{Code: c.neg.code}, Source: SourceStale}, nil
+	}
 	return Decision{}, cause
 }
 
@@ -556,28 +442,11 @@ func (e *Engine) Evict(keyID string, code Code) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.gen++
-	fp, ok := e.byKeyID[e.idHash(keyID)]
-	if p, cached := e.pos.Peek(fp); !ok || !cached || p.keyID() != keyID {
-		if !e.unindexed {
-			return false
-		}
-		if fp, ok = e.scan(keyID); !ok {
-			return false
-		}
+	fp, ok := e.pos.removeID(keyID)
+	if ok {
+		e.neg.Add(fp, negative{code: code, stored: e.cfg.Now().UnixNano()})
 	}
-	e.pos.Remove(fp)
-	e.neg.Add(fp, negative{code: code, stored: e.cfg.Now().UnixNano()})
-	return true
-}
-
-// scan finds keyID's entry the slow way, after a hash collision in byKeyID.
-func (e *Engine) scan(keyID string) (fingerprint, bool) {
-	for _, fp := range e.pos.Keys() {
-		if p, _ := e.pos.Peek(fp); p.keyID() == keyID {
-			return fp, true
-		}
-	}
-	return fingerprint{}, false
+	return ok
 }
 
 // Purge drops every cached answer.
@@ -585,10 +454,8 @@ func (e *Engine) Purge() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.gen++
-	e.pos.Purge()
+	e.pos.purge()
 	e.neg.Purge()
-	clear(e.byKeyID)
-	e.unindexed = false
 }
 
 // Stats is a snapshot of the caches' sizes.
@@ -601,7 +468,7 @@ type Stats struct {
 func (e *Engine) Stats() Stats {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return Stats{ValidEntries: e.pos.Len(), InvalidEntries: e.neg.Len()}
+	return Stats{ValidEntries: e.pos.len(), InvalidEntries: e.neg.Len()}
 }
 
 // Close refuses new calls and waits for the calls in flight, which the

@@ -83,7 +83,7 @@ func TestFaults(t *testing.T) {
 				t.Fatalf("setup: %+v, %v", d, err)
 			}
 			srv.SetFault(fault)
-			clk.Advance(2 * time.Minute) // past CacheTTL, inside StaleIfError
+			clk.Add(2 * time.Minute) // past CacheTTL, inside StaleIfError
 
 			checkErr := func(err error) {
 				t.Helper()
@@ -131,7 +131,7 @@ func TestFaults(t *testing.T) {
 			if !errors.As(err, &ue) || ue.RetryAfter <= 0 || d.Valid || d.Code != 0 {
 				t.Fatalf("unknown key: %+v, %v; want *UnavailableError and no verdict", d, err)
 			}
-			clk.Advance(4 * time.Minute) // 6m after the answer: past CacheTTL + StaleIfError
+			clk.Add(4 * time.Minute) // 6m after the answer: past CacheTTL + StaleIfError
 			d, err = e.Check(ctx, known)
 			checkErr(err)
 			if !errors.Is(err, ErrUnavailable) || d.Valid {
@@ -225,7 +225,7 @@ func TestKeyServiceThrottleIsNoOutage(t *testing.T) {
 	if d, err := e.Check(ctx, fresh); err != nil || !d.Valid || d.Source != SourceService {
 		t.Fatalf("a good uncached key after the 429s: %+v, %v; want checked and valid", d, err)
 	}
-	clk.Advance(2 * time.Minute) // past cache_ttl: the known key is asked again
+	clk.Add(2 * time.Minute) // past cache_ttl: the known key is asked again
 	if d, err := e.Check(ctx, known); err != nil || !d.Valid || d.Source != SourceService {
 		t.Fatalf("a good key past cache_ttl: %+v, %v; want checked and valid", d, err)
 	}
@@ -246,7 +246,7 @@ func TestKeyServiceThrottleIsNoOutage(t *testing.T) {
 	if d, err := e2.Check(ctx, key); err != nil || !d.Valid {
 		t.Fatalf("setup: %+v, %v", d, err)
 	}
-	clk.Advance(2 * time.Minute)
+	clk.Add(2 * time.Minute)
 	svc.setErr(&StatusError{Status: 429})
 	if d, err := e2.Check(ctx, key); !errors.Is(err, ErrThrottled) || d.Valid {
 		t.Fatalf("a stale key refused with 429: %+v, %v; want ErrThrottled, not the stale answer", d, err)

@@ -111,15 +111,11 @@ func (f *Feed) Start() {
 
 // Close stops the subscriber and waits for its goroutine to end.
 func (f *Feed) Close() {
-	started := false
 	f.startOnce.Do(func() { close(f.done) }) // never started: nothing to wait for
 	if f.cancel != nil {
-		started = true
 		f.cancel()
 	}
-	if started {
-		<-f.done
-	}
+	<-f.done
 }
 
 // FeedStats is a snapshot of the subscriber's progress.

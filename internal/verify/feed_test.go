@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/appkeys/appkeys/internal/testclock"
 )
 
 // scriptedSource answers Events calls from a script, one answer per call,
@@ -80,7 +82,7 @@ func page(next int64, evs ...Event) sourceAnswer {
 	return sourceAnswer{page: EventPage{Events: evs, Next: next}}
 }
 
-func startFeed(t *testing.T, src EventSource, clk *clock, obs Observer) *Feed {
+func startFeed(t *testing.T, src EventSource, clk *testclock.Clock, obs Observer) *Feed {
 	t.Helper()
 	f, err := NewFeed(FeedConfig{App: testApp, Now: clk.Now, BackoffMin: time.Millisecond, BackoffMax: 2 * time.Millisecond}, src, obs)
 	if err != nil {

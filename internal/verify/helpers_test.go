@@ -10,20 +10,15 @@ import (
 	"time"
 
 	"github.com/appkeys/appkeys/internal/apikey"
+	"github.com/appkeys/appkeys/internal/testclock"
 )
 
 const testApp = "app_test"
 
-// clock is a settable clock for tests.
-type clock struct{ ns atomic.Int64 }
-
-func newClock() *clock {
-	c := &clock{}
-	c.ns.Store(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
-	return c
+// newClock is the tests' settable clock, at a fixed start.
+func newClock() *testclock.Clock {
+	return testclock.New(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 }
-func (c *clock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
-func (c *clock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
 
 // fakeService is an in-process key service: answers come from a map of
 // keys, every call is counted, and calls can be held or failed.

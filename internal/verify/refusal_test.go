@@ -61,7 +61,7 @@ func TestRefusedAnswerDropsOlderValidEntry(t *testing.T) {
 	if d, err := e.Check(ctx, key); err != nil || !d.Valid {
 		t.Fatalf("setup: %+v, %v", d, err)
 	}
-	clk.Advance(2 * time.Minute) // past cache_ttl: the next check asks
+	clk.Add(2 * time.Minute) // past cache_ttl: the next check asks
 	svc.setResult(key, Result{Valid: true, Code: CodeValid, KeyID: "key_moved", AppID: "app_other", ExpiresAt: clk.Now().Add(time.Hour)})
 	if d, err := e.Check(ctx, key); err != nil || d.Valid || d.Code != CodeWrongApp {
 		t.Fatalf("after the lie: %+v, %v; want WRONG_APP", d, err)
@@ -92,7 +92,7 @@ func TestCachedNeverPastKeyExpiry(t *testing.T) {
 
 	// Past cache_ttl, before the expiry: the check asks; the expiry passes
 	// while the (failing) call is out, and the fallback must see it.
-	clk.Advance(80 * time.Second)
+	clk.Add(80 * time.Second)
 	svc.mu.Lock()
 	svc.hold, svc.entered = make(chan struct{}), make(chan struct{}, 1)
 	svc.err = errDown
@@ -107,7 +107,7 @@ func TestCachedNeverPastKeyExpiry(t *testing.T) {
 		done <- outcome{d, err}
 	}()
 	<-svc.entered
-	clk.Advance(20 * time.Second) // 100s: the key expired at 90s
+	clk.Add(20 * time.Second) // 100s: the key expired at 90s
 	close(svc.hold)
 	if o := <-done; o.d.Valid || o.err == nil && o.d.Code != CodeExpired {
 		t.Fatalf("fallback after the expiry: %+v, %v; want no admission", o.d, o.err)

@@ -28,14 +28,14 @@ func TestThrottle(t *testing.T) {
 		t.Fatal("another address is refused")
 	}
 	th.Refund(good)
-	clk.Advance(time.Second) // one attempt earned back
+	clk.Add(time.Second) // one attempt earned back
 	if ok, _ := th.Reserve(guesser); !ok {
 		t.Fatal("still refused after one attempt was earned back")
 	}
 	if ok, _ := th.Reserve(guesser); ok {
 		t.Fatal("not refused again")
 	}
-	clk.Advance(time.Hour) // a full bucket, never more
+	clk.Add(time.Hour) // a full bucket, never more
 	for range 3 {
 		th.Reserve(guesser)
 	}
