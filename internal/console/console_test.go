@@ -36,7 +36,8 @@ type browserless struct {
 func newBrowserless(t *testing.T, base string) *browserless {
 	jar, _ := cookiejar.New(nil)
 	return &browserless{t: t, base: base, c: &http.Client{
-		Jar: jar, Timeout: 10 * time.Second,
+		// Past the SQLite store's 10 s busy timeout, which one test waits out.
+		Jar: jar, Timeout: 30 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}}
 }

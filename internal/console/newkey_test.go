@@ -149,8 +149,7 @@ func TestSaveAsSecretRetryAfterAFailedCreate(t *testing.T) {
 		return db
 	}()
 	// failSecrets makes every insert into secrets fail with msg (SQLite)
-	// or code (PostgreSQL): the store classifies "database is locked" and
-	// 53300 as unavailable, and nothing else here.
+	// or code (PostgreSQL, where 53300 is an outage to the store).
 	failSecrets := func(msg, code string) {
 		t.Helper()
 		qs := []string{`DROP TRIGGER IF EXISTS fail_secrets`,
@@ -187,8 +186,20 @@ func TestSaveAsSecretRetryAfterAFailedCreate(t *testing.T) {
 		{"the store unavailable", "database is locked (injected)", "53300", http.StatusServiceUnavailable, "The key store cannot be reached right now, so the secret was not created. Try again in a moment."},
 		{"an unclassified error", "injected failure", "P0001", http.StatusInternalServerError, "Something went wrong on our side, so the secret was not created. Try again"},
 	} {
-		failSecrets(tc.msg, tc.code)
-		code, _, page := b.saveAsSecret(form, "ci-key")
+		var code int
+		var page string
+		if tc.status == http.StatusServiceUnavailable && !pg {
+			// A SQLite trigger can raise only a constraint error, which
+			// the store rightly calls no outage; so the outage is real:
+			// another connection holds the writer's lock past the store's
+			// busy timeout.
+			release := holdSQLiteWriter(t, filepath.Join(svc.DataDir, "appkeys.db"))
+			code, _, page = b.saveAsSecret(form, "ci-key")
+			release()
+		} else {
+			failSecrets(tc.msg, tc.code)
+			code, _, page = b.saveAsSecret(form, "ci-key")
+		}
 		if code != tc.status || !strings.Contains(page, tc.says) {
 			t.Fatalf("%s: save = %d, want %d saying %q", tc.what, code, tc.status, tc.says)
 		}
@@ -208,6 +219,25 @@ func TestSaveAsSecretRetryAfterAFailedCreate(t *testing.T) {
 	}
 	if _, v, err := svc.Server.Service.ReadSecret(context.Background(), ownerCaller(t, svc, svc.OwnerToken), "ci-key"); err != nil || v != made.plain {
 		t.Fatalf("secret ci-key = %q, %v; want the new key", v, err)
+	}
+}
+
+// holdSQLiteWriter takes the SQLite database's write lock on a connection
+// of its own and holds it until the returned function is called.
+func holdSQLiteWriter(t *testing.T, path string) (release func()) {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)&_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := db.Begin()
+	if err != nil {
+		db.Close()
+		t.Fatal(err)
+	}
+	return func() {
+		tx.Rollback()
+		db.Close()
 	}
 }
 

@@ -1,0 +1,161 @@
+package verify
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// fetch asks the key service, sharing one call among concurrent callers for
+// the same key, and falls back to a usable stale answer when it fails.
+func (e *Engine) fetch(ctx context.Context, key string, fp fingerprint) (Decision, error) {
+	if open, wait, last := e.brk.open(e.cfg.Now().UnixNano()); open {
+		return e.fallback(fp, &UnavailableError{RetryAfter: wait, Err: breakerOpen(last)})
+	}
+	ch := e.group.DoChan(string(fp[:]), func() (any, error) {
+		if !e.enter() {
+			return nil, &UnavailableError{RetryAfter: e.cfg.BreakerCooldown, Err: errClosed}
+		}
+		defer e.inflight.Done()
+		return e.call(ctx, key, fp)
+	})
+	select {
+	case r := <-ch:
+		if errors.Is(r.Err, ErrThrottled) {
+			return Decision{}, r.Err // a refusal of this key: nothing stale stands in
+		}
+		if r.Err != nil {
+			return e.fallback(fp, r.Err)
+		}
+		return r.Val.(Decision), nil
+	case <-ctx.Done():
+		// The shared call goes on for the others (and fills the cache).
+		return Decision{}, ctx.Err()
+	}
+}
+
+// call is the one shared verify call for a key. It runs under its own
+// timeout, detached from the first caller's cancellation, so that caller
+// going away does not fail everyone waiting on the same key.
+func (e *Engine) call(ctx context.Context, key string, fp fingerprint) (any, error) {
+	now := e.cfg.Now().UnixNano()
+	// A caller that missed the cache just before an earlier call for this
+	// key stored its answer starts a new flight; the answer is here now.
+	e.mu.Lock()
+	c, gen := e.lookup(fp, now, false), e.gen
+	e.mu.Unlock()
+	switch {
+	case c.state == stateFresh:
+		return e.validDecision(&c.pos, SourceCache), nil
+	case c.negFresh:
+		return Decision{Result: Result{Code: c.neg.code}, Source: SourceCache}, nil
+	}
+
+	if ok, wait, last := e.brk.allow(now); !ok {
+		return nil, &UnavailableError{RetryAfter: wait, Err: breakerOpen(last)}
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.Timeout)
+	defer cancel()
+	start := time.Now()
+	res, err := e.svc.Verify(cctx, key)
+	e.obs.KeyServiceCall(statusOf(err), err, time.Since(start))
+	if te := throttled(err); te != nil {
+		// The key service is up and refuses this key, one failure too
+		// many for the app: no outage, so the breaker does not count it
+		// (else a flood of bad keys would lock good ones out), and no
+		// answer to cache.
+		e.brk.success()
+		return nil, te
+	}
+	if err != nil {
+		e.brk.failure(e.cfg.Now().UnixNano(), err)
+		return nil, &UnavailableError{RetryAfter: e.cfg.BreakerCooldown, Err: err}
+	}
+	e.brk.success()
+	now = e.cfg.Now().UnixNano()
+	if code := e.refusal(&res, now); code != 0 {
+		// The sidecar's own verdict, not the key service's: nothing is
+		// cached, so the next request asks again, and an older valid entry
+		// goes, so no outage serves it stale.
+		e.forget(fp)
+		res.Valid, res.Code = false, code
+		return Decision{Result: res, Source: SourceService}, nil
+	}
+	e.store(fp, &res, now, gen)
+	return Decision{Result: res, Source: SourceService}, nil
+}
+
+// forget drops whatever valid answer is cached for fp.
+func (e *Engine) forget(fp fingerprint) {
+	e.mu.Lock()
+	e.pos.remove(fp)
+	e.mu.Unlock()
+}
+
+func statusOf(err error) int {
+	if err == nil {
+		return http.StatusOK
+	}
+	var se *StatusError
+	if errors.As(err, &se) {
+		return se.Status
+	}
+	var ba *BadAnswerError
+	if errors.As(err, &ba) {
+		return http.StatusOK
+	}
+	return 0
+}
+
+func (e *Engine) store(fp fingerprint, res *Result, now int64, gen uint64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !res.Valid {
+		e.pos.remove(fp)
+		if e.neg.Add(fp, negative{code: res.Code, stored: now}) {
+			e.obs.CacheEvicted()
+		}
+		return
+	}
+	e.neg.Remove(fp)
+	if e.gen != gen {
+		// A revocation or purge landed while the call was in flight; this
+		// answer may predate it, so it answers this request but is not kept.
+		e.pos.remove(fp)
+		return
+	}
+	if strings.IndexByte(res.KeyID, 0) >= 0 {
+		return // cannot be stored unambiguously; never happens with real ids
+	}
+	// refusal let through only answers that expire after now.
+	p := positive{idName: res.KeyID + "\x00" + res.KeyName, stored: e.sec(now), expires: e.secOf(res.ExpiresAt)}
+	if p.expires <= p.stored {
+		// Expires within the second: answer this request, keep nothing.
+		e.pos.remove(fp)
+		return
+	}
+	if e.pos.add(fp, p) {
+		e.obs.CacheEvicted()
+	}
+}
+
+// fallback answers when the key service could not: a valid answer still
+// within StaleIfError (and the key's own expiry), or a permanent invalid
+// answer, is served; anything else is cause.
+func (e *Engine) fallback(fp fingerprint, cause error) (Decision, error) {
+	now := e.cfg.Now().UnixNano()
+	e.mu.Lock()
+	c := e.lookup(fp, now, false)
+	e.mu.Unlock()
+	switch {
+	case c.state == stateFresh || c.state == stateRevalidate || c.state == stateStale:
+		e.obs.StaleServed()
+		return e.validDecision(&c.pos, SourceStale), nil
+	case c.negHeld && c.neg.code.permanent():
+		e.obs.StaleServed()
+		return Decision{Result: Result{Code: c.neg.code}, Source: SourceStale}, nil
+	}
+	return Decision{}, cause
+}
