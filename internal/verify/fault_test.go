@@ -69,11 +69,7 @@ func TestFaults(t *testing.T) {
 			}
 			srv := verifytest.New(t)
 			srv.Delay = 10 * time.Second // Slow answers well after the timeout
-			client, err := NewClient(ClientConfig{BaseURL: srv.URL, Token: srv.Token})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(client.CloseIdleConnections)
+			client := clientOf(t, srv)
 			clk := newClock()
 			obs := &callObserver{}
 			e := newTestEngine(t, Config{CacheTTL: time.Minute, StaleIfError: 5 * time.Minute, Timeout: timeout, Now: clk.Now}, client, obs)
@@ -165,17 +161,13 @@ func TestFaults(t *testing.T) {
 func TestFaultOpensBreakerNamingTheCause(t *testing.T) {
 	srv := verifytest.New(t)
 	srv.SetFault(verifytest.HTTP502)
-	client, err := NewClient(ClientConfig{BaseURL: srv.URL, Token: srv.Token})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(client.CloseIdleConnections)
+	client := clientOf(t, srv)
 	e := newTestEngine(t, Config{BreakerThreshold: 2, BreakerCooldown: time.Hour}, client, nil)
 	for range 2 {
 		e.Check(context.Background(), newKey(t))
 	}
 	before := srv.VerifyCalls.Load()
-	_, err = e.Check(context.Background(), newKey(t))
+	_, err := e.Check(context.Background(), newKey(t))
 	var se *StatusError
 	if !errors.Is(err, errBreakerOpen) || !errors.As(err, &se) || se.Status != 502 || !strings.Contains(err.Error(), "HTTP 502") {
 		t.Fatalf("open breaker: %v; want it to name the HTTP 502", err)
@@ -194,11 +186,7 @@ func TestFaultOpensBreakerNamingTheCause(t *testing.T) {
 // stands in for one.
 func TestKeyServiceThrottleIsNoOutage(t *testing.T) {
 	srv := verifytest.New(t)
-	client, err := NewClient(ClientConfig{BaseURL: srv.URL, Token: srv.Token})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(client.CloseIdleConnections)
+	client := clientOf(t, srv)
 	clk := newClock()
 	obs := &callObserver{}
 	e := newTestEngine(t, Config{CacheTTL: time.Minute, StaleIfError: time.Hour, BreakerThreshold: 2, Now: clk.Now}, client, obs)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/appkeys/appkeys/internal/apikey"
 	"github.com/appkeys/appkeys/internal/testclock"
+	"github.com/appkeys/appkeys/internal/verify/verifytest"
 )
 
 const testApp = "app_test"
@@ -161,4 +162,15 @@ func noGoroutineLeak(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	})
+}
+
+// clientOf is a Client of the stand-in key service srv, closed with the test.
+func clientOf(t *testing.T, srv *verifytest.Server) *Client {
+	t.Helper()
+	client, err := NewClient(ClientConfig{BaseURL: srv.URL, Token: srv.Token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(client.CloseIdleConnections)
+	return client
 }
