@@ -1,12 +1,12 @@
 package caddymodule
 
 import (
-	"encoding/json"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/appkeys/appkeys/e2e"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -212,29 +212,9 @@ func TestDirectiveSortsWithBasicAuth(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var cfg struct {
-			Apps struct {
-				HTTP struct {
-					Servers map[string]struct {
-						Routes []struct {
-							Handle []struct {
-								Handler string `json:"handler"`
-							} `json:"handle"`
-						} `json:"routes"`
-					} `json:"servers"`
-				} `json:"http"`
-			} `json:"apps"`
-		}
-		if err := json.Unmarshal(out, &cfg); err != nil {
+		names, err := e2e.Handlers(out)
+		if err != nil {
 			t.Fatal(err)
-		}
-		var names []string
-		for _, srv := range cfg.Apps.HTTP.Servers {
-			for _, r := range srv.Routes {
-				for _, h := range r.Handle {
-					names = append(names, h.Handler)
-				}
-			}
 		}
 		return names
 	}

@@ -43,35 +43,28 @@ func TestE2EFaultsThrottleTLS(t *testing.T) {
 
 	portF, portT := e2e.TestPort(t), e2e.TestPort(t)
 	tester := caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: e2eAdminPort})
-	tester.InitServer(fmt.Sprintf(`{
-	admin localhost:%[1]d
-	http_port %[2]d
-	skip_install_trust
-	log {
-		level WARN
-	}
-}
-http://127.0.0.1:%[2]d {
+	tester.InitServer(e2e.GlobalOptions(fmt.Sprintf("localhost:%d", e2eAdminPort))+fmt.Sprintf(`
+http://127.0.0.1:%[1]d {
 	appkey_auth {
-		key_service %[3]s
-		app %[4]s
-		verifier_token %[5]s
+		key_service %[2]s
+		app %[3]s
+		verifier_token %[4]s
 		cache_ttl 1ms
 		stale_if_error 1h
 		timeout 300ms
 	}
-	reverse_proxy %[6]s
+	reverse_proxy %[5]s
 }
-http://127.0.0.1:%[7]d {
+http://127.0.0.1:%[6]d {
 	appkey_auth {
-		key_service %[8]s
-		ca_file %[9]s
-		app %[10]s
-		verifier_token %[5]s
+		key_service %[7]s
+		ca_file %[8]s
+		app %[9]s
+		verifier_token %[4]s
 		failed_attempts 3/1h
 	}
-	reverse_proxy %[6]s
-}`, e2eAdminPort, portF, faulty.URL, appF, faulty.Token, strings.TrimPrefix(upstream.URL, "http://"),
+	reverse_proxy %[5]s
+}`, portF, faulty.URL, appF, faulty.Token, strings.TrimPrefix(upstream.URL, "http://"),
 		portT, secure.URL, ca.WriteFile(t), appT), "caddyfile")
 
 	get := func(port int, key string) *http.Response {

@@ -42,14 +42,7 @@ func TestE2ECaddy(t *testing.T) {
 	logFile := filepath.Join(t.TempDir(), "access.log")
 	port := e2e.TestPort(t)
 	tester := caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: e2eAdminPort})
-	tester.InitServer(fmt.Sprintf(`{
-	admin localhost:%d
-	http_port %d
-	skip_install_trust
-	log {
-		level WARN
-	}
-}
+	tester.InitServer(e2e.GlobalOptions(fmt.Sprintf("localhost:%d", e2eAdminPort))+fmt.Sprintf(`
 http://127.0.0.1:%d {
 	appkey_auth {
 		key_service %s
@@ -64,7 +57,7 @@ http://127.0.0.1:%d {
 		}
 	}
 	reverse_proxy %s
-}`, e2eAdminPort, port, port, ks.URL, app, ks.Token, logFile, strings.TrimPrefix(upstream.URL, "http://")), "caddyfile")
+}`, port, ks.URL, app, ks.Token, logFile, strings.TrimPrefix(upstream.URL, "http://")), "caddyfile")
 
 	base := fmt.Sprintf("http://127.0.0.1:%d/", port)
 	do := func(hdr map[string]string) (*http.Response, string) {

@@ -177,14 +177,7 @@ func runPrograms(t *testing.T) exported {
 	t.Cleanup(upstream.Close)
 	port, metricsPort := e2e.TestPort(t), e2e.TestPort(t)
 	tester := caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: adminPort})
-	tester.InitServer(fmt.Sprintf(`{
-	admin localhost:%d
-	http_port %d
-	skip_install_trust
-	log {
-		level WARN
-	}
-}
+	tester.InitServer(e2e.GlobalOptions(fmt.Sprintf("localhost:%d", adminPort))+fmt.Sprintf(`
 http://127.0.0.1:%d {
 	appkey_auth {
 		key_service %s
@@ -195,7 +188,7 @@ http://127.0.0.1:%d {
 }
 http://127.0.0.1:%d {
 	metrics /metrics
-}`, adminPort, port, port, ks.URL, app.ID, app.VerifierToken, strings.TrimPrefix(upstream.URL, "http://"), metricsPort), "caddyfile")
+}`, port, ks.URL, app.ID, app.VerifierToken, strings.TrimPrefix(upstream.URL, "http://"), metricsPort), "caddyfile")
 	t.Cleanup(func() { tester.InitServer(fmt.Sprintf("{\n\tadmin localhost:%d\n}\n", adminPort), "caddyfile") })
 
 	do := func(key string, want int) {

@@ -184,7 +184,7 @@ func TestEveryShapeIsGuarded(t *testing.T) {
 	}
 
 	var b strings.Builder
-	b.WriteString(globalOptions(admin))
+	b.WriteString(GlobalOptions(admin))
 	b.WriteString("\n&(invoked) {\n\trespond \"invoked\" 200\n}\n")
 	fcgiAddr := fastCGI(t)
 	ports := make([]int, len(shapes))

@@ -8,7 +8,9 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"regexp"
@@ -44,7 +46,7 @@ func Caddyfile(admin, keyService, upstream string, sites ...Site) string {
 // "servers {\n\t\tprotocols h1 h2c\n\t}".
 func caddyfile(admin string, globals []string, keyService, upstream string, sites ...Site) string {
 	var b strings.Builder
-	b.WriteString(globalOptions(admin, globals...))
+	b.WriteString(GlobalOptions(admin, globals...))
 	for _, s := range sites {
 		fmt.Fprintf(&b, "\nhttp://127.0.0.1:%d {\n\tbind 127.0.0.1\n\tappkey_auth %s\n", s.Port, authBlock(keyService, s, "\t"))
 		for _, l := range s.Directives {
@@ -55,9 +57,10 @@ func caddyfile(admin string, globals []string, keyService, upstream string, site
 	return b.String()
 }
 
-// globalOptions is the sidecar config's global block: the admin endpoint at
-// admin, plain HTTP on loopback, and only errors logged.
-func globalOptions(admin string, globals ...string) string {
+// GlobalOptions is the sidecar config's global block: the admin endpoint at
+// admin, plain HTTP on loopback, and only errors logged, so that a failing
+// test's output is not buried under Caddy's logs.
+func GlobalOptions(admin string, globals ...string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "{\n\tadmin %s\n\tauto_https off\n\tpersist_config off\n\tskip_install_trust\n\tlog {\n\t\tlevel ERROR\n\t}\n", admin)
 	for _, g := range globals {
@@ -172,4 +175,34 @@ func metric(text, name string, want ...string) float64 {
 		}
 	}
 	return sum
+}
+
+// Handlers lists the handler names of an adapted Caddy JSON config's routes,
+// server by server in route order: what tests of directive order compare.
+func Handlers(adapted []byte) ([]string, error) {
+	var cfg struct {
+		Apps struct {
+			HTTP struct {
+				Servers map[string]struct {
+					Routes []struct {
+						Handle []struct {
+							Handler string `json:"handler"`
+						} `json:"handle"`
+					} `json:"routes"`
+				} `json:"servers"`
+			} `json:"http"`
+		} `json:"apps"`
+	}
+	if err := json.Unmarshal(adapted, &cfg); err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, srv := range slices.Sorted(maps.Keys(cfg.Apps.HTTP.Servers)) {
+		for _, r := range cfg.Apps.HTTP.Servers[srv].Routes {
+			for _, h := range r.Handle {
+				names = append(names, h.Handler)
+			}
+		}
+	}
+	return names, nil
 }

@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -294,4 +295,20 @@ func Verdict(met bool) string {
 		return "met"
 	}
 	return "missed"
+}
+
+// RoundFlags are the settings of a side-by-side benchmark's rounds, shared by
+// bench/sidecar and bench/verify so that their figures mean the same.
+type RoundFlags struct {
+	Duration, Warmup time.Duration
+	Rounds, Workers  int
+}
+
+// Flags registers -duration, -warmup, -rounds and -workers on the command
+// line, with the defaults both benchmarks were calibrated with.
+func (r *RoundFlags) Flags() {
+	flag.DurationVar(&r.Duration, "duration", 4*time.Second, "measured time of each round")
+	flag.DurationVar(&r.Warmup, "warmup", time.Second, "unmeasured warm-up before each round")
+	flag.IntVar(&r.Rounds, "rounds", 5, "rounds of each target, interleaved")
+	flag.IntVar(&r.Workers, "workers", 16, "concurrent connections of the load generator")
 }

@@ -52,10 +52,7 @@ import (
 )
 
 type options struct {
-	duration time.Duration
-	warmup   time.Duration
-	rounds   int
-	workers  int
+	harness.RoundFlags
 	pprof    string
 	pprofFor time.Duration
 	caddyBin string
@@ -63,10 +60,7 @@ type options struct {
 
 func main() {
 	var o options
-	flag.DurationVar(&o.duration, "duration", 4*time.Second, "measured time of each round")
-	flag.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured warm-up before each round")
-	flag.IntVar(&o.rounds, "rounds", 5, "rounds of each target, interleaved")
-	flag.IntVar(&o.workers, "workers", 16, "concurrent connections of the load generator")
+	o.Flags()
 	flag.StringVar(&o.pprof, "pprof", "", "after the rounds, load the appkey_auth site once more and write the Caddy process's CPU profile (from its admin /debug/pprof) here; then the plain site's, to this name + \".plain\"")
 	flag.DurationVar(&o.pprofFor, "pprof-duration", 10*time.Second, "length of the profiled round")
 	flag.StringVar(&o.caddyBin, "caddy", "", "use this Caddy binary instead of building ./cmd/caddy")
@@ -103,7 +97,7 @@ func (s sample) caddyCPUPerRequest() time.Duration {
 }
 
 func run(ctx context.Context, o options) error {
-	if o.rounds < 1 || o.workers < 1 || o.duration <= 0 {
+	if o.Rounds < 1 || o.Workers < 1 || o.Duration <= 0 {
 		return errors.New("rounds, workers and duration must be positive")
 	}
 	dir, err := os.MkdirTemp("", "appkeys-bench-sidecar-")
@@ -147,7 +141,7 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	defer upstream.Close()
-	auth, err := newAuthEndpoint(ks.URL, app.VerifierToken, o.workers)
+	auth, err := newAuthEndpoint(ks.URL, app.VerifierToken, o.Workers)
 	if err != nil {
 		return err
 	}
@@ -203,7 +197,7 @@ func run(ctx context.Context, o options) error {
 	// on whichever target comes first.
 	for _, t := range targets {
 		wo := o
-		wo.warmup, wo.duration = 0, o.warmup+time.Second
+		wo.Warmup, wo.Duration = 0, o.Warmup+time.Second
 		if _, err := measure(ctx, wo, t, caddy.PID); err != nil {
 			return fmt.Errorf("%s: %w", t.name, err)
 		}
@@ -211,14 +205,14 @@ func run(ctx context.Context, o options) error {
 	loadBefore := harness.Loadavg()
 	results := make([][]sample, len(targets))
 	runtime.GC()
-	for round := range o.rounds {
+	for round := range o.Rounds {
 		for j := range targets {
 			i := (round + j) % len(targets) // rotate the order: no target always follows another
 			s, err := measure(ctx, o, targets[i], caddy.PID)
 			if err != nil {
 				return fmt.Errorf("%s: %w", targets[i].name, err)
 			}
-			fmt.Fprintf(os.Stderr, "round %d/%d %-48s %v; Caddy CPU %v/req\n", round+1, o.rounds, targets[i].name, s.res, s.caddyCPUPerRequest())
+			fmt.Fprintf(os.Stderr, "round %d/%d %-48s %v; Caddy CPU %v/req\n", round+1, o.Rounds, targets[i].name, s.res, s.caddyCPUPerRequest())
 			if s.res.Errors > 0 {
 				fmt.Fprintf(os.Stderr, "  first error: %s\n", s.res.FirstError)
 			}
@@ -256,7 +250,7 @@ func run(ctx context.Context, o options) error {
 // measure runs one round against t and reads Caddy's CPU time around it.
 func measure(ctx context.Context, o options, t target, pid int) (sample, error) {
 	cfg := loadgen.Config{
-		Workers: o.workers, Duration: o.duration, Warmup: o.warmup,
+		Workers: o.Workers, Duration: o.Duration, Warmup: o.Warmup,
 		Next: func(int, *rand.Rand) loadgen.Request {
 			return loadgen.Request{Method: http.MethodGet, URL: t.url, Header: t.hdr}
 		},
@@ -303,7 +297,7 @@ func profile(ctx context.Context, o options, t target, admin string, pid int, fi
 		done <- got{b, err}
 	}()
 	po := o
-	po.warmup, po.duration = 0, time.Duration(secs)*time.Second
+	po.Warmup, po.Duration = 0, time.Duration(secs)*time.Second
 	s, err := measure(ctx, po, t, pid)
 	if err != nil {
 		return err
@@ -447,7 +441,7 @@ func msf(ns float64) string { return fmt.Sprintf("%.2f ms", ns/float64(time.Mill
 
 func report(w io.Writer, o options, targets []target, results [][]sample, cc cacheCounts, loadBefore, loadAfter string) {
 	fmt.Fprintf(w, "%d rounds of %v per target after %v warm-up, interleaved with the order rotating each round; %d workers; GOMAXPROCS %d (bench process; Caddy its own); load average %s before, %s after.\n\n",
-		o.rounds, o.duration, o.warmup, o.workers, runtime.GOMAXPROCS(0), loadBefore, loadAfter)
+		o.Rounds, o.Duration, o.Warmup, o.Workers, runtime.GOMAXPROCS(0), loadBefore, loadAfter)
 	fmt.Fprintln(w, "| target | req/s (median) | req/s by round | spread | p50 | p90 | p99 | max | errors | Caddy CPU µs/req | bench process CPU µs/req |")
 	fmt.Fprintln(w, "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 	rps := make([]float64, len(targets))

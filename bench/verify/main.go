@@ -41,10 +41,7 @@ import (
 )
 
 type options struct {
-	duration    time.Duration
-	warmup      time.Duration
-	rounds      int
-	workers     int
+	harness.RoundFlags
 	keys        int
 	apps        int
 	sample      int
@@ -56,10 +53,7 @@ type options struct {
 
 func main() {
 	var o options
-	flag.DurationVar(&o.duration, "duration", 4*time.Second, "measured time of each round")
-	flag.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured warm-up before each round")
-	flag.IntVar(&o.rounds, "rounds", 5, "rounds of each target, interleaved")
-	flag.IntVar(&o.workers, "workers", 16, "concurrent connections of the load generator")
+	o.Flags()
 	flag.IntVar(&o.keys, "keys", 100_000, "keys stored in the key service")
 	flag.IntVar(&o.apps, "apps", 4, "apps the keys are spread over")
 	flag.IntVar(&o.sample, "sample", 10_000, "plain keys kept to verify (random valid keys are drawn from them)")
@@ -171,7 +165,7 @@ type sampleKey struct {
 }
 
 func run(ctx context.Context, o options) error {
-	if o.rounds < 1 || o.workers < 1 || o.keys < 1 || o.apps < 1 || o.sample < 1 || o.seedWorkers < 1 {
+	if o.Rounds < 1 || o.Workers < 1 || o.keys < 1 || o.apps < 1 || o.sample < 1 || o.seedWorkers < 1 {
 		return fmt.Errorf("rounds, workers, keys, apps, sample and seed-workers must be at least 1")
 	}
 	o.sample = min(o.sample, o.keys)
@@ -239,15 +233,15 @@ func run(ctx context.Context, o options) error {
 	}
 	results := make([][]loadgen.Result, len(targets))
 	runtime.GC()
-	for round := range o.rounds {
+	for round := range o.Rounds {
 		for i, t := range targets {
 			cfg := t.cfg
-			cfg.Workers, cfg.Duration, cfg.Warmup = o.workers, o.duration, o.warmup
+			cfg.Workers, cfg.Duration, cfg.Warmup = o.Workers, o.Duration, o.Warmup
 			res, err := loadgen.Run(ctx, cfg)
 			if err != nil {
 				return fmt.Errorf("%s: %w", t.name, err)
 			}
-			fmt.Fprintf(os.Stderr, "round %d/%d %-28s %v\n", round+1, o.rounds, t.name, res)
+			fmt.Fprintf(os.Stderr, "round %d/%d %-28s %v\n", round+1, o.Rounds, t.name, res)
 			if res.Errors > 0 {
 				fmt.Fprintf(os.Stderr, "  first error: %s\n", res.FirstError)
 			}
@@ -261,7 +255,7 @@ func run(ctx context.Context, o options) error {
 			return err
 		}
 		cfg := targets[1].cfg
-		cfg.Workers, cfg.Duration, cfg.Warmup = o.workers, o.duration, o.warmup
+		cfg.Workers, cfg.Duration, cfg.Warmup = o.Workers, o.Duration, o.Warmup
 		if err := pprof.StartCPUProfile(f); err != nil {
 			f.Close()
 			return err
@@ -371,7 +365,7 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float
 
 func report(w *os.File, o options, seedTime time.Duration, names []string, results [][]loadgen.Result) {
 	fmt.Fprintf(w, "%d keys over %d apps (seeded through the service in %.1f s); %d rounds of %v each per target, interleaved, after %v warm-up; %d workers; GOMAXPROCS %d.\n\n",
-		o.keys, o.apps, seedTime.Seconds(), o.rounds, o.duration, o.warmup, o.workers, runtime.GOMAXPROCS(0))
+		o.keys, o.apps, seedTime.Seconds(), o.Rounds, o.Duration, o.Warmup, o.Workers, runtime.GOMAXPROCS(0))
 	fmt.Fprintln(w, "| target | req/s (median) | req/s by round | p50 | p90 | p99 | max | errors | CPU µs/req |")
 	fmt.Fprintln(w, "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
 	meds := make([]float64, len(names))

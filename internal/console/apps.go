@@ -53,13 +53,10 @@ func (c *console) createApp(w http.ResponseWriter, r *http.Request, req *request
 	name, kind := strings.TrimSpace(r.PostForm.Get("name")), r.PostForm.Get("kind")
 	created, err := c.svc.CreateApp(r.Context(), req.caller, name, kind)
 	if err != nil {
-		status, msg, ok := formError(err)
+		status, msg, ok := formError(err, fmt.Sprintf("An app named “%s” already exists. Choose another name.", name))
 		if !ok {
 			c.fail(w, r, req, err)
 			return
-		}
-		if keyservice.KindOf(err) == keyservice.KindConflict {
-			msg = fmt.Sprintf("An app named “%s” already exists. Choose another name.", name)
 		}
 		c.renderHome(w, r, req, status, func(d *pageData) {
 			d.AppForm = &appForm{Open: true, Name: name, Kind: kind, Error: msg}

@@ -77,8 +77,9 @@ func newKeyForm(now time.Time) keyForm {
 }
 
 // formError turns a service error about what the user typed into a
-// status and a sentence for the form; ok is false for any other error.
-func formError(err error) (status int, msg string, ok bool) {
+// status and a sentence for the form, taken being the sentence for a name
+// already in use; ok is false for any other error.
+func formError(err error, taken string) (status int, msg string, ok bool) {
 	de, isDomain := err.(*keyservice.Error)
 	if !isDomain {
 		return 0, "", false
@@ -88,7 +89,7 @@ func formError(err error) (status int, msg string, ok bool) {
 		m := strings.ReplaceAll(de.Message, "expires_at", "the expiration date")
 		return http.StatusUnprocessableEntity, sentence(m), true
 	case keyservice.KindConflict:
-		return http.StatusConflict, sentence(de.Message), true
+		return http.StatusConflict, taken, true
 	}
 	return 0, "", false
 }
@@ -126,13 +127,10 @@ func (c *console) createKey(w http.ResponseWriter, r *http.Request, req *request
 	}
 	created, err := c.svc.CreateKey(r.Context(), req.caller, appID, keyservice.CreateKeyRequest{Name: name, ExpiresAt: at})
 	if err != nil {
-		status, msg, ok := formError(err)
+		status, msg, ok := formError(err, fmt.Sprintf("An API key named “%s” already exists for this app. Choose another name.", name))
 		if !ok {
 			c.fail(w, r, req, err)
 			return
-		}
-		if keyservice.KindOf(err) == keyservice.KindConflict {
-			msg = fmt.Sprintf("An API key named “%s” already exists for this app. Choose another name.", name)
 		}
 		again(status, msg)
 		return
@@ -189,11 +187,9 @@ func (c *console) saveAsSecret(w http.ResponseWriter, r *http.Request, req *requ
 // so nothing is lost; were the keys view to fail to load too (the store
 // still away), the dialog is shown on its own rather than not at all.
 func (c *console) retrySecret(w http.ResponseWriter, r *http.Request, req *request, flow, sealed, name string, k keyservice.NewKey, err error) {
-	status, msg, ok := formError(err)
+	status, msg, ok := formError(err, fmt.Sprintf("A secret named “%s” already exists. Choose another name.", name))
 	var de *keyservice.Error
 	switch {
-	case ok && keyservice.KindOf(err) == keyservice.KindConflict:
-		msg = fmt.Sprintf("A secret named “%s” already exists. Choose another name.", name)
 	case ok:
 	case keyservice.KindOf(err) == keyservice.KindUnavailable:
 		status, msg = statusOf(w, keyservice.KindUnavailable), "The key store cannot be reached right now, so the secret was not created. Try again in a moment."

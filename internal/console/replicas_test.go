@@ -176,14 +176,8 @@ func TestSessionServedByEveryReplica(t *testing.T) {
 // A session, and the Save As Secret form of a key created before, survive
 // a restart.
 func TestSessionSurvivesARestart(t *testing.T) {
-	svc := startConsole(t)
+	svc, app, br := loggedInWithApp(t)
 	ctx := context.Background()
-	app, err := svc.Server.Service.CreateApp(ctx, ownerCaller(t, svc, svc.OwnerToken), "api", keyservice.KindCloudFunction)
-	if err != nil {
-		t.Fatal(err)
-	}
-	br := newBrowserless(t, svc.URL)
-	br.login(svc.OwnerToken)
 	made := br.createKeyPage(app.App.ID, "before-restart")
 
 	svc.Restart()
@@ -206,14 +200,8 @@ func TestSessionsLeaveNothingInClearOnDisk(t *testing.T) {
 	if os.Getenv(servicetest.EnvStore) == "postgres" {
 		t.Skip("checks the SQLite files; the PostgreSQL run keeps its rows in the cluster")
 	}
-	svc := startConsole(t)
+	svc, app, br := loggedInWithApp(t)
 	ctx := context.Background()
-	app, err := svc.Server.Service.CreateApp(ctx, ownerCaller(t, svc, svc.OwnerToken), "api", keyservice.KindCloudFunction)
-	if err != nil {
-		t.Fatal(err)
-	}
-	br := newBrowserless(t, svc.URL)
-	br.login(svc.OwnerToken)
 	cookie := br.sessionCookieOf()
 	made := br.createKeyPage(app.App.ID, "held")
 	// A retry round trip too (the name is invalid), so the sealed key has
@@ -313,4 +301,18 @@ func TestDeletingAUserEndsTheirSessions(t *testing.T) {
 	if code, h, _ := br.do(http.MethodGet, "/", nil); code != http.StatusSeeOther || !strings.HasPrefix(h.Get("Location"), "/login") {
 		t.Errorf("a deleted user's next page = %d to %q; want the login page", code, h.Get("Location"))
 	}
+}
+
+// loggedInWithApp starts a console with an app named "api" and a
+// browserless client logged in as the owner.
+func loggedInWithApp(t *testing.T) (*servicetest.Service, keyservice.AppCreated, *browserless) {
+	t.Helper()
+	svc := startConsole(t)
+	app, err := svc.Server.Service.CreateApp(context.Background(), ownerCaller(t, svc, svc.OwnerToken), "api", keyservice.KindCloudFunction)
+	if err != nil {
+		t.Fatal(err)
+	}
+	br := newBrowserless(t, svc.URL)
+	br.login(svc.OwnerToken)
+	return svc, app, br
 }
