@@ -11,6 +11,11 @@ import (
 	"github.com/appkeys/appkeys/internal/verify"
 )
 
+// appCounter is a counter labelled by app alone, as most of ours are.
+func appCounter(name, help string) *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, []string{"app"})
+}
+
 // The collectors are package values, registered into the registry of every
 // config load (Caddy makes a new one per load): counts carry over a reload,
 // and two sites using the handler register nothing twice.
@@ -19,18 +24,12 @@ var (
 		Name: "appkey_auth_requests_total",
 		Help: "Requests checked by appkey_auth, by app, result (allowed, denied, throttled, unavailable) and reason.",
 	}, []string{"app", "result", "reason"})
-	cacheHits = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "appkey_auth_cache_hits_total",
-		Help: "Key checks answered from the cache.",
-	}, []string{"app"})
-	cacheMisses = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "appkey_auth_cache_misses_total",
-		Help: "Key checks that had to ask the key service.",
-	}, []string{"app"})
-	cacheEvictions = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "appkey_auth_cache_evictions_total",
-		Help: "Cache entries pushed out by the cache's size bound.",
-	}, []string{"app"})
+	cacheHits = appCounter("appkey_auth_cache_hits_total",
+		"Key checks answered from the cache.")
+	cacheMisses = appCounter("appkey_auth_cache_misses_total",
+		"Key checks that had to ask the key service.")
+	cacheEvictions = appCounter("appkey_auth_cache_evictions_total",
+		"Cache entries pushed out by the cache's size bound.")
 	keyserviceRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "appkey_auth_keyservice_requests_total",
 		Help: "Verify calls to the key service, by HTTP status code (\"error\" when no answer arrived, \"invalid\" for a 200 that was no usable answer).",
@@ -40,18 +39,12 @@ var (
 		Help:    "Duration of verify calls to the key service.",
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 	}, []string{"app"})
-	staleServed = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "appkey_auth_stale_served_total",
-		Help: "Cached answers used past their freshness because the key service failed.",
-	}, []string{"app"})
-	throttled = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "appkey_auth_throttled_total",
-		Help: "Requests refused with 429 because their client address sent too many bad keys.",
-	}, []string{"app"})
-	revocationsApplied = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "appkey_auth_revocations_applied_total",
-		Help: "Revocations, orphanings and app deletions from the change feed applied to the cache.",
-	}, []string{"app"})
+	staleServed = appCounter("appkey_auth_stale_served_total",
+		"Cached answers used past their freshness because the key service failed.")
+	throttled = appCounter("appkey_auth_throttled_total",
+		"Requests refused with 429 because their client address sent too many bad keys.")
+	revocationsApplied = appCounter("appkey_auth_revocations_applied_total",
+		"Revocations, orphanings and app deletions from the change feed applied to the cache.")
 
 	entriesDesc = prometheus.NewDesc("appkey_auth_cache_entries",
 		"Entries in the cache, by kind (valid, invalid).", []string{"app", "kind"}, nil)

@@ -32,35 +32,36 @@ type breaker struct {
 }
 
 // allow reports whether a call may go out now, and if not, how long until
-// one may and the failure that opened the breaker.
+// one may and the failure that opened the breaker. A call let through
+// while the breaker is half-open is its one probe.
 func (b *breaker) allow(now int64) (bool, time.Duration, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.failures < b.threshold {
-		return true, 0, nil
-	}
-	if now < b.openUntil {
-		return false, time.Duration(b.openUntil - now), b.last
-	}
-	if b.probing {
-		return false, b.cooldown, b.last
-	}
-	b.probing = true
-	return true, 0, nil
+	refused, wait, last := b.check(now, true)
+	return !refused, wait, last
 }
 
 // open reports whether the breaker refuses calls at now, without claiming
 // the half-open probe.
 func (b *breaker) open(now int64) (bool, time.Duration, error) {
+	return b.check(now, false)
+}
+
+// check is allow and open in one: claim takes the half-open probe when it
+// is free.
+func (b *breaker) check(now int64, claim bool) (refused bool, wait time.Duration, last error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.failures < b.threshold {
+	switch {
+	case b.failures < b.threshold:
+		return false, 0, nil
+	case now < b.openUntil:
+		return true, time.Duration(b.openUntil - now), b.last
+	case b.probing:
+		return true, b.cooldown, b.last
+	case claim:
+		b.probing = true
 		return false, 0, nil
 	}
-	if now < b.openUntil {
-		return true, time.Duration(b.openUntil - now), b.last
-	}
-	return b.probing, b.cooldown, b.last
+	return false, b.cooldown, b.last
 }
 
 func (b *breaker) success() {
