@@ -69,14 +69,10 @@ http://127.0.0.1:%[6]d {
 
 	get := func(port int, key string) *http.Response {
 		t.Helper()
-		req, _ := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d/", port), nil)
-		req.Header.Set("X-API-Key", key)
-		resp, err := tester.Client.Do(req)
+		resp, err := e2e.Get(tester.Client, port, key)
 		if err != nil {
 			t.Fatal(err)
 		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
 		return resp
 	}
 	expect := func(port int, key string, want int) *http.Response {

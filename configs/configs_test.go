@@ -193,16 +193,10 @@ http://127.0.0.1:%d {
 
 	do := func(key string, want int) {
 		t.Helper()
-		req, _ := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d/", port), nil)
-		if key != "" {
-			req.Header.Set("X-API-Key", key)
-		}
-		resp, err := tester.Client.Do(req)
+		resp, err := e2e.Get(tester.Client, port, key)
 		if err != nil {
 			t.Fatal(err)
 		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
 		if resp.StatusCode != want {
 			t.Fatalf("request with key %.8q…: %d, want %d", key, resp.StatusCode, want)
 		}

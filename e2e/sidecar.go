@@ -10,9 +10,11 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"regexp"
 	"slices"
 	"strconv"
@@ -205,4 +207,23 @@ func Handlers(adapted []byte) ([]string, error) {
 		}
 	}
 	return names, nil
+}
+
+// Get sends GET / to the sidecar site on port with key in X-API-Key (no
+// key when empty) and returns the answer, its body read and closed.
+func Get(c *http.Client, port int, key string) (*http.Response, error) {
+	req, err := http.NewRequest(http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d/", port), nil)
+	if err != nil {
+		return nil, err
+	}
+	if key != "" {
+		req.Header.Set("X-API-Key", key)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp, nil
 }

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -311,4 +312,17 @@ func (r *RoundFlags) Flags() {
 	flag.DurationVar(&r.Warmup, "warmup", time.Second, "unmeasured warm-up before each round")
 	flag.IntVar(&r.Rounds, "rounds", 5, "rounds of each target, interleaved")
 	flag.IntVar(&r.Workers, "workers", 16, "concurrent connections of the load generator")
+}
+
+// Main parses the command line, runs a benchmark until it ends or the user
+// interrupts it, and exits non-zero with one line naming what failed.
+func Main(name string, run func(ctx context.Context) error) {
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	err := run(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		os.Exit(1)
+	}
 }

@@ -37,7 +37,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -64,13 +63,7 @@ func main() {
 	flag.StringVar(&o.pprof, "pprof", "", "after the rounds, load the appkey_auth site once more and write the Caddy process's CPU profile (from its admin /debug/pprof) here; then the plain site's, to this name + \".plain\"")
 	flag.DurationVar(&o.pprofFor, "pprof-duration", 10*time.Second, "length of the profiled round")
 	flag.StringVar(&o.caddyBin, "caddy", "", "use this Caddy binary instead of building ./cmd/caddy")
-	flag.Parse()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	if err := run(ctx, o); err != nil {
-		fmt.Fprintln(os.Stderr, "sidecar benchmark:", err)
-		os.Exit(1)
-	}
+	harness.Main("sidecar benchmark", func(ctx context.Context) error { return run(ctx, o) })
 }
 
 const keyHeader = "X-API-Key"

@@ -42,7 +42,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -82,13 +81,7 @@ func main() {
 	flag.DurationVar(&o.churnEvery, "churn", 250*time.Millisecond, "pause between create-use-revoke cycles")
 	flag.StringVar(&o.database, "database", "", "run the key service on this PostgreSQL URL (an empty database) instead of SQLite")
 	flag.Float64Var(&o.maxGrowth, "max-growth", 0.25, "largest heap growth allowed from the second window to the last (0.25 = 25%, plus 4 MiB)")
-	flag.Parse()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	if err := run(ctx, o); err != nil {
-		fmt.Fprintln(os.Stderr, "soak:", err)
-		os.Exit(1)
-	}
+	harness.Main("soak", func(ctx context.Context) error { return run(ctx, o) })
 }
 
 // upstreamBody is the upstream's whole answer.

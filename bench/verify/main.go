@@ -26,7 +26,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
-	"os/signal"
 	"runtime"
 	"runtime/pprof"
 	"strings"
@@ -61,13 +60,7 @@ func main() {
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "after the rounds, run one more service round and write its CPU profile here")
 	flag.BoolVar(&o.keepDir, "keep", false, "keep the temporary data directory")
 	flag.StringVar(&o.database, "database", "", "also measure PostgreSQL (this empty database) with one and with two key-service replicas")
-	flag.Parse()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	if err := run(ctx, o); err != nil {
-		fmt.Fprintln(os.Stderr, "verify benchmark:", err)
-		os.Exit(1)
-	}
+	harness.Main("verify benchmark", func(ctx context.Context) error { return run(ctx, o) })
 }
 
 // bareVerdict is what the bare handler answers: the shape of a VALID verdict.
