@@ -23,23 +23,17 @@ func newAuditCmd() *cobra.Command {
 		Use:   "list [--limit N]",
 		Short: "List the newest audit records, newest first: changes, secret reads, console logins and logouts",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: flags.run(func(cmd *cobra.Command, _ []string, c *client.Client) error {
 			if limit < 1 || limit > 1000 {
 				return fmt.Errorf("invalid --limit %d: use 1 to 1000", limit)
-			}
-			c, err := flags.client()
-			if err != nil {
-				return err
 			}
 			recs, err := c.ListAudit(cmd.Context(), limit)
 			if err != nil {
 				return fmt.Errorf("list audit records: %w", err)
 			}
-			if flags.json() {
-				return printJSON(cmd.OutOrStdout(), map[string][]client.AuditRecord{"audit": orEmpty(recs)})
-			}
-			return auditTable(cmd.OutOrStdout(), recs)
-		},
+			return flags.show(cmd, map[string][]client.AuditRecord{"audit": orEmpty(recs)},
+				func(w io.Writer) error { return auditTable(w, recs) })
+		}),
 	}
 	list.Flags().IntVar(&limit, "limit", 100, "how many records, 1 to 1000")
 	group.AddCommand(list)

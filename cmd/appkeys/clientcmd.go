@@ -75,6 +75,54 @@ func (f *clientFlags) client() (*client.Client, error) {
 
 func (f *clientFlags) json() bool { return f.output == "json" }
 
+// run makes a command's RunE that builds the client from the flags before
+// calling do, as every client command begins.
+func (f *clientFlags) run(do func(cmd *cobra.Command, args []string, c *client.Client) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		c, err := f.client()
+		if err != nil {
+			return err
+		}
+		return do(cmd, args, c)
+	}
+}
+
+// show prints an answer: v as JSON with -o json, else what text writes.
+func (f *clientFlags) show(cmd *cobra.Command, v any, text func(io.Writer) error) error {
+	if f.json() {
+		return printJSON(cmd.OutOrStdout(), v)
+	}
+	return text(cmd.OutOrStdout())
+}
+
+// showFields is show for one object printed as NAME VALUE lines.
+func (f *clientFlags) showFields(cmd *cobra.Command, v any, fields [][2]string) error {
+	return f.show(cmd, v, func(w io.Writer) error { return printFields(w, fields) })
+}
+
+// showOnce is showFields for an answer holding a credential the service
+// shows only this once (what names it): the notice follows the fields, or
+// goes to standard error with -o json so the JSON stays parseable.
+func (f *clientFlags) showOnce(cmd *cobra.Command, v any, what string, fields [][2]string) error {
+	if f.json() {
+		fmt.Fprintln(cmd.ErrOrStderr(), tokenOnceNotice(what))
+		return printJSON(cmd.OutOrStdout(), v)
+	}
+	if err := printFields(cmd.OutOrStdout(), fields); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintln(cmd.OutOrStdout(), "\n"+tokenOnceNotice(what))
+	return err
+}
+
+// done tells the user, in table mode, what a command that answers nothing
+// did; -o json prints nothing, as the API answers 204.
+func (f *clientFlags) done(cmd *cobra.Command, format string, args ...any) {
+	if !f.json() {
+		fmt.Fprintf(cmd.OutOrStdout(), format+"\n", args...)
+	}
+}
+
 // printJSON writes v as indented JSON, the -o json form.
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)

@@ -22,32 +22,19 @@ func newOrgsCmd() *cobra.Command {
 		Use:   "create --name NAME --owner-email EMAIL",
 		Short: "Create an organization and its owner; prints the owner's token once",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := flags.client()
-			if err != nil {
-				return err
-			}
+		RunE: flags.run(func(cmd *cobra.Command, _ []string, c *client.Client) error {
 			org, err := c.CreateOrg(cmd.Context(), client.CreateOrgRequest{Name: name, OwnerEmail: ownerEmail})
 			if err != nil {
 				return fmt.Errorf("create organization: %w", err)
 			}
-			out := cmd.OutOrStdout()
-			if flags.json() {
-				fmt.Fprintln(cmd.ErrOrStderr(), tokenOnceNotice("owner token"))
-				return printJSON(out, org)
-			}
-			if err := printFields(out, [][2]string{
+			return flags.showOnce(cmd, org, "owner token", [][2]string{
 				{"ID", org.ID},
 				{"NAME", org.Name},
 				{"CREATED", fmtTime(org.CreatedAt)},
 				{"OWNER", org.Owner.ID + " " + org.Owner.Email},
 				{"OWNER TOKEN", org.Owner.Token},
-			}); err != nil {
-				return err
-			}
-			_, err = fmt.Fprintln(out, "\n"+tokenOnceNotice("owner token"))
-			return err
-		},
+			})
+		}),
 	}
 	create.Flags().StringVar(&name, "name", "", "organization name")
 	create.Flags().StringVar(&ownerEmail, "owner-email", "", "e-mail of the organization's first owner")

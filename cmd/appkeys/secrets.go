@@ -33,11 +33,8 @@ func newSecretsCmd() *cobra.Command {
 lands in your shell history and is visible to other users in the process list.
 One trailing newline of the standard input is dropped.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := flags.client()
-			if err != nil {
-				return err
-			}
+		RunE: flags.run(func(cmd *cobra.Command, _ []string, c *client.Client) error {
+			var err error
 			if fromStdin {
 				if value, err = readSecretValue(cmd.InOrStdin()); err != nil {
 					return err
@@ -47,15 +44,12 @@ One trailing newline of the standard input is dropped.`,
 			if err != nil {
 				return fmt.Errorf("create secret %s: %w", name, err)
 			}
-			if flags.json() {
-				return printJSON(cmd.OutOrStdout(), s)
-			}
-			return printFields(cmd.OutOrStdout(), [][2]string{
+			return flags.showFields(cmd, s, [][2]string{
 				{"NAME", s.Name},
 				{"CREATED", fmtTime(s.CreatedAt)},
 				{"CREATED BY", s.CreatedBy},
 			})
-		},
+		}),
 	}
 	create.Flags().StringVar(&name, "name", "", "secret name")
 	create.Flags().StringVar(&value, "value", "", "secret value (visible in shell history; prefer --from-stdin)")
@@ -68,68 +62,50 @@ One trailing newline of the standard input is dropped.`,
 		Use:   "list",
 		Short: "List secret names (not values)",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := flags.client()
-			if err != nil {
-				return err
-			}
+		RunE: flags.run(func(cmd *cobra.Command, _ []string, c *client.Client) error {
 			secrets, err := c.ListSecrets(cmd.Context())
 			if err != nil {
 				return fmt.Errorf("list secrets: %w", err)
 			}
-			if flags.json() {
-				return printJSON(cmd.OutOrStdout(), map[string][]client.Secret{"secrets": orEmpty(secrets)})
-			}
-			t := newTable(cmd.OutOrStdout(), "NAME", "CREATED", "CREATED BY")
-			for _, s := range secrets {
-				t.row(s.Name, fmtTime(s.CreatedAt), s.CreatedBy)
-			}
-			return t.flush()
-		},
+			return flags.show(cmd, map[string][]client.Secret{"secrets": orEmpty(secrets)}, func(w io.Writer) error {
+				t := newTable(w, "NAME", "CREATED", "CREATED BY")
+				for _, s := range secrets {
+					t.row(s.Name, fmtTime(s.CreatedAt), s.CreatedBy)
+				}
+				return t.flush()
+			})
+		}),
 	}
 
 	get := &cobra.Command{
 		Use:   "get NAME",
 		Short: "Show a secret and its value (the access is audited)",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := flags.client()
-			if err != nil {
-				return err
-			}
+		RunE: flags.run(func(cmd *cobra.Command, args []string, c *client.Client) error {
 			s, err := c.GetSecret(cmd.Context(), args[0])
 			if err != nil {
 				return fmt.Errorf("get secret %s: %w", args[0], err)
 			}
-			if flags.json() {
-				return printJSON(cmd.OutOrStdout(), s)
-			}
-			return printFields(cmd.OutOrStdout(), [][2]string{
+			return flags.showFields(cmd, s, [][2]string{
 				{"NAME", s.Name},
 				{"VALUE", s.Value},
 				{"CREATED", fmtTime(s.CreatedAt)},
 				{"CREATED BY", s.CreatedBy},
 			})
-		},
+		}),
 	}
 
 	del := &cobra.Command{
 		Use:   "delete NAME",
 		Short: "Delete a secret",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := flags.client()
-			if err != nil {
-				return err
-			}
+		RunE: flags.run(func(cmd *cobra.Command, args []string, c *client.Client) error {
 			if err := c.DeleteSecret(cmd.Context(), args[0]); err != nil {
 				return fmt.Errorf("delete secret %s: %w", args[0], err)
 			}
-			if !flags.json() {
-				fmt.Fprintf(cmd.OutOrStdout(), "Deleted secret %s.\n", args[0])
-			}
+			flags.done(cmd, "Deleted secret %s.", args[0])
 			return nil
-		},
+		}),
 	}
 
 	group.AddCommand(create, list, get, del)

@@ -23,32 +23,19 @@ func newUsersCmd() *cobra.Command {
 		Use:   "create --email EMAIL --role owner|aura_owner|member",
 		Short: "Add a user; prints the user's token once",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := flags.client()
-			if err != nil {
-				return err
-			}
+		RunE: flags.run(func(cmd *cobra.Command, _ []string, c *client.Client) error {
 			u, err := c.CreateUser(cmd.Context(), client.CreateUserRequest{Email: email, Role: client.Role(role)})
 			if err != nil {
 				return fmt.Errorf("create user: %w", err)
 			}
-			out := cmd.OutOrStdout()
-			if flags.json() {
-				fmt.Fprintln(cmd.ErrOrStderr(), tokenOnceNotice("user's token"))
-				return printJSON(out, u)
-			}
-			if err := printFields(out, [][2]string{
+			return flags.showOnce(cmd, u, "user's token", [][2]string{
 				{"ID", u.ID},
 				{"EMAIL", u.Email},
 				{"ROLE", string(u.Role)},
 				{"CREATED", fmtTime(u.CreatedAt)},
 				{"TOKEN", u.Token},
-			}); err != nil {
-				return err
-			}
-			_, err = fmt.Fprintln(out, "\n"+tokenOnceNotice("user's token"))
-			return err
-		},
+			})
+		}),
 	}
 	create.Flags().StringVar(&email, "email", "", "the user's e-mail")
 	create.Flags().StringVar(&role, "role", "", "owner, aura_owner or member")
@@ -59,39 +46,27 @@ func newUsersCmd() *cobra.Command {
 		Use:   "list",
 		Short: "List the users of your organization",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := flags.client()
-			if err != nil {
-				return err
-			}
+		RunE: flags.run(func(cmd *cobra.Command, _ []string, c *client.Client) error {
 			users, err := c.ListUsers(cmd.Context())
 			if err != nil {
 				return fmt.Errorf("list users: %w", err)
 			}
-			if flags.json() {
-				return printJSON(cmd.OutOrStdout(), map[string][]client.User{"users": orEmpty(users)})
-			}
-			return usersTable(cmd.OutOrStdout(), users)
-		},
+			return flags.show(cmd, map[string][]client.User{"users": orEmpty(users)},
+				func(w io.Writer) error { return usersTable(w, users) })
+		}),
 	}
 
 	del := &cobra.Command{
 		Use:   "delete ID",
 		Short: "Remove a user; the keys they created become orphaned",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := flags.client()
-			if err != nil {
-				return err
-			}
+		RunE: flags.run(func(cmd *cobra.Command, args []string, c *client.Client) error {
 			if err := c.DeleteUser(cmd.Context(), args[0]); err != nil {
 				return fmt.Errorf("delete user %s: %w", args[0], err)
 			}
-			if !flags.json() {
-				fmt.Fprintf(cmd.OutOrStdout(), "Deleted user %s; the keys they created are now orphaned.\n", args[0])
-			}
+			flags.done(cmd, "Deleted user %s; the keys they created are now orphaned.", args[0])
 			return nil
-		},
+		}),
 	}
 
 	group.AddCommand(create, list, del)
