@@ -45,13 +45,13 @@ func (s *Service) ParseExpiringWithin(v string) (time.Duration, error) {
 			return 0, bad
 		}
 		n, err := strconv.ParseInt(days, 10, 64)
-		if err != nil || n > maxDays+1 { // checked before multiplying, which could overflow
+		if err != nil || n > maxDays { // checked before multiplying, which could overflow
 			return 0, bad
 		}
 		d = time.Duration(n) * 24 * time.Hour
 	} else {
-		// time.ParseDuration also takes "+1h" and "1e3h"-like forms it does
-		// not; a leading sign is refused here so "-" and "+" mean nothing.
+		// time.ParseDuration takes a sign ("+36h", "-1h"); a window has
+		// none, so a sign is refused rather than read.
 		if v[0] == '+' || v[0] == '-' {
 			return 0, bad
 		}
