@@ -85,6 +85,12 @@ func TestOpenAPIDescribesRealAnswers(t *testing.T) {
 	call(owner, "POST", "/v1/apps/"+appID+"/keys", map[string]any{"name": "old", "expires_at": "2020-01-01T00:00:00Z"}, 422)
 	call(owner, "GET", "/v1/apps/"+appID+"/keys?state=active", nil, 200)
 	call(owner, "GET", "/v1/keys", nil, 200)
+	if got := call(owner, "GET", "/v1/keys?expiring_within=7d", nil, 200); len(list(got["keys"])) != 2 {
+		t.Errorf("keys expiring within 7d: %v, want the two made to expire in 48h", got)
+	}
+	call(owner, "GET", "/v1/apps/"+appID+"/keys?expiring_within=36h", nil, 200)
+	call(owner, "GET", "/v1/keys?expiring_within=9999d", nil, 400)
+	call(owner, "GET", "/v1/apps/"+appID+"/keys?state=orphaned&expiring_within=7d", nil, 400)
 	call(owner, "POST", "/v1/secrets", map[string]any{"name": "db", "value": "hunter2"}, 201)
 	call(owner, "GET", "/v1/secrets", nil, 200)
 	call(owner, "GET", "/v1/secrets/db", nil, 200)

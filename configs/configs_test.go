@@ -468,6 +468,11 @@ func TestQueriesNameExportedMetrics(t *testing.T) {
 				if r.Labels["severity"] == "" {
 					t.Errorf("alert %s: no severity label", r.Alert)
 				}
+				for _, a := range []string{"summary", "description"} {
+					if strings.TrimSpace(r.Annotations[a]) == "" {
+						t.Errorf("alert %s: no annotations.%s", r.Alert, a)
+					}
+				}
 				for _, err := range c.check("alert "+r.Alert, r.Expr) {
 					t.Error(err)
 				}

@@ -239,6 +239,27 @@ func confirm(cmd *cobra.Command, yes bool, action string, prompt func() (string,
 // overflow; the service enforces the real maximum lifetime.
 const maxExpiryCount = 100 * 365 * 24
 
+// parseWithin reads --expiring-within: a number of days ("7d") or a Go
+// duration ("36h"), more than zero. The service enforces the upper bound
+// (the longest key lifetime) and says it.
+func parseWithin(s string) (time.Duration, error) {
+	bad := fmt.Errorf("invalid --expiring-within %q: use a number of days (7d) or a duration (36h), more than zero", s)
+	var d time.Duration
+	if n, ok := strings.CutSuffix(s, "d"); ok && isDigits(n) {
+		days, err := strconv.Atoi(n)
+		if err != nil || days > maxExpiryCount {
+			return 0, bad
+		}
+		d = time.Duration(days) * 24 * time.Hour
+	} else if v, err := time.ParseDuration(s); err == nil {
+		d = v
+	}
+	if d <= 0 {
+		return 0, bad
+	}
+	return d, nil
+}
+
 // parseExpires reads --expires: a number of days ("30d") or hours ("12h")
 // from now, a date ("2027-01-31") meaning the end of that day in UTC (the
 // next midnight UTC, so the key lives through the whole day), or an RFC 3339

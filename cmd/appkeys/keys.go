@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"time"
@@ -66,11 +67,16 @@ printed; read it back with "appkeys secrets get".`,
 		_ = create.MarkFlagRequired(f)
 	}
 
-	var listApp, state string
+	var listApp, state, within string
 	list := &cobra.Command{
-		Use:   "list [--app APP] [--state active|orphaned|expired]",
+		Use:   "list [--app APP] [--state active|orphaned|expired] [--expiring-within 7d]",
 		Short: "List keys, of one app or of the whole organization",
-		Args:  cobra.NoArgs,
+		Long: `List keys, of one app or of the whole organization.
+
+--expiring-within lists only the active keys that expire within that long
+from now (7d, 36h): the ones to roll or replace before their clients get
+401s.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			st := client.KeyState(state)
 			switch st {
@@ -78,21 +84,29 @@ printed; read it back with "appkeys secrets get".`,
 			default:
 				return fmt.Errorf("invalid --state %q: use active, orphaned or expired", state)
 			}
+			var window time.Duration
+			if cmd.Flags().Changed("expiring-within") {
+				var err error
+				if window, err = parseWithin(within); err != nil {
+					return err
+				}
+				if st != client.StateAny && st != client.StateActive {
+					return fmt.Errorf("--expiring-within lists active keys: drop --state %s", state)
+				}
+			}
 			c, err := flags.client()
 			if err != nil {
 				return err
 			}
-			var keys []client.Key
+			appID := ""
 			if listApp != "" {
-				appID, err := resolveApp(cmd.Context(), c, listApp)
-				if err != nil {
+				if appID, err = resolveApp(cmd.Context(), c, listApp); err != nil {
 					return err
 				}
-				if keys, err = c.ListAppKeys(cmd.Context(), appID, st); err != nil {
-					return fmt.Errorf("list keys of app %s: %w", appID, err)
-				}
-			} else if keys, err = c.ListKeys(cmd.Context(), st); err != nil {
-				return fmt.Errorf("list keys: %w", err)
+			}
+			keys, err := listKeys(cmd.Context(), c, appID, st, window)
+			if err != nil {
+				return err
 			}
 			if flags.json() {
 				return printJSON(cmd.OutOrStdout(), map[string][]client.Key{"keys": orEmpty(keys)})
@@ -102,6 +116,7 @@ printed; read it back with "appkeys secrets get".`,
 	}
 	list.Flags().StringVar(&listApp, "app", "", "only this app's keys: its id (app_…) or its name")
 	list.Flags().StringVar(&state, "state", "", "only keys in this state: active, orphaned or expired (default: all but revoked)")
+	list.Flags().StringVar(&within, "expiring-within", "", "only active keys that expire within this long: 7d, 36h")
 
 	var yes bool
 	revoke := &cobra.Command{
@@ -133,6 +148,28 @@ printed; read it back with "appkeys secrets get".`,
 
 	group.AddCommand(create, list, revoke)
 	return group
+}
+
+// listKeys lists the keys keys list asks for: of one app when appID is
+// set, in state, or due within window when it is set.
+func listKeys(ctx context.Context, c *client.Client, appID string, st client.KeyState, window time.Duration) ([]client.Key, error) {
+	var keys []client.Key
+	var err error
+	switch {
+	case window > 0:
+		keys, err = c.ListExpiringKeys(ctx, appID, window)
+	case appID != "":
+		keys, err = c.ListAppKeys(ctx, appID, st)
+	default:
+		keys, err = c.ListKeys(ctx, st)
+	}
+	switch {
+	case err != nil && appID != "":
+		return nil, fmt.Errorf("list keys of app %s: %w", appID, err)
+	case err != nil:
+		return nil, fmt.Errorf("list keys: %w", err)
+	}
+	return keys, nil
 }
 
 func printCreatedKey(cmd *cobra.Command, asJSON bool, k *client.CreatedKey) error {

@@ -226,6 +226,16 @@ func TestEndpoints(t *testing.T) {
 			wantMethod: "GET", wantPath: "/v1/keys", wantQuery: "state=expired",
 		},
 		{
+			name: "list expiring keys", answer: `{"keys":[]}`,
+			call:       func(c *Client) (any, error) { return c.ListExpiringKeys(ctx, "", 7*24*time.Hour) },
+			wantMethod: "GET", wantPath: "/v1/keys", wantQuery: "expiring_within=7d",
+		},
+		{
+			name: "list an app's expiring keys", answer: `{"keys":[]}`,
+			call:       func(c *Client) (any, error) { return c.ListExpiringKeys(ctx, "app_1", 36*time.Hour) },
+			wantMethod: "GET", wantPath: "/v1/apps/app_1/keys", wantQuery: "expiring_within=36h0m0s",
+		},
+		{
 			name: "revoke key", status: 204,
 			call:       func(c *Client) (any, error) { return nil, c.RevokeKey(ctx, "key_1") },
 			wantMethod: "DELETE", wantPath: "/v1/keys/key_1",

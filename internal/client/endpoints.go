@@ -117,20 +117,47 @@ func (c *Client) ListAppKeys(ctx context.Context, appID string, state KeyState) 
 	if err := checkID("app id", appID); err != nil {
 		return nil, err
 	}
-	return c.listKeys(ctx, "/v1/apps/"+seg(appID)+"/keys", state)
+	return c.listKeys(ctx, "/v1/apps/"+seg(appID)+"/keys", stateQuery(state))
 }
 
 // ListKeys lists every key of the organization in the given state (StateAny
 // for every key that is not revoked).
 func (c *Client) ListKeys(ctx context.Context, state KeyState) ([]Key, error) {
-	return c.listKeys(ctx, "/v1/keys", state)
+	return c.listKeys(ctx, "/v1/keys", stateQuery(state))
 }
 
-func (c *Client) listKeys(ctx context.Context, path string, state KeyState) ([]Key, error) {
-	var q url.Values
-	if state != StateAny {
-		q = url.Values{"state": {string(state)}}
+// ListExpiringKeys lists the active keys that expire within d from now, of
+// one app when appID is set, else of the whole organization. The service
+// takes d up to its longest key lifetime (365 days by default).
+func (c *Client) ListExpiringKeys(ctx context.Context, appID string, d time.Duration) ([]Key, error) {
+	q := url.Values{"expiring_within": {WithinParam(d)}}
+	if appID == "" {
+		return c.listKeys(ctx, "/v1/keys", q)
 	}
+	if err := checkID("app id", appID); err != nil {
+		return nil, err
+	}
+	return c.listKeys(ctx, "/v1/apps/"+seg(appID)+"/keys", q)
+}
+
+// WithinParam writes d as expiring_within takes it: whole days as "7d",
+// anything else as a Go duration ("36h0m0s").
+func WithinParam(d time.Duration) string {
+	const day = 24 * time.Hour
+	if d > 0 && d%day == 0 {
+		return strconv.FormatInt(int64(d/day), 10) + "d"
+	}
+	return d.String()
+}
+
+func stateQuery(state KeyState) url.Values {
+	if state == StateAny {
+		return nil
+	}
+	return url.Values{"state": {string(state)}}
+}
+
+func (c *Client) listKeys(ctx context.Context, path string, q url.Values) ([]Key, error) {
 	var out struct {
 		Keys []Key `json:"keys"`
 	}

@@ -33,7 +33,8 @@ func (c *console) keysData(r *http.Request, req *request, appID, tab string) (*p
 	if tab != keyservice.StateOrphaned {
 		tab = keyservice.StateActive
 	}
-	v := &keysView{Tab: tab, CanRevokeOrphaned: keyservice.CanRevokeOrphaned(req.user.Role)}
+	v := &keysView{Tab: tab, CanRevokeOrphaned: keyservice.CanRevokeOrphaned(req.user.Role),
+		ExpiringDays: int(keyservice.ExpiringSoonWithin / (24 * time.Hour))}
 	d := c.data(r, req, "API Keys")
 	d.Crumbs = []crumb{{Label: "Container Service", URL: "/"}}
 	if appID != "" {
@@ -55,6 +56,9 @@ func (c *console) keysData(r *http.Request, req *request, appID, tab string) (*p
 			v.OrphanedCount++
 		} else {
 			v.ActiveCount++
+		}
+		if k.ExpiringSoon {
+			v.ExpiringCount++
 		}
 		// Expired keys stay under Active, marked, as they are not orphans.
 		if (k.State == keyservice.StateOrphaned) == (tab == keyservice.StateOrphaned) {

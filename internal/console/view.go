@@ -67,6 +67,10 @@ type keysView struct {
 	Rows          []keyRow
 	ActiveCount   int
 	OrphanedCount int
+	// ExpiringCount is the keys the service marks ExpiringSoon, due
+	// within ExpiringDays.
+	ExpiringCount int
+	ExpiringDays  int
 	// CanRevokeOrphaned is false for members: the Orphaned tab says why.
 	CanRevokeOrphaned bool
 	// Unlisted says the keys could not be read (the store away): the page

@@ -232,7 +232,7 @@ func (s *Server) listAppKeys(w http.ResponseWriter, r *http.Request) {
 func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) { s.writeKeys(w, r, "") }
 
 func (s *Server) writeKeys(w http.ResponseWriter, r *http.Request, appID string) {
-	keys, err := s.svc.ListKeys(r.Context(), caller(r), appID, r.URL.Query().Get("state"))
+	keys, err := s.keysAsked(r, appID)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -242,6 +242,24 @@ func (s *Server) writeKeys(w http.ResponseWriter, r *http.Request, appID string)
 		out = append(out, toKey(k))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"keys": out})
+}
+
+// keysAsked lists the keys a GET of keys asks for: by state, or with
+// expiring_within the active keys that expire within it.
+func (s *Server) keysAsked(r *http.Request, appID string) ([]keyservice.Key, error) {
+	q := r.URL.Query()
+	state, within := q.Get("state"), q.Get("expiring_within")
+	if within == "" {
+		return s.svc.ListKeys(r.Context(), caller(r), appID, state)
+	}
+	d, err := s.svc.ParseExpiringWithin(within)
+	if err != nil {
+		return nil, err
+	}
+	if state != "" && state != keyservice.StateActive {
+		return nil, &keyservice.Error{Kind: keyservice.KindBadRequest, Message: "expiring_within lists active keys: use it without state, or with state=active"}
+	}
+	return s.svc.ListExpiringKeys(r.Context(), caller(r), appID, d)
 }
 
 func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request) {

@@ -61,7 +61,11 @@ type keysCollector struct{ svc *keyservice.Service }
 var keysDesc = prometheus.NewDesc("appkeys_keys",
 	"Keys that are not revoked, by state, as counted at most 30 seconds ago (on this replica's schedule).", []string{"state"}, nil)
 
-func (c *keysCollector) Describe(ch chan<- *prometheus.Desc) { ch <- keysDesc }
+var expiringDesc = prometheus.NewDesc("appkeys_keys_expiring",
+	"Active keys (not revoked, orphaned or expired) that expire within the window the within label gives, counted with appkeys_keys.",
+	nil, prometheus.Labels{"within": keyservice.ExpiringSoonLabel})
+
+func (c *keysCollector) Describe(ch chan<- *prometheus.Desc) { ch <- keysDesc; ch <- expiringDesc }
 
 func (c *keysCollector) Collect(ch chan<- prometheus.Metric) {
 	counts, ok := c.svc.KeyCounts()
@@ -70,6 +74,9 @@ func (c *keysCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for state, n := range counts {
 		ch <- prometheus.MustNewConstMetric(keysDesc, prometheus.GaugeValue, float64(n), state)
+	}
+	if n, ok := c.svc.ExpiringKeyCount(); ok {
+		ch <- prometheus.MustNewConstMetric(expiringDesc, prometheus.GaugeValue, float64(n))
 	}
 }
 

@@ -17,6 +17,9 @@ const DefaultKeyCountEvery = 30 * time.Second
 type keyCounts struct {
 	mu     sync.Mutex
 	counts map[string]int
+	// expiring is the active keys due within ExpiringSoonWithin, counted
+	// in the same read.
+	expiring int
 }
 
 // refreshKeyCounts counts the keys by state now. A failure keeps the last
@@ -24,7 +27,8 @@ type keyCounts struct {
 func (s *Service) refreshKeyCounts(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	m, err := s.store.CountKeys(ctx, s.now())
+	now := s.now()
+	m, err := s.store.CountKeys(ctx, now, now.Add(ExpiringSoonWithin))
 	if err != nil {
 		if ctx.Err() == nil {
 			s.log.Warn("count keys by state", "err", err)
@@ -33,7 +37,7 @@ func (s *Service) refreshKeyCounts(ctx context.Context) {
 	}
 	counts := map[string]int{StateActive: m.Unexpired, StateExpired: m.Expired, StateOrphaned: m.Orphaned}
 	s.keyCounts.mu.Lock()
-	s.keyCounts.counts = counts
+	s.keyCounts.counts, s.keyCounts.expiring = counts, m.Expiring
 	s.keyCounts.mu.Unlock()
 }
 

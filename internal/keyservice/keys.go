@@ -48,12 +48,18 @@ type Key struct {
 	CreatedBy    string
 	CreatorEmail string
 	LastUsedAt   *time.Time
+	// ExpiringSoon is true for an active key that expires within
+	// ExpiringSoonWithin: decided here, at the service's clock, so the
+	// console need not do date arithmetic in a template.
+	ExpiringSoon bool
 }
 
 func keyOf(k store.Key, now time.Time) Key {
+	state := keyState(k, now)
 	return Key{ID: k.ID, OrgID: k.OrgID, AppID: k.AppID, AppName: k.AppName, Name: k.Name, Prefix: k.Prefix,
-		State: keyState(k, now), OrphanReason: k.OrphanReason, ExpiresAt: k.ExpiresAt, CreatedAt: k.CreatedAt,
-		CreatedBy: k.CreatedBy, CreatorEmail: k.CreatorEmail, LastUsedAt: k.LastUsedAt}
+		State: state, OrphanReason: k.OrphanReason, ExpiresAt: k.ExpiresAt, CreatedAt: k.CreatedAt,
+		CreatedBy: k.CreatedBy, CreatorEmail: k.CreatorEmail, LastUsedAt: k.LastUsedAt,
+		ExpiringSoon: expiringSoon(state, k.ExpiresAt, now)}
 }
 
 // keyState returns the state a key is in at now.
@@ -159,27 +165,32 @@ var keySelects = map[string]store.KeySelect{
 // ListKeys lists the caller's organization's keys, of one app when appID is
 // set, in one state when state is set ("active", "orphaned" or "expired").
 func (s *Service) ListKeys(ctx context.Context, c Caller, appID, state string) ([]Key, error) {
-	u, err := c.user()
-	if err != nil {
-		return nil, err
-	}
 	sel, ok := keySelects[state]
 	if !ok {
 		return nil, errorf(KindInvalid, "state must be active, orphaned or expired")
 	}
-	now := s.now()
-	keys, err := s.store.ListKeys(ctx, store.KeyFilter{OrgID: u.OrgID, AppID: appID, Select: sel, Now: now})
+	return s.listKeys(ctx, c, store.KeyFilter{AppID: appID, Select: sel, Now: s.now()})
+}
+
+// listKeys lists the keys f selects in the caller's organization.
+func (s *Service) listKeys(ctx context.Context, c Caller, f store.KeyFilter) ([]Key, error) {
+	u, err := c.user()
+	if err != nil {
+		return nil, err
+	}
+	f.OrgID = u.OrgID
+	keys, err := s.store.ListKeys(ctx, f)
 	if err != nil {
 		return nil, s.storeErr(err)
 	}
-	if appID != "" && len(keys) == 0 {
+	if f.AppID != "" && len(keys) == 0 {
 		// An app deleted since still lists its orphaned keys; only an app
 		// that never was in this organization is unknown.
-		if _, err := s.store.GetApp(ctx, u.OrgID, appID, now); err != nil {
-			return nil, s.notFound(err, "app %s not found", appID)
+		if _, err := s.store.GetApp(ctx, u.OrgID, f.AppID, f.Now); err != nil {
+			return nil, s.notFound(err, "app %s not found", f.AppID)
 		}
 	}
-	return each(s.usage.overlay(keys), func(k store.Key) Key { return keyOf(k, now) }), nil
+	return each(s.usage.overlay(keys), func(k store.Key) Key { return keyOf(k, f.Now) }), nil
 }
 
 // RevokeKey revokes a key of the caller's organization. Orphaned keys may be

@@ -91,22 +91,27 @@ func (s *Store) ListKeys(ctx context.Context, f KeyFilter) ([]Key, error) {
 	default:
 		return nil, fmt.Errorf("unknown key selection %d", f.Select)
 	}
+	if !f.ExpiresBy.IsZero() {
+		args = append(args, micros(f.ExpiresBy))
+		q += fmt.Sprintf(` AND k.expires_at <= $%d`, len(args))
+	}
 	q += ` ORDER BY k.created_at DESC, k.id`
 	keys, err := queryAll(ctx, s.db, scanKey, q, args...)
 	return keys, classify(err)
 }
 
 // CountKeys counts every non-revoked key by state, for the keys-by-state
-// gauge. It reads the whole keys table: call it on a schedule, not per
-// scrape.
-func (s *Store) CountKeys(ctx context.Context, now time.Time) (KeyCounts, error) {
+// gauge, and the unexpired ones that expire by expiringBy. It reads the
+// whole keys table: call it on a schedule, not per scrape.
+func (s *Store) CountKeys(ctx context.Context, now, expiringBy time.Time) (KeyCounts, error) {
 	defer s.timed("count_keys")()
 	var out KeyCounts
 	err := s.db.QueryRowContext(ctx, `SELECT
 		coalesce(sum(CASE WHEN orphaned_at IS NULL AND expires_at > $1 THEN 1 ELSE 0 END), 0),
 		coalesce(sum(CASE WHEN orphaned_at IS NULL AND expires_at <= $1 THEN 1 ELSE 0 END), 0),
-		coalesce(sum(CASE WHEN orphaned_at IS NOT NULL THEN 1 ELSE 0 END), 0)
-		FROM api_keys WHERE revoked_at IS NULL`, micros(now)).Scan(&out.Unexpired, &out.Expired, &out.Orphaned)
+		coalesce(sum(CASE WHEN orphaned_at IS NOT NULL THEN 1 ELSE 0 END), 0),
+		coalesce(sum(CASE WHEN orphaned_at IS NULL AND expires_at > $1 AND expires_at <= $2 THEN 1 ELSE 0 END), 0)
+		FROM api_keys WHERE revoked_at IS NULL`, micros(now), micros(expiringBy)).Scan(&out.Unexpired, &out.Expired, &out.Orphaned, &out.Expiring)
 	if err != nil {
 		return KeyCounts{}, classify(err)
 	}

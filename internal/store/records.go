@@ -115,6 +115,9 @@ type KeyFilter struct {
 	// decides expiry.
 	Select KeySelect
 	Now    time.Time
+	// ExpiresBy, when set, keeps only keys that expire at or before it
+	// (whatever Select says of the rest).
+	ExpiresBy time.Time
 }
 
 // KeySelect narrows ListKeys. It names columns, not states: which states
@@ -133,6 +136,9 @@ const (
 // them.
 type KeyCounts struct {
 	Unexpired, Expired, Orphaned int
+	// Expiring counts the unexpired keys that expire at or before the
+	// expiringBy CountKeys was given: a subset of Unexpired.
+	Expiring int
 }
 
 // ConsoleSession is a web console session's row. ID is the SHA-256 (hex) of

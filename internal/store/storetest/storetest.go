@@ -35,6 +35,7 @@ func Run(t *testing.T, open Open) {
 	t.Run("ConsoleSessionsEndWithTheirUser", func(t *testing.T) { testConsoleSessionsEndWithTheirUser(t, open(t)) })
 	t.Run("ConcurrentConsoleSessionFlash", func(t *testing.T) { testConcurrentConsoleSessionFlash(t, open(t)) })
 	t.Run("EmptyLists", func(t *testing.T) { testEmptyLists(t, open(t)) })
+	t.Run("ExpiringKeys", func(t *testing.T) { testExpiringKeys(t, open(t)) })
 }
 
 type fixture struct {

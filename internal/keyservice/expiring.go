@@ -1,0 +1,99 @@
+package keyservice
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/appkeys/appkeys/internal/store"
+)
+
+// ExpiringSoonWithin is how close to its expiry an active key is "expiring
+// soon": the console marks it, and the appkeys_keys_expiring gauge counts
+// it under ExpiringSoonLabel.
+const ExpiringSoonWithin = 7 * 24 * time.Hour
+
+// ExpiringSoonLabel is ExpiringSoonWithin as the gauge's within label and
+// the API's expiring_within say it.
+const ExpiringSoonLabel = "7d"
+
+// maxWithinText bounds the text ParseExpiringWithin reads: no valid
+// duration is longer, and a megabyte of digits is not worth parsing.
+const maxWithinText = 32
+
+// expiringSoon tells whether k, in state, expires within ExpiringSoonWithin
+// of now. Only an active key is: an expired one is past it, and an orphaned
+// one works no more, so its expiry changes nothing for anyone.
+func expiringSoon(state string, expiresAt, now time.Time) bool {
+	return state == StateActive && !expiresAt.After(now.Add(ExpiringSoonWithin))
+}
+
+// ParseExpiringWithin reads an expiring_within value: a whole number of days
+// ("7d") or a Go duration ("36h", "90m"), greater than zero and at most the
+// longest a key may live (no key expires later than that). Anything else is
+// a KindBadRequest error naming the parameter.
+func (s *Service) ParseExpiringWithin(v string) (time.Duration, error) {
+	maxDays := int64(s.maxLifetime / (24 * time.Hour))
+	bad := errorf(KindBadRequest, "expiring_within must be a number of days (7d) or a duration (36h), more than zero and at most %dd", maxDays)
+	if v == "" || len(v) > maxWithinText {
+		return 0, bad
+	}
+	var d time.Duration
+	if days, ok := strings.CutSuffix(v, "d"); ok {
+		if !isDigits(days) {
+			return 0, bad
+		}
+		n, err := strconv.ParseInt(days, 10, 64)
+		if err != nil || n > maxDays { // checked before multiplying, which could overflow
+			return 0, bad
+		}
+		d = time.Duration(n) * 24 * time.Hour
+	} else {
+		// time.ParseDuration takes a sign ("+36h", "-1h"); a window has
+		// none, so a sign is refused rather than read.
+		if v[0] == '+' || v[0] == '-' {
+			return 0, bad
+		}
+		var err error
+		if d, err = time.ParseDuration(v); err != nil {
+			return 0, bad
+		}
+	}
+	if d <= 0 || d > s.maxLifetime {
+		return 0, bad
+	}
+	return d, nil
+}
+
+func isDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// ListExpiringKeys lists the caller's organization's active keys that
+// expire within d of now (boundary included), of one app when appID is set.
+// d must be as ParseExpiringWithin allows.
+func (s *Service) ListExpiringKeys(ctx context.Context, c Caller, appID string, d time.Duration) ([]Key, error) {
+	if d <= 0 || d > s.maxLifetime {
+		return nil, errorf(KindBadRequest, "expiring_within must be more than zero and at most %dd", int64(s.maxLifetime/(24*time.Hour)))
+	}
+	now := s.now()
+	return s.listKeys(ctx, c, store.KeyFilter{AppID: appID, Select: store.UnexpiredKeys, Now: now, ExpiresBy: now.Add(d)})
+}
+
+// ExpiringKeyCount returns how many active keys of the whole service expire
+// within ExpiringSoonWithin, as Run last counted them with the keys by
+// state, and false before the first count.
+func (s *Service) ExpiringKeyCount() (int, bool) {
+	s.keyCounts.mu.Lock()
+	defer s.keyCounts.mu.Unlock()
+	return s.keyCounts.expiring, s.keyCounts.counts != nil
+}
