@@ -144,7 +144,11 @@ func TestGitleaksPassesOurRepository(t *testing.T) {
 	bin := gitleaksBinary(t)
 	out, err := exec.Command("git", "-C", "..", "ls-files", "-z").Output()
 	if err != nil || len(out) == 0 {
-		msg := fmt.Sprintf("git ls-files: %v", err)
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		msg := fmt.Sprintf("git ls-files: %v %s", err, stderr)
 		if os.Getenv("CI") == "true" {
 			t.Fatal(msg)
 		}
