@@ -1,13 +1,13 @@
 # make test runs every test. It installs or starts what the tests need
 # (Go modules, a throwaway PostgreSQL 15 cluster, Debian's chromium, the
-# Redocly CLI pinned in tools/redocly).
+# Redocly CLI pinned in tools/redocly, gitleaks pinned in tools/gitleaks).
 GO ?= go
 FUZZTIME ?= 5s
 
-.PHONY: test vet lint-api unit fuzz fuzz-quick build bench xcaddy bench-verify bench-verify-pg bench-sidecar soak soak-pg
+.PHONY: test vet lint-api gitleaks unit fuzz fuzz-quick build bench xcaddy bench-verify bench-verify-pg bench-sidecar soak soak-pg
 
 # Every test, with a throwaway PostgreSQL 15 cluster and chromium.
-test: vet lint-api
+test: vet lint-api gitleaks
 	scripts/ensure-chromium.sh
 	scripts/with-postgres.sh $(MAKE) --no-print-directory unit fuzz-quick
 
@@ -21,7 +21,13 @@ vet:
 lint-api:
 	scripts/lint-api.sh
 
-unit:
+# gitleaks at the version tools/gitleaks/go.mod pins, built from source into
+# .tools/gitleaks once (a cold build takes minutes; later runs skip it), for
+# the scanner-rule tests in configs/.
+gitleaks:
+	GO=$(GO) scripts/ensure-gitleaks.sh
+
+unit: gitleaks
 	$(GO) test -race -count=1 -timeout 20m ./...
 	# The end-to-end suites (key service, console, CLI, sidecar) once more, on PostgreSQL.
 	APPKEYS_TEST_STORE=postgres $(GO) test -race -count=1 -timeout 10m ./internal/httpapi ./internal/client ./internal/console ./cmd/appkeys ./e2e
