@@ -33,6 +33,9 @@ const (
 	StateActive   KeyState = "active"
 	StateOrphaned KeyState = "orphaned"
 	StateExpired  KeyState = "expired"
+	// StateRevoked is never listed; a roll without overlap answers it as
+	// the previous key's state.
+	StateRevoked KeyState = "revoked"
 )
 
 // OrphanReason says why a key was orphaned. The empty reason is a key that is
