@@ -162,15 +162,21 @@ func rollSecrets(ctx context.Context, tx *sql.Tx, r KeyRoll, oldID, newID string
 			return nil, ErrSecretConflict // a value set by hand, or another key
 		}
 	}
+	updated := names[:0:0]
 	for _, name := range names {
 		sealed, err := r.Seal(name)
 		if err != nil {
 			return nil, err
 		}
-		if err := execOne(ctx, tx, ErrNotFound, `UPDATE secrets SET ciphertext = $1, key_id = $2 WHERE org_id = $3 AND name = $4 AND key_id = $5`,
-			sealed, newID, r.OrgID, name, oldID); err != nil {
+		res, err := tx.ExecContext(ctx, `UPDATE secrets SET ciphertext = $1, key_id = $2 WHERE org_id = $3 AND name = $4 AND key_id = $5`,
+			sealed, newID, r.OrgID, name, oldID)
+		if err != nil {
 			return nil, err
 		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			continue // deleted since it was listed: nothing to update
+		}
+		updated = append(updated, name)
 		if err := addAudit(ctx, tx, Audit{OrgID: r.OrgID, At: at, Actor: r.New.CreatedBy, Action: "secret.update", Target: name, Detail: "now holds key " + newID + ", rolled from " + oldID}); err != nil {
 			return nil, err
 		}
@@ -181,14 +187,17 @@ func rollSecrets(ctx context.Context, tx *sql.Tx, r KeyRoll, oldID, newID string
 			return nil, err
 		}
 		if err := insertSecret(ctx, tx, Secret{OrgID: r.OrgID, Name: r.SaveAs, Ciphertext: sealed, CreatedAt: at, CreatedBy: r.New.CreatedBy, KeyID: newID}); err != nil {
+			if errors.Is(classify(err), ErrConflict) {
+				return nil, ErrSecretConflict // created meanwhile, by hand or another roll
+			}
 			return nil, err
 		}
 		if err := addAudit(ctx, tx, Audit{OrgID: r.OrgID, At: at, Actor: r.New.CreatedBy, Action: "secret.create", Target: r.SaveAs, Detail: "holds key " + newID + ", rolled from " + oldID}); err != nil {
 			return nil, err
 		}
-		names = append(names, r.SaveAs)
+		updated = append(updated, r.SaveAs)
 	}
-	return names, nil
+	return updated, nil
 }
 
 // rollRecords writes a roll's audit records and feed events: the old key's
