@@ -83,6 +83,12 @@ func TestOpenAPIDescribesRealAnswers(t *testing.T) {
 	key := call(owner, "POST", "/v1/apps/"+appID+"/keys", map[string]any{"name": "ci", "expires_at": exp}, 201)
 	call(owner, "POST", "/v1/apps/"+appID+"/keys", map[string]any{"name": "ci2", "expires_at": exp, "save_as_secret": "ci2-key"}, 201)
 	call(owner, "POST", "/v1/apps/"+appID+"/keys", map[string]any{"name": "old", "expires_at": "2020-01-01T00:00:00Z"}, 422)
+	rollMe := call(owner, "POST", "/v1/apps/"+appID+"/keys", map[string]any{"name": "rolled", "expires_at": exp}, 201)
+	rolled := call(owner, "POST", "/v1/keys/"+fmt.Sprint(rollMe["id"])+"/roll", map[string]any{"expires_at": exp, "overlap": "1h"}, 201)
+	call(owner, "POST", "/v1/keys/"+fmt.Sprint(rolled["id"])+"/roll", map[string]any{"expires_at": exp, "overlap": "0s", "save_as_secret": "rolled-key"}, 201)
+	call(owner, "POST", "/v1/keys/"+fmt.Sprint(rollMe["id"])+"/roll", map[string]any{"expires_at": exp, "overlap": "1h"}, 409)
+	call(owner, "POST", "/v1/keys/"+fmt.Sprint(rollMe["id"])+"/roll", map[string]any{"expires_at": exp}, 422)
+	call(owner, "POST", "/v1/keys/key_nope/roll", map[string]any{"expires_at": exp, "overlap": "1h"}, 404)
 	call(owner, "GET", "/v1/apps/"+appID+"/keys?state=active", nil, 200)
 	call(owner, "GET", "/v1/keys", nil, 200)
 	if got := call(owner, "GET", "/v1/keys?expiring_within=7d", nil, 200); len(list(got["keys"])) != 2 {
@@ -101,10 +107,12 @@ func TestOpenAPIDescribesRealAnswers(t *testing.T) {
 	call(verifier, "POST", "/v1/verify", map[string]any{"key": "cak_nonsense"}, 200)
 	head := call(verifier, "GET", "/v1/events", nil, 200)
 	call(owner, "DELETE", "/v1/keys/"+fmt.Sprint(key["id"]), nil, 204)
+	k2 := call(owner, "POST", "/v1/apps/"+appID+"/keys", map[string]any{"name": "rolled-later", "expires_at": exp}, 201)
+	call(owner, "POST", "/v1/keys/"+fmt.Sprint(k2["id"])+"/roll", map[string]any{"expires_at": exp, "overlap": "1h"}, 201)
 	call(verifier, "POST", "/v1/verify", map[string]any{"key": key["key"]}, 200)
 	page := call(verifier, "GET", "/v1/events?after="+fmt.Sprint(head["next"])+"&wait=5s", nil, 200)
-	if len(list(page["events"])) == 0 {
-		t.Error("no event after a revoke, so the Event schema went unchecked")
+	if types := eventTypes(page); !slices.Contains(types, "key.revoked") || !slices.Contains(types, "key.expiry_changed") {
+		t.Errorf("events after a revoke and a roll are %v, so the Event schema went partly unchecked", types)
 	}
 	call(verifier, "GET", "/v1/events?after=1000000", nil, 410) // past the head
 	call(owner, "DELETE", "/v1/users/"+fmt.Sprint(user["id"]), nil, 204)
@@ -316,4 +324,15 @@ func sortedKeys(m map[string]any) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// eventTypes lists the types of an events page's events.
+func eventTypes(page map[string]any) []string {
+	var out []string
+	for _, e := range list(page["events"]) {
+		if m, ok := e.(map[string]any); ok {
+			out = append(out, fmt.Sprint(m["type"]))
+		}
+	}
+	return out
 }

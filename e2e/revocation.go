@@ -26,9 +26,12 @@ type RevocationConfig struct {
 	Admin string
 	// Load replaces the running Caddy's config with a Caddyfile.
 	Load func(caddyfile string) error
-	// Keys, Apps and Creators are how many key revocations, app deletions
-	// and creator deletions to time (defaults 100, 20, 20).
-	Keys, Apps, Creators int
+	// Keys, Apps, Creators and Rolls are how many key revocations, app
+	// deletions, creator deletions and key rolls to time (defaults 100,
+	// 20, 20, 20).
+	Keys, Apps, Creators, Rolls int
+	// RollOverlap is each roll's overlap (default 1s).
+	RollOverlap string
 	// Bound is how long one key may take to be refused before the
 	// measurement gives up (default 5s).
 	Bound time.Duration
@@ -68,9 +71,10 @@ func (l Latencies) String() string {
 func ms(d time.Duration) string { return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond)) }
 
 // RevocationReport is the time from the 204 of a revoke or delete to the
-// first 401 at the sidecar, for each of the three ways a key stops working.
+// first 401 at the sidecar, for each of the three ways a key stops working,
+// and from a rolled key's overlap's end to its first 401.
 type RevocationReport struct {
-	KeyRevoked, AppDeleted, CreatorDeleted Latencies
+	KeyRevoked, AppDeleted, CreatorDeleted, OverlapEnded Latencies
 }
 
 // revocationRun is one measurement's state.
@@ -95,6 +99,12 @@ func MeasureRevocations(ctx context.Context, cfg RevocationConfig) (*RevocationR
 	}
 	if cfg.Creators == 0 {
 		cfg.Creators = 20
+	}
+	if cfg.Rolls == 0 {
+		cfg.Rolls = 20
+	}
+	if cfg.RollOverlap == "" {
+		cfg.RollOverlap = "1s"
 	}
 	if cfg.Bound == 0 {
 		cfg.Bound = 5 * time.Second
@@ -209,6 +219,11 @@ func MeasureRevocations(ctx context.Context, cfg RevocationConfig) (*RevocationR
 			return nil, fmt.Errorf("creator deletion: %w", err)
 		}
 		rep.CreatorDeleted = append(rep.CreatorDeleted, d)
+	}
+
+	cfg.Logf("timing %d key rolls with a %s overlap", cfg.Rolls, cfg.RollOverlap)
+	if rep.OverlapEnded, err = r.timeRollovers(ctx, main, cfg.Rolls, cfg.RollOverlap); err != nil {
+		return nil, fmt.Errorf("key roll: %w", err)
 	}
 	return rep, nil
 }
@@ -327,5 +342,6 @@ func (rep *RevocationReport) Cases() []RevocationCase {
 		{"key revoked (DELETE /v1/keys/{id})", rep.KeyRevoked},
 		{"app deleted (DELETE /v1/apps/{id})", rep.AppDeleted},
 		{"creator deleted (DELETE /v1/users/{id})", rep.CreatorDeleted},
+		{"old key after a roll's overlap (POST /v1/keys/{id}/roll), from its new expires_at", rep.OverlapEnded},
 	}
 }

@@ -15,9 +15,9 @@ import (
 // standalone.
 func TestRevocationLatency(t *testing.T) {
 	s := newStack(t)
-	keys, apps, creators := 100, 20, 20
+	keys, apps, creators, rolls := 100, 20, 20, 10
 	if testing.Short() {
-		keys, apps, creators = 20, 5, 5
+		keys, apps, creators, rolls = 20, 5, 5, 3
 	}
 	rep, err := MeasureRevocations(context.Background(), RevocationConfig{
 		KeyService: s.ks.URL, OwnerToken: s.ks.OwnerToken, Admin: admin,
@@ -29,7 +29,7 @@ func TestRevocationLatency(t *testing.T) {
 			}
 			return nil
 		},
-		Keys: keys, Apps: apps, Creators: creators,
+		Keys: keys, Apps: apps, Creators: creators, Rolls: rolls,
 		Logf: t.Logf,
 	})
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -19,7 +20,7 @@ const keyOnceNotice = "This key is shown once and will not be shown again: store
 func newKeysCmd() *cobra.Command {
 	group := &cobra.Command{
 		Use:   "keys",
-		Short: "Create, list and revoke the API keys of your apps",
+		Short: "Create, list, roll and revoke the API keys of your apps",
 	}
 	flags := addClientFlags(group)
 
@@ -146,7 +147,7 @@ from now (7d, 36h): the ones to roll or replace before their clients get
 	}
 	revoke.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
 
-	group.AddCommand(create, list, revoke)
+	group.AddCommand(create, list, newKeysRollCmd(flags), revoke)
 	return group
 }
 
@@ -217,12 +218,22 @@ func keysTable(w io.Writer, keys []client.Key) error {
 }
 
 // stateLabel shows an orphaned key's reason beside its state, as the
-// console's Orphaned tab does.
+// console's Orphaned tab does, and the keys a rolled key is linked to.
 func stateLabel(k client.Key) string {
+	var notes []string
 	if k.OrphanReason != "" {
-		return fmt.Sprintf("%s (%s)", k.State, k.OrphanReason)
+		notes = append(notes, string(k.OrphanReason))
 	}
-	return string(k.State)
+	if k.RolledFrom != "" {
+		notes = append(notes, "rolled from "+k.RolledFrom)
+	}
+	if k.RolledTo != "" {
+		notes = append(notes, "rolled to "+k.RolledTo)
+	}
+	if len(notes) == 0 {
+		return string(k.State)
+	}
+	return fmt.Sprintf("%s (%s)", k.State, strings.Join(notes, ", "))
 }
 
 func appLabel(k client.Key) string {

@@ -175,6 +175,20 @@ func (c *Client) RevokeKey(ctx context.Context, id string) error {
 	return c.do(ctx, request{method: http.MethodDelete, path: "/v1/keys/" + seg(id)}, nil)
 }
 
+// RollKey replaces a key with a new one for the same app and name. The old
+// key keeps working for in.Overlap (never past its own expiry).
+func (c *Client) RollKey(ctx context.Context, id string, in RollKeyRequest) (*RolledKey, error) {
+	if err := checkID("key id", id); err != nil {
+		return nil, err
+	}
+	in.ExpiresAt = in.ExpiresAt.UTC()
+	var out RolledKey
+	if err := c.do(ctx, request{method: http.MethodPost, path: "/v1/keys/" + seg(id) + "/roll", body: in}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // CreateSecret stores a secret.
 func (c *Client) CreateSecret(ctx context.Context, in CreateSecretRequest) (*Secret, error) {
 	var out Secret

@@ -33,6 +33,9 @@ const (
 	StateActive   KeyState = "active"
 	StateOrphaned KeyState = "orphaned"
 	StateExpired  KeyState = "expired"
+	// StateRevoked is never listed; a roll without overlap answers it as
+	// the previous key's state.
+	StateRevoked KeyState = "revoked"
 )
 
 // OrphanReason says why a key was orphaned. The empty reason is a key that is
@@ -88,6 +91,9 @@ const (
 	EventKeyRevoked  EventType = "key.revoked"
 	EventKeyOrphaned EventType = "key.orphaned"
 	EventAppDeleted  EventType = "app.deleted"
+	// EventKeyExpiryChanged says a key now expires sooner (it was rolled):
+	// the event's ExpiresAt is its new expiry.
+	EventKeyExpiryChanged EventType = "key.expiry_changed"
 )
 
 // CreateOrgRequest is the body of POST /v1/orgs.
@@ -194,6 +200,10 @@ type Key struct {
 	// CreatedByEmail is the creator's e-mail, for display.
 	CreatedByEmail string     `json:"created_by_email,omitempty"`
 	LastUsedAt     *time.Time `json:"last_used_at"`
+	// RolledFrom is the key this one was rolled from, RolledTo the key it
+	// was rolled to; empty when none.
+	RolledFrom string `json:"rolled_from,omitempty"`
+	RolledTo   string `json:"rolled_to,omitempty"`
 }
 
 // CreatedKey answers POST /v1/apps/{id}/keys. Exactly one of PlainKey (the
@@ -202,6 +212,35 @@ type CreatedKey struct {
 	Key
 	PlainKey   string `json:"key,omitempty"`
 	SecretName string `json:"secret_name,omitempty"`
+}
+
+// RollKeyRequest is the body of POST /v1/keys/{id}/roll. Overlap is how
+// long the old key keeps working (never past its own expiry), as a
+// duration such as "24h" or "7d"; "0s" revokes it at once. When
+// SaveAsSecret names a secret, the new key is stored there.
+type RollKeyRequest struct {
+	ExpiresAt    time.Time `json:"expires_at"`
+	Overlap      string    `json:"overlap"`
+	SaveAsSecret string    `json:"save_as_secret,omitempty"`
+}
+
+// RolledKey answers POST /v1/keys/{id}/roll: the new key, and the old one's
+// new expiry. PlainKey is the new key, shown this once, unless it went to
+// secrets (the one the roll named, and those that held the old key):
+// Secrets names them.
+type RolledKey struct {
+	Key
+	PlainKey string      `json:"key,omitempty"`
+	Secrets  []string    `json:"secrets,omitempty"`
+	Previous PreviousKey `json:"previous"`
+}
+
+// PreviousKey is the rolled key after the roll: it works until ExpiresAt,
+// unless State is revoked (a roll without overlap).
+type PreviousKey struct {
+	ID        string    `json:"id"`
+	State     KeyState  `json:"state"`
+	ExpiresAt time.Time `json:"expires_at"`
 }
 
 // CreateSecretRequest is the body of POST /v1/secrets.
@@ -243,6 +282,8 @@ type Event struct {
 	KeyID string    `json:"key_id,omitempty"`
 	AppID string    `json:"app_id"`
 	At    time.Time `json:"at"`
+	// ExpiresAt is a key.expiry_changed event's new expiry.
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 }
 
 // EventPage answers GET /v1/events. Next is the cursor to pass as after in

@@ -146,7 +146,7 @@ func (c *console) createKey(w http.ResponseWriter, r *http.Request, req *request
 	// one that can show it.
 	nk := &newKey{Plain: created.Plain, Name: created.Key.Name, CloseURL: keysURL(created.Key.AppID, "")}
 	flow := randomToken()
-	sealed, err := c.svc.SealNewKey(req.sess.ConsoleSession, flow, keyservice.NewKey{Plain: created.Plain, AppID: created.Key.AppID, KeyName: created.Key.Name})
+	sealed, err := c.svc.SealNewKey(req.sess.ConsoleSession, flow, keyservice.NewKey{Plain: created.Plain, AppID: created.Key.AppID, KeyName: created.Key.Name, KeyID: created.Key.ID})
 	if err != nil {
 		c.log.Warn("console: seal the new key for Save As Secret", "err", err)
 	} else {
@@ -176,7 +176,7 @@ func (c *console) saveAsSecret(w http.ResponseWriter, r *http.Request, req *requ
 		return
 	}
 	name := strings.TrimSpace(r.PostForm.Get("name"))
-	if _, err := c.svc.CreateSecret(r.Context(), req.caller, name, k.Plain); err != nil {
+	if _, err := c.svc.SaveNewKey(r.Context(), req.caller, name, k); err != nil {
 		c.retrySecret(w, r, req, flow, sealed, name, k, err)
 		return
 	}

@@ -43,6 +43,8 @@ type keyJSON struct {
 	CreatedBy      string     `json:"created_by"`
 	CreatedByEmail string     `json:"created_by_email"`
 	LastUsedAt     *time.Time `json:"last_used_at"`
+	RolledFrom     string     `json:"rolled_from,omitempty"`
+	RolledTo       string     `json:"rolled_to,omitempty"`
 	Key            string     `json:"key,omitempty"`
 	SecretName     string     `json:"secret_name,omitempty"`
 }
@@ -70,7 +72,7 @@ func toApp(a keyservice.App, withCounts bool) appJSON {
 func toKey(k keyservice.Key) keyJSON {
 	out := keyJSON{ID: k.ID, Name: k.Name, AppID: k.AppID, AppName: k.AppName, Prefix: k.Prefix,
 		State: k.State, ExpiresAt: k.ExpiresAt, CreatedAt: k.CreatedAt,
-		CreatedBy: k.CreatedBy, CreatedByEmail: k.CreatorEmail, LastUsedAt: k.LastUsedAt}
+		CreatedBy: k.CreatedBy, CreatedByEmail: k.CreatorEmail, LastUsedAt: k.LastUsedAt, RolledFrom: k.RolledFrom, RolledTo: k.RolledTo}
 	if k.OrphanReason != "" {
 		r := k.OrphanReason
 		out.OrphanReason = &r

@@ -65,6 +65,7 @@ var routes = []route{
 	{"GET /v1/apps/{id}/keys", (*Server).listAppKeys, true},
 	{"GET /v1/keys", (*Server).listKeys, true},
 	{"DELETE /v1/keys/{id}", (*Server).revokeKey, true},
+	{"POST /v1/keys/{id}/roll", (*Server).rollKey, true},
 	{"POST /v1/secrets", (*Server).createSecret, true},
 	{"GET /v1/secrets", (*Server).listSecrets, true},
 	{"GET /v1/secrets/{name}", (*Server).getSecret, true},

@@ -67,15 +67,16 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	type eventJSON struct {
-		Seq   int64     `json:"seq"`
-		Type  string    `json:"type"`
-		KeyID string    `json:"key_id,omitempty"`
-		AppID string    `json:"app_id"`
-		At    time.Time `json:"at"`
+		Seq       int64      `json:"seq"`
+		Type      string     `json:"type"`
+		KeyID     string     `json:"key_id,omitempty"`
+		AppID     string     `json:"app_id"`
+		At        time.Time  `json:"at"`
+		ExpiresAt *time.Time `json:"expires_at,omitempty"`
 	}
 	out := make([]eventJSON, 0, len(events))
 	for _, e := range events {
-		out = append(out, eventJSON{e.Seq, e.Type, e.KeyID, e.AppID, e.At})
+		out = append(out, eventJSON{e.Seq, e.Type, e.KeyID, e.AppID, e.At, e.ExpiresAt})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"events": out, "next": next})
 }

@@ -1,6 +1,7 @@
 package keyservice
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
@@ -34,10 +35,19 @@ const maxSealedNewKeyLen = 4096
 const maxFlowLen = 128
 
 // NewKey is a key just created in the console, as its page carries it.
+// KeyID is recorded with the secret it is saved in, so that a roll of the
+// key updates that secret.
 type NewKey struct {
 	Plain   string `json:"k"`
 	AppID   string `json:"a"`
 	KeyName string `json:"n"`
+	KeyID   string `json:"i,omitempty"`
+}
+
+// SaveNewKey stores a key just created in the console, opened by
+// OpenNewKey, as the secret name, recorded as holding that key.
+func (s *Service) SaveNewKey(ctx context.Context, c Caller, name string, k NewKey) (SecretInfo, error) {
+	return s.createSecret(ctx, c, name, k.Plain, k.KeyID)
 }
 
 // ErrNewKeyExpired is the cause of OpenNewKey's error for a sealed key

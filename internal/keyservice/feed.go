@@ -56,14 +56,16 @@ func (w *feedWatch) poke() {
 type Event struct {
 	Seq   int64
 	AppID string
-	Type  string // "key.revoked", "key.orphaned" or "app.deleted"
+	Type  string // "key.revoked", "key.orphaned", "key.expiry_changed" or "app.deleted"
 	KeyID string
 	At    time.Time
+	// ExpiresAt is a key.expiry_changed event's new, earlier expiry.
+	ExpiresAt *time.Time
 }
 
 func eventsOf(evs []store.Event) []Event {
 	return each(evs, func(e store.Event) Event {
-		return Event{Seq: e.Seq, AppID: e.AppID, Type: e.Type, KeyID: e.KeyID, At: e.At}
+		return Event{Seq: e.Seq, AppID: e.AppID, Type: e.Type, KeyID: e.KeyID, At: e.At, ExpiresAt: e.ExpiresAt}
 	})
 }
 

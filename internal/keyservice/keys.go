@@ -52,6 +52,11 @@ type Key struct {
 	// ExpiringSoonWithin: decided here, at the service's clock, so the
 	// console need not do date arithmetic in a template.
 	ExpiringSoon bool
+	// RolledFrom is the key this one was rolled from, RolledTo the key it
+	// was rolled to (it works until its ExpiresAt, the overlap's end);
+	// "" when none.
+	RolledFrom string
+	RolledTo   string
 }
 
 func keyOf(k store.Key, now time.Time) Key {
@@ -59,7 +64,7 @@ func keyOf(k store.Key, now time.Time) Key {
 	return Key{ID: k.ID, OrgID: k.OrgID, AppID: k.AppID, AppName: k.AppName, Name: k.Name, Prefix: k.Prefix,
 		State: state, OrphanReason: k.OrphanReason, ExpiresAt: k.ExpiresAt, CreatedAt: k.CreatedAt,
 		CreatedBy: k.CreatedBy, CreatorEmail: k.CreatorEmail, LastUsedAt: k.LastUsedAt,
-		ExpiringSoon: expiringSoon(state, k.ExpiresAt, now)}
+		RolledFrom: k.RolledFrom, RolledTo: k.RolledTo, ExpiringSoon: expiringSoon(state, k.ExpiresAt, now)}
 }
 
 // keyState returns the state a key is in at now.
@@ -103,13 +108,8 @@ func (s *Service) CreateKey(ctx context.Context, c Caller, appID string, req Cre
 		return KeyCreated{}, err
 	}
 	now := s.now().UTC()
-	switch {
-	case req.ExpiresAt.IsZero():
-		return KeyCreated{}, errorf(KindInvalid, "expires_at is required")
-	case !req.ExpiresAt.After(now):
-		return KeyCreated{}, errorf(KindInvalid, "expires_at must be in the future")
-	case req.ExpiresAt.After(now.Add(s.maxLifetime + expiryGrace)):
-		return KeyCreated{}, errorf(KindInvalid, "expires_at may be at most %d days from now", int(s.maxLifetime.Hours()/24))
+	if err := s.checkExpiry(req.ExpiresAt, now); err != nil {
+		return KeyCreated{}, err
 	}
 	if req.SaveAsSecret != "" && !validSecretName(req.SaveAsSecret) {
 		return KeyCreated{}, errorf(KindInvalid, secretNameRule)
@@ -151,6 +151,20 @@ func (s *Service) CreateKey(ctx context.Context, c Caller, appID string, req Cre
 		out.Plain = plain
 	}
 	return out, nil
+}
+
+// checkExpiry checks a new key's expiry: required, in the future, and
+// within the longest lifetime allowed.
+func (s *Service) checkExpiry(exp, now time.Time) error {
+	switch {
+	case exp.IsZero():
+		return errorf(KindInvalid, "expires_at is required")
+	case !exp.After(now):
+		return errorf(KindInvalid, "expires_at must be in the future")
+	case exp.After(now.Add(s.maxLifetime + expiryGrace)):
+		return errorf(KindInvalid, "expires_at may be at most %d days from now", int(s.maxLifetime.Hours()/24))
+	}
+	return nil
 }
 
 // keySelects are the states ListKeys may be asked for, and the rows that

@@ -34,6 +34,12 @@ func secretInfoOf(s store.Secret) SecretInfo {
 
 // CreateSecret stores a secret value, encrypted, in the caller's organization.
 func (s *Service) CreateSecret(ctx context.Context, c Caller, name, value string) (SecretInfo, error) {
+	return s.createSecret(ctx, c, name, value, "")
+}
+
+// createSecret is CreateSecret for a value that is the key keyID, when set:
+// a roll of that key gives the secret the new key.
+func (s *Service) createSecret(ctx context.Context, c Caller, name, value, keyID string) (SecretInfo, error) {
 	u, err := c.user()
 	if err != nil {
 		return SecretInfo{}, err
@@ -51,7 +57,7 @@ func (s *Service) CreateSecret(ctx context.Context, c Caller, name, value string
 	if err != nil {
 		return SecretInfo{}, err
 	}
-	sec := store.Secret{OrgID: u.OrgID, Name: name, Ciphertext: sealed, CreatedAt: s.now().UTC(), CreatedBy: u.ID}
+	sec := store.Secret{OrgID: u.OrgID, Name: name, Ciphertext: sealed, CreatedAt: s.now().UTC(), CreatedBy: u.ID, KeyID: keyID}
 	if err := s.store.CreateSecret(ctx, sec); err != nil {
 		return SecretInfo{}, s.conflict(err, "a secret named %q already exists", name)
 	}

@@ -14,8 +14,12 @@ func addEvent(ctx context.Context, tx *sql.Tx, e Event) error {
 	if err := tx.QueryRowContext(ctx, `UPDATE counters SET value = value + 1 WHERE name = 'event_seq' RETURNING value`).Scan(&seq); err != nil {
 		return fmt.Errorf("take event sequence: %w", err)
 	}
-	_, err := tx.ExecContext(ctx, `INSERT INTO events (seq, org_id, app_id, type, key_id, at) VALUES ($1, $2, $3, $4, $5, $6)`,
-		seq, e.OrgID, e.AppID, e.Type, e.KeyID, micros(e.At))
+	var expires sql.NullInt64
+	if e.ExpiresAt != nil {
+		expires = sql.NullInt64{Int64: micros(*e.ExpiresAt), Valid: true}
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO events (seq, org_id, app_id, type, key_id, at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		seq, e.OrgID, e.AppID, e.Type, e.KeyID, micros(e.At), expires)
 	if err != nil {
 		return fmt.Errorf("write event: %w", err)
 	}
@@ -31,7 +35,7 @@ func (s *Store) EventHead(ctx context.Context) (int64, error) {
 
 func scanEvent(row rowScanner) (Event, error) {
 	var e Event
-	err := row.Scan(&e.Seq, &e.OrgID, &e.AppID, &e.Type, &e.KeyID, timeCol{&e.At})
+	err := row.Scan(&e.Seq, &e.OrgID, &e.AppID, &e.Type, &e.KeyID, timeCol{&e.At}, nullTimeCol{&e.ExpiresAt})
 	return e, err
 }
 
@@ -59,7 +63,7 @@ func (s *Store) EventsAfter(ctx context.Context, appID string, after int64, limi
 			return ErrCursorAhead
 		}
 		var err error
-		events, err = queryAll(ctx, tx, scanEvent, `SELECT seq, org_id, app_id, type, key_id, at FROM events WHERE app_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4`,
+		events, err = queryAll(ctx, tx, scanEvent, `SELECT seq, org_id, app_id, type, key_id, at, expires_at FROM events WHERE app_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4`,
 			appID, after, head, limit)
 		if err != nil {
 			return err

@@ -9,16 +9,16 @@ import (
 )
 
 const keyCols = `k.id, k.org_id, k.app_id, a.name, k.name, k.prefix, k.hash, k.expires_at, k.created_at, k.created_by, u.email,
-	k.revoked_at, k.orphaned_at, k.orphan_reason, k.last_used_at`
+	k.revoked_at, k.orphaned_at, k.orphan_reason, k.last_used_at, k.rolled_from, k.rolled_to`
 
 const keyFrom = ` FROM api_keys k JOIN apps a ON a.id = k.app_id JOIN users u ON u.id = k.created_by`
 
 func scanKey(row rowScanner) (Key, error) {
 	var k Key
-	var reason sql.NullString
+	var reason, from, to sql.NullString
 	err := row.Scan(&k.ID, &k.OrgID, &k.AppID, &k.AppName, &k.Name, &k.Prefix, &k.Hash, timeCol{&k.ExpiresAt}, timeCol{&k.CreatedAt}, &k.CreatedBy, &k.CreatorEmail,
-		nullTimeCol{&k.RevokedAt}, nullTimeCol{&k.OrphanedAt}, &reason, nullTimeCol{&k.LastUsedAt})
-	k.OrphanReason = reason.String
+		nullTimeCol{&k.RevokedAt}, nullTimeCol{&k.OrphanedAt}, &reason, nullTimeCol{&k.LastUsedAt}, &from, &to)
+	k.OrphanReason, k.RolledFrom, k.RolledTo = reason.String, from.String, to.String
 	return k, err
 }
 

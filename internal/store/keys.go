@@ -31,6 +31,7 @@ func (s *Store) CreateKey(ctx context.Context, k Key, secret *Secret) error {
 		}
 		detail := "app " + k.AppID
 		if secret != nil {
+			secret.KeyID = k.ID // so that a roll of this key finds the secret
 			if err := insertSecret(ctx, tx, *secret); err != nil {
 				if errors.Is(classify(err), ErrConflict) {
 					return ErrSecretConflict

@@ -54,6 +54,8 @@ type Key struct {
 	OrphanedAt   *time.Time
 	OrphanReason string // "", "app_deleted" or "creator_deleted"
 	LastUsedAt   *time.Time
+	RolledFrom   string // the key this one was rolled from; "" when none
+	RolledTo     string // the key this one was rolled to; "" when none
 }
 
 // Secret is an entry of the Secrets store; Ciphertext is sealed by the caller.
@@ -63,6 +65,9 @@ type Secret struct {
 	Ciphertext []byte
 	CreatedAt  time.Time
 	CreatedBy  string
+	// KeyID is the key the secret holds, when it was saved from one (Save
+	// As Secret, a roll); "" for a value set by hand.
+	KeyID string
 }
 
 // Event is an entry of the change feed.
@@ -70,9 +75,11 @@ type Event struct {
 	Seq   int64
 	OrgID string
 	AppID string
-	Type  string // "key.revoked", "key.orphaned" or "app.deleted"
+	Type  string // "key.revoked", "key.orphaned", "key.expiry_changed" or "app.deleted"
 	KeyID string
 	At    time.Time
+	// ExpiresAt is a key.expiry_changed event's new expiry; nil otherwise.
+	ExpiresAt *time.Time
 }
 
 // Event types.
@@ -80,6 +87,8 @@ const (
 	EventKeyRevoked  = "key.revoked"
 	EventKeyOrphaned = "key.orphaned"
 	EventAppDeleted  = "app.deleted"
+	// EventKeyExpiryChanged: a key now expires sooner (it was rolled).
+	EventKeyExpiryChanged = "key.expiry_changed"
 )
 
 // Orphan reasons.

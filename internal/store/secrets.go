@@ -7,8 +7,12 @@ import (
 )
 
 func insertSecret(ctx context.Context, tx *sql.Tx, sec Secret) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO secrets (org_id, name, ciphertext, created_at, created_by) VALUES ($1, $2, $3, $4, $5)`,
-		sec.OrgID, sec.Name, sec.Ciphertext, micros(sec.CreatedAt), sec.CreatedBy)
+	var keyID sql.NullString
+	if sec.KeyID != "" {
+		keyID = sql.NullString{String: sec.KeyID, Valid: true}
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO secrets (org_id, name, ciphertext, created_at, created_by, key_id) VALUES ($1, $2, $3, $4, $5, $6)`,
+		sec.OrgID, sec.Name, sec.Ciphertext, micros(sec.CreatedAt), sec.CreatedBy, keyID)
 	return err
 }
 

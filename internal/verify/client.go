@@ -189,6 +189,8 @@ type Event struct {
 	KeyID string    `json:"key_id"`
 	AppID string    `json:"app_id"`
 	At    time.Time `json:"at"`
+	// ExpiresAt is a key.expiry_changed event's new expiry.
+	ExpiresAt *time.Time `json:"expires_at"`
 }
 
 // Event types the sidecar acts on.
@@ -196,6 +198,8 @@ const (
 	EventKeyRevoked  = "key.revoked"
 	EventKeyOrphaned = "key.orphaned"
 	EventAppDeleted  = "app.deleted"
+	// EventKeyExpiryChanged: the key now expires sooner (it was rolled).
+	EventKeyExpiryChanged = "key.expiry_changed"
 )
 
 // EventPage is one answer of GET /v1/events.

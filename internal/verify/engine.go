@@ -124,7 +124,10 @@ func NewEngine(cfg Config, svc KeyService, obs Observer) (*Engine, error) {
 		return nil, fmt.Errorf("cache size must be below %d", math.MaxInt32/2)
 	}
 	e := &Engine{cfg: cfg, svc: svc, obs: obs, pos: newValidCache(cfg.CacheSize)}
-	e.base = cfg.Now().UnixNano()
+	// A base on a whole second keeps an expiry on a whole second (where a
+	// roll's overlap ends) exact; any other is rounded down, a second at
+	// most, which only ever ends a key early.
+	e.base = cfg.Now().Truncate(time.Second).UnixNano()
 	e.brk = breaker{threshold: cfg.BreakerThreshold, cooldown: cfg.BreakerCooldown}
 	var err error
 	e.neg, err = simplelru.NewLRU[fingerprint, negative](cfg.NegativeSize, nil)
@@ -294,6 +297,22 @@ func (e *Engine) Evict(keyID string, code Code) bool {
 		e.neg.Add(fp, negative{code: code, stored: e.cfg.Now().UnixNano()})
 	}
 	return ok
+}
+
+// Shorten moves the expiry of keyID's cached answer to expires when that
+// is sooner (a rolled key's overlap ends there); it never lengthens one. A
+// zero expires drops the answer, so the next request asks again. Like
+// Evict, it keeps an answer already in flight, which may predate the
+// change, out of the cache. It reports whether the key was cached.
+func (e *Engine) Shorten(keyID string, expires time.Time) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.gen++
+	if expires.IsZero() {
+		_, ok := e.pos.removeID(keyID)
+		return ok
+	}
+	return e.pos.shortenID(keyID, e.secOf(expires))
 }
 
 // Purge drops every cached answer.

@@ -18,6 +18,9 @@ type EventSource interface {
 type Sink interface {
 	// Evict drops a revoked or orphaned key's cached answer.
 	Evict(keyID string, code Code) bool
+	// Shorten moves a key's cached expiry back to expires, never forward;
+	// a zero expires drops the answer.
+	Shorten(keyID string, expires time.Time) bool
 	// Purge drops every cached answer.
 	Purge()
 }
@@ -231,6 +234,15 @@ func (f *Feed) apply(ev Event) {
 		case EventKeyOrphaned:
 			f.evictAll(ev.KeyID, CodeOrphaned)
 			f.obs.RevocationApplied()
+		case EventKeyExpiryChanged:
+			// A rolled key: its overlap ends at ExpiresAt. An event
+			// without one cannot be applied as meant; dropping the entry
+			// is safe, the next request asks again.
+			var exp time.Time
+			if ev.ExpiresAt != nil {
+				exp = *ev.ExpiresAt
+			}
+			f.each(func(s Sink) { s.Shorten(ev.KeyID, exp) })
 		case EventAppDeleted:
 			f.purgeAll()
 			f.obs.RevocationApplied()
@@ -246,19 +258,16 @@ func (f *Feed) apply(ev Event) {
 	f.obs.EventApplied(ev.Seq, lag)
 }
 
-func (f *Feed) evictAll(keyID string, code Code) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for s := range f.sinks {
-		s.Evict(keyID, code)
-	}
-}
+func (f *Feed) evictAll(keyID string, code Code) { f.each(func(s Sink) { s.Evict(keyID, code) }) }
 
-func (f *Feed) purgeAll() {
+func (f *Feed) purgeAll() { f.each(Sink.Purge) }
+
+// each applies fn to every attached sink.
+func (f *Feed) each(fn func(Sink)) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for s := range f.sinks {
-		s.Purge()
+		fn(s.Sink)
 	}
 }
 

@@ -106,19 +106,36 @@ func (c *validCache) remove(fp fingerprint) {
 	}
 }
 
-// removeID drops the answer for the key keyID, if any, and returns its
-// fingerprint.
-func (c *validCache) removeID(keyID string) (fingerprint, bool) {
+// findID returns the slot of the key keyID's answer, or 0.
+func (c *validCache) findID(keyID string) int32 {
 	i := *c.idHead(keyID)
 	for i != 0 && c.slots[i].p.keyID() != keyID {
 		i = c.slots[i].idNext
 	}
+	return i
+}
+
+// removeID drops the answer for the key keyID, if any, and returns its
+// fingerprint.
+func (c *validCache) removeID(keyID string) (fingerprint, bool) {
+	i := c.findID(keyID)
 	if i == 0 {
 		return fingerprint{}, false
 	}
 	fp := c.slots[i].fp
 	c.drop(i)
 	return fp, true
+}
+
+// shortenID moves the expiry of the key keyID's answer, if any, back to
+// expires, never forward, and reports whether the key was cached.
+func (c *validCache) shortenID(keyID string, expires uint32) bool {
+	i := c.findID(keyID)
+	if i == 0 {
+		return false
+	}
+	c.slots[i].p.expires = min(c.slots[i].p.expires, expires)
+	return true
 }
 
 // purge drops every answer and gives back the memory.

@@ -34,6 +34,9 @@ func Run(t *testing.T, open Open) {
 	t.Run("ConsoleSessionExpiryAndSweep", func(t *testing.T) { testConsoleSessionExpiryAndSweep(t, open(t)) })
 	t.Run("ConsoleSessionsEndWithTheirUser", func(t *testing.T) { testConsoleSessionsEndWithTheirUser(t, open(t)) })
 	t.Run("ConcurrentConsoleSessionFlash", func(t *testing.T) { testConcurrentConsoleSessionFlash(t, open(t)) })
+	t.Run("RollKey", func(t *testing.T) { testRollKey(t, open(t)) })
+	t.Run("RollSecrets", func(t *testing.T) { testRollSecrets(t, open(t)) })
+	t.Run("ConcurrentRolls", func(t *testing.T) { testConcurrentRolls(t, open(t)) })
 	t.Run("EmptyLists", func(t *testing.T) { testEmptyLists(t, open(t)) })
 	t.Run("ExpiringKeys", func(t *testing.T) { testExpiringKeys(t, open(t)) })
 }
