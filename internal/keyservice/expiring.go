@@ -23,10 +23,11 @@ const ExpiringSoonLabel = "7d"
 const maxWithinText = 32
 
 // expiringSoon tells whether k, in state, expires within ExpiringSoonWithin
-// of now. Only an active key is: an expired one is past it, and an orphaned
-// one works no more, so its expiry changes nothing for anyone.
-func expiringSoon(state string, expiresAt, now time.Time) bool {
-	return state == StateActive && !expiresAt.After(now.Add(ExpiringSoonWithin))
+// of now. Only an active key not yet rolled is: an expired one is past it,
+// an orphaned one works no more, and a rolled one's successor already
+// stands, so its expiry calls for nobody to act.
+func expiringSoon(state, rolledTo string, expiresAt, now time.Time) bool {
+	return state == StateActive && rolledTo == "" && !expiresAt.After(now.Add(ExpiringSoonWithin))
 }
 
 // ParseExpiringWithin reads an expiring_within value: a whole number of days

@@ -43,8 +43,12 @@ func TestExpiringSoon(t *testing.T) {
 		{StateOrphaned, 3 * 24 * time.Hour, false},
 		{StateRevoked, 3 * 24 * time.Hour, false},
 	} {
-		if got := expiringSoon(c.state, now.Add(c.in), now); got != c.want {
+		if got := expiringSoon(c.state, "", now.Add(c.in), now); got != c.want {
 			t.Errorf("%s key due in %v: expiring soon %v, want %v", c.state, c.in, got, c.want)
 		}
+	}
+	// A key rolled away, in its overlap: its successor already stands.
+	if expiringSoon(StateActive, "key_next", now.Add(24*time.Hour), now) {
+		t.Error("a key rolled away is marked expiring soon")
 	}
 }

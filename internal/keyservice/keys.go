@@ -64,7 +64,7 @@ func keyOf(k store.Key, now time.Time) Key {
 	return Key{ID: k.ID, OrgID: k.OrgID, AppID: k.AppID, AppName: k.AppName, Name: k.Name, Prefix: k.Prefix,
 		State: state, OrphanReason: k.OrphanReason, ExpiresAt: k.ExpiresAt, CreatedAt: k.CreatedAt,
 		CreatedBy: k.CreatedBy, CreatorEmail: k.CreatorEmail, LastUsedAt: k.LastUsedAt,
-		RolledFrom: k.RolledFrom, RolledTo: k.RolledTo, ExpiringSoon: expiringSoon(state, k.ExpiresAt, now)}
+		RolledFrom: k.RolledFrom, RolledTo: k.RolledTo, ExpiringSoon: expiringSoon(state, k.RolledTo, k.ExpiresAt, now)}
 }
 
 // keyState returns the state a key is in at now.

@@ -93,7 +93,8 @@ func (s *Store) ListKeys(ctx context.Context, f KeyFilter) ([]Key, error) {
 	}
 	if !f.ExpiresBy.IsZero() {
 		args = append(args, micros(f.ExpiresBy))
-		q += fmt.Sprintf(` AND k.expires_at <= $%d`, len(args))
+		// A key rolled away ends with its overlap; its successor stands.
+		q += fmt.Sprintf(` AND k.expires_at <= $%d AND k.rolled_to IS NULL`, len(args))
 	}
 	q += ` ORDER BY k.created_at DESC, k.id`
 	keys, err := queryAll(ctx, s.db, scanKey, q, args...)
@@ -110,7 +111,7 @@ func (s *Store) CountKeys(ctx context.Context, now, expiringBy time.Time) (KeyCo
 		coalesce(sum(CASE WHEN orphaned_at IS NULL AND expires_at > $1 THEN 1 ELSE 0 END), 0),
 		coalesce(sum(CASE WHEN orphaned_at IS NULL AND expires_at <= $1 THEN 1 ELSE 0 END), 0),
 		coalesce(sum(CASE WHEN orphaned_at IS NOT NULL THEN 1 ELSE 0 END), 0),
-		coalesce(sum(CASE WHEN orphaned_at IS NULL AND expires_at > $1 AND expires_at <= $2 THEN 1 ELSE 0 END), 0)
+		coalesce(sum(CASE WHEN orphaned_at IS NULL AND expires_at > $1 AND expires_at <= $2 AND rolled_to IS NULL THEN 1 ELSE 0 END), 0)
 		FROM api_keys WHERE revoked_at IS NULL`, micros(now), micros(expiringBy)).Scan(&out.Unexpired, &out.Expired, &out.Orphaned, &out.Expiring)
 	if err != nil {
 		return KeyCounts{}, classify(err)

@@ -125,7 +125,7 @@ type KeyFilter struct {
 	Select KeySelect
 	Now    time.Time
 	// ExpiresBy, when set, keeps only keys that expire at or before it
-	// (whatever Select says of the rest).
+	// (whatever Select says of the rest) and were not rolled away.
 	ExpiresBy time.Time
 }
 
@@ -146,7 +146,8 @@ const (
 type KeyCounts struct {
 	Unexpired, Expired, Orphaned int
 	// Expiring counts the unexpired keys that expire at or before the
-	// expiringBy CountKeys was given: a subset of Unexpired.
+	// expiringBy CountKeys was given and were not rolled away: a subset
+	// of Unexpired.
 	Expiring int
 }
 

@@ -12,7 +12,7 @@ import (
 // testExpiringKeys: ExpiresBy narrows ListKeys to the unexpired keys due by
 // then, boundary included, of the filter's organization and app alone; and
 // CountKeys counts the same over the whole store. Revoked, orphaned and
-// expired keys due soon are in neither.
+// expired keys due soon are in neither, nor is a key rolled away.
 func testExpiringKeys(t *testing.T, s *store.Store) {
 	ctx := context.Background()
 	f := setup(t, s)
@@ -34,6 +34,13 @@ func testExpiringKeys(t *testing.T, s *store.Store) {
 	}
 	f.key(t, gone.ID, f.owner.ID, "orphaned", t0.Add(3*day))
 	if _, err := s.DeleteApp(ctx, f.org.ID, gone.ID, f.owner.ID, t0); err != nil {
+		t.Fatal(err)
+	}
+	// A key rolled away, in its overlap: it is due soon, but its
+	// replacement already stands, so there is nothing to act on. Counting
+	// it would fire the expiring-soon alert after every roll.
+	rolled := f.key(t, f.app.ID, f.owner.ID, "rolled", t0.Add(60*day))
+	if _, err := s.RollKey(ctx, f.roll(rolled.ID, t0, t0.Add(day))); err != nil {
 		t.Fatal(err)
 	}
 	other := setup(t, s)
@@ -74,8 +81,9 @@ func testExpiringKeys(t *testing.T, s *store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Unexpired: soon, edge, after-edge, late and other's soon.
-	if want := (store.KeyCounts{Unexpired: 5, Expired: 2, Orphaned: 1, Expiring: 3}); c != want {
+	// Unexpired: soon, edge, after-edge, late, rolled and its successor,
+	// and other's soon.
+	if want := (store.KeyCounts{Unexpired: 7, Expired: 2, Orphaned: 1, Expiring: 3}); c != want {
 		t.Errorf("CountKeys = %+v, want %+v", c, want)
 	}
 }
