@@ -28,7 +28,7 @@ func userTokenOf(t store.UserToken, c Caller) UserToken {
 func (s *Service) newUserToken(u store.User, name string, expires *time.Time) (string, store.UserToken) {
 	plain := newToken(userTokenPrefix)
 	return plain, store.UserToken{ID: newID("utk"), UserID: u.ID, OrgID: u.OrgID, Name: name, Hash: s.keys.hashToken(plain),
-		Prefix: plain[:tokenPrefixLen], CreatedAt: s.now().UTC(), ExpiresAt: expires}
+		Prefix: plain[:tokenPrefixLen], CreatedAt: s.now().UTC().Truncate(time.Microsecond), ExpiresAt: expires}
 }
 
 // withFirstToken sets u's first token (stored as "initial" with the user).
@@ -48,7 +48,7 @@ func (s *Service) CreateMyToken(ctx context.Context, c Caller, name string, expi
 		return UserToken{}, "", err
 	}
 	if expires != nil {
-		e := expires.UTC()
+		e := expires.UTC().Truncate(time.Microsecond)
 		if !e.After(s.now()) {
 			return UserToken{}, "", errorf(KindInvalid, "expires_at must be in the future")
 		}

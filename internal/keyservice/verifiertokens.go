@@ -75,7 +75,7 @@ func (s *Service) MintVerifierToken(ctx context.Context, c Caller, appID string,
 		return VerifierTokenMinted{}, errorf(KindInvalid, "overlap must be from 0s to 168h (7 days)")
 	}
 	plain := newToken(verifierTokenPrefix)
-	now := s.now().UTC()
+	now := s.now().UTC().Truncate(time.Microsecond) // as the store keeps it, so the answer matches later lists
 	v := store.VerifierToken{ID: newID("vtk"), AppID: appID, OrgID: u.OrgID, Hash: s.keys.hashToken(plain), Prefix: plain[:tokenPrefixLen],
 		CreatedAt: now, CreatedBy: u.ID}
 	prev, err := s.store.MintVerifierToken(ctx, v, now.Add(overlap))
