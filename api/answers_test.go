@@ -80,6 +80,23 @@ func TestOpenAPIDescribesRealAnswers(t *testing.T) {
 	call(owner, "POST", "/v1/apps", map[string]any{"name": "x", "kind": "cloud_function", "extra": 1}, 400)
 	call(owner, "GET", "/v1/apps", nil, 200)
 	call(owner, "GET", "/v1/apps/"+appID, nil, 200)
+	vtBase := "/v1/apps/" + appID + "/verifier-tokens"
+	first := list(call(owner, "GET", vtBase, nil, 200)["verifier_tokens"])
+	minted := call(owner, "POST", vtBase, map[string]any{"overlap": "1h"}, 201)
+	call(owner, "POST", vtBase, map[string]any{"overlap": "1h"}, 409)
+	call(owner, "POST", vtBase, map[string]any{"overlap": "30d"}, 422)
+	call(owner, "POST", vtBase, map[string]any{"overlap": "soon"}, 400)
+	call(owner, "GET", vtBase, nil, 200)
+	call(owner, "DELETE", vtBase+"/"+fmt.Sprint(minted["id"]), nil, 409)
+	call(owner, "DELETE", vtBase+"/"+fmt.Sprint(obj(first[0])["id"]), nil, 204)
+	call(owner, "DELETE", vtBase+"/vtk_nope", nil, 404)
+	call(owner, "GET", "/v1/apps/app_nope/verifier-tokens", nil, 404)
+	app["verifier_token"] = minted["token"] // the sidecar calls below use the new one
+	mine := call(owner, "POST", "/v1/me/tokens", map[string]any{"name": "laptop", "expires_at": exp}, 201)
+	call(owner, "POST", "/v1/me/tokens", map[string]any{"name": "old", "expires_at": "2020-01-01T00:00:00Z"}, 422)
+	call(owner, "GET", "/v1/me/tokens", nil, 200)
+	call(fmt.Sprint(mine["token"]), "DELETE", "/v1/me/tokens/"+fmt.Sprint(mine["id"]), nil, 204)
+	call(owner, "DELETE", "/v1/me/tokens/utk_nope", nil, 404)
 	key := call(owner, "POST", "/v1/apps/"+appID+"/keys", map[string]any{"name": "ci", "expires_at": exp}, 201)
 	call(owner, "POST", "/v1/apps/"+appID+"/keys", map[string]any{"name": "ci2", "expires_at": exp, "save_as_secret": "ci2-key"}, 201)
 	call(owner, "POST", "/v1/apps/"+appID+"/keys", map[string]any{"name": "old", "expires_at": "2020-01-01T00:00:00Z"}, 422)
@@ -91,8 +108,8 @@ func TestOpenAPIDescribesRealAnswers(t *testing.T) {
 	call(owner, "POST", "/v1/keys/key_nope/roll", map[string]any{"expires_at": exp, "overlap": "1h"}, 404)
 	call(owner, "GET", "/v1/apps/"+appID+"/keys?state=active", nil, 200)
 	call(owner, "GET", "/v1/keys", nil, 200)
-	if got := call(owner, "GET", "/v1/keys?expiring_within=7d", nil, 200); len(list(got["keys"])) != 2 {
-		t.Errorf("keys expiring within 7d: %v, want the two made to expire in 48h", got)
+	if got := call(owner, "GET", "/v1/keys?expiring_within=7d", nil, 200); len(list(got["keys"])) != 3 {
+		t.Errorf("keys expiring within 7d: %v, want the three made to expire in 48h (ci, ci2 and the last roll's new key)", got)
 	}
 	call(owner, "GET", "/v1/apps/"+appID+"/keys?expiring_within=36h", nil, 200)
 	call(owner, "GET", "/v1/keys?expiring_within=9999d", nil, 400)

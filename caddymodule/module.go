@@ -221,7 +221,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 
 	s := settings{
 		keyService: strings.TrimRight(h.KeyService, "/"), app: h.App,
-		token: token, tokenID: tokenID(token), tls: tlsConfig, tlsID: tlsID,
+		token: token, tls: tlsConfig, tlsID: tlsID,
 		engine: verify.Config{
 			App:                h.App,
 			CacheSize:          h.CacheSize,
@@ -238,6 +238,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("appkey_auth: %w", err)
 	}
 	h.engine, h.poolKey = v.(*pooledEngine), key
+	h.engine.hold(h, token)
 	return h.provisionThrottle()
 }
 
@@ -357,6 +358,7 @@ func (h *Handler) Cleanup() error {
 	if h.poolKey == "" {
 		return nil
 	}
+	h.engine.release(h)
 	_, err := engines.Delete(h.poolKey)
 	if h.throttleKey != "" {
 		_, terr := throttles.Delete(h.throttleKey)

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"runtime"
 	"strings"
@@ -145,5 +146,113 @@ func waitFor(t *testing.T, bound time.Duration, what string, cond func() bool) {
 			t.Fatalf("no %s within %s", what, bound)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestVerifierTokenSwapUnderLoad: an app's verifier token is rolled while
+// clients keep sending a cached key, and the sidecar moves to the new
+// token with a caddy reload. No answer but 200, the key is never verified
+// again (the cache survives the swap), one feed subscriber serves
+// throughout and follows the new token, and after the old token is
+// retired a key never seen before still verifies and a revocation still
+// arrives.
+func TestVerifierTokenSwapUnderLoad(t *testing.T) {
+	s := newStack(t)
+	p := newKSProxy(t, s.ks.URL)
+	a := s.app("swapped")
+	site := s.site(a)
+	k := s.key(nil, a.ID, time.Now().Add(time.Hour))
+	doomed := s.key(nil, a.ID, time.Now().Add(time.Hour))
+	s.load(p.URL, site)
+	waitFor(t, 5*time.Second, "one feed poll in flight", func() bool { return p.polls(a.VerifierToken) == 1 })
+	s.waitStatus(site, k.PlainKey, 200, 5*time.Second)
+	s.waitStatus(site, doomed.PlainKey, 200, 5*time.Second)
+	verifiesBefore := p.verifies.Load()
+
+	allowed := func() float64 {
+		return metric(adminMetrics(t), "appkey_auth_requests_total", "app", a.ID, "result", "allowed")
+	}
+	var (
+		mu       sync.Mutex
+		answers  = map[string]int{}
+		wg       sync.WaitGroup
+		stopLoad = make(chan struct{})
+	)
+	for range 8 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stopLoad:
+					return
+				default:
+				}
+				got, err := s.try(site, "X-API-Key", k.PlainKey)
+				key := fmt.Sprint(got.status)
+				if err != nil {
+					key = "error: " + err.Error()
+				}
+				mu.Lock()
+				answers[key]++
+				mu.Unlock()
+			}
+		})
+	}
+	ctx := context.Background()
+	minted, err := s.owner.MintVerifierToken(ctx, a.ID, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := allowed()
+	swapped := site
+	swapped.Token = minted.Token
+	s.load(p.URL, swapped)
+	waitFor(t, 20*time.Second, "requests counted after the swap", func() bool { return allowed() >= before+200 })
+	if err := s.owner.RetireVerifierToken(ctx, a.ID, *minted.PreviousID); err != nil {
+		t.Fatal(err)
+	}
+	// An event ends the feed's poll under the old token; the next one goes
+	// out under the new token, and the revocation it carries applies.
+	if err := s.owner.RevokeKey(ctx, doomed.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the feed polling with the new token", func() bool {
+		return p.polls(minted.Token) == 1 && p.polls(a.VerifierToken) == 0
+	})
+	s.waitStatus(site, doomed.PlainKey, 401, 5*time.Second, 200)
+	before = allowed()
+	waitFor(t, 20*time.Second, "requests counted after the old token was retired", func() bool { return allowed() >= before+200 })
+	// A key the sidecar never saw verifies with the new token.
+	fresh := s.key(nil, a.ID, time.Now().Add(time.Hour))
+	s.waitStatus(site, fresh.PlainKey, 200, 5*time.Second)
+	close(stopLoad)
+	wg.Wait()
+
+	mu.Lock()
+	defer mu.Unlock()
+	total, failed, fivexx := 0, 0, 0
+	for ans, n := range answers {
+		total += n
+		switch {
+		case ans == "200":
+		case strings.HasPrefix(ans, "error: "):
+			failed += n // Caddy's own reload closing a keep-alive connection
+		default:
+			if strings.HasPrefix(ans, "5") {
+				fivexx += n
+			}
+			t.Errorf("%d answers %q during the token swap (all: %v)", n, ans, answers)
+		}
+	}
+	if failed*100 > total {
+		t.Errorf("%d of %d requests failed in transport during the swap", failed, total)
+	}
+	// The cached key was never verified again; the one new key was, once.
+	verifies := p.verifies.Load() - verifiesBefore
+	t.Logf("token swap under load: %d requests, %d answered 5xx, %d transport errors; %d verify calls after the swap (1 expected: the new key), %d feed subscriptions", total, fivexx, failed, verifies, p.heads.Load())
+	if verifies != 1 {
+		t.Errorf("%d verify calls after the swap, want 1 (the new key): the cache did not survive the token swap", verifies)
+	}
+	if h := p.heads.Load(); h != 1 {
+		t.Errorf("%d feed subscriptions started, want 1 across the swap", h)
 	}
 }

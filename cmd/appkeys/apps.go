@@ -143,6 +143,7 @@ func newAppsCmd() *cobra.Command {
 	del.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
 
 	group.AddCommand(create, list, get, del)
+	group.AddCommand(verifierCommands(flags)...)
 	return group
 }
 

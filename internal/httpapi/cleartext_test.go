@@ -49,6 +49,18 @@ func TestNoSecretsInClear(t *testing.T) {
 	}
 	newUser := w.createUser(w.owner, "new@example.com", client.RoleMember)
 	secrets = append(secrets, newUser.Token)
+	// Rotated verifier tokens and users' own tokens, used, listed and
+	// retired.
+	rolled := w.mintVerifier(w.memTok, w.appB.ID, "1h")["token"].(string)
+	secrets = append(secrets, rolled)
+	w.verify(w.client(rolled), kb.PlainKey)
+	w.verifierTokens(w.ownerTok, w.appB.ID)
+	own := w.createToken(w.auraTok, map[string]any{"name": "ci", "expires_at": w.clock.Now().Add(time.Hour).UTC().Format(time.RFC3339)})
+	secrets = append(secrets, own["token"].(string))
+	w.do("GET", "/v1/me/tokens", own["token"].(string), nil).WantStatus(http.StatusOK)
+	w.do("DELETE", "/v1/me/tokens/"+own["id"].(string), w.auraTok, nil).WantStatus(http.StatusNoContent)
+	w.do("GET", "/v1/me", own["token"].(string), nil).WantError(http.StatusUnauthorized, "")
+	w.do("DELETE", "/v1/me/tokens/"+rolled, w.auraTok, nil).WantError(http.StatusNotFound, "") // a token pasted where an id goes
 
 	// Use them: every verdict, the feed, failures, and keys and tokens sent
 	// where they do not belong.
@@ -92,7 +104,7 @@ func TestNoSecretsInClear(t *testing.T) {
 	if len(a.Audit) < 10 {
 		t.Fatalf("the audit log has only %d records: %s", len(a.Audit), audit.Body)
 	}
-	for _, want := range []string{"secret.read", "secret.create", "key.create", "key.revoke", "key.orphan", "user.delete", "app.delete"} {
+	for _, want := range []string{"secret.read", "secret.create", "key.create", "key.revoke", "key.orphan", "user.delete", "app.delete", "verifier_token.mint", "token.create", "token.revoke"} {
 		if !bytes.Contains(audit.Body, []byte(`"`+want+`"`)) {
 			t.Errorf("the audit log has no %s record", want)
 		}

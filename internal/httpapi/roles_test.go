@@ -63,6 +63,10 @@ func TestPermissions(t *testing.T) {
 		{"member lists keys", w.memTok, "GET", fixed("/v1/keys"), none, 200, ""},
 		{"member lists apps", w.memTok, "GET", fixed("/v1/apps"), none, 200, ""},
 		{"member lists users", w.memTok, "GET", fixed("/v1/users"), none, 200, ""},
+		{"member rotates verifier token", w.memTok, "POST", fixed("/v1/apps/" + w.appB.ID + "/verifier-tokens"), func() any { return map[string]string{"overlap": "0s"} }, 201, ""},
+		{"member lists verifier tokens", w.memTok, "GET", fixed("/v1/apps/" + w.appA.ID + "/verifier-tokens"), none, 200, ""},
+		{"member lists own tokens", w.memTok, "GET", fixed("/v1/me/tokens"), none, 200, ""},
+		{"member creates own token", w.memTok, "POST", fixed("/v1/me/tokens"), func() any { return map[string]string{"name": "t"} }, 201, ""},
 		{"aura owner creates app", w.auraTok, "POST", fixed("/v1/apps"), appBody, 201, ""},
 		{"aura owner revokes active key", w.auraTok, "DELETE", del(freshKey, "/v1/keys/"), none, 204, ""},
 		// Orphaned keys: owners and aura owners only.
@@ -130,6 +134,12 @@ func TestPermissions(t *testing.T) {
 		{"GET", fixed("/v1/secrets/SHARED"), none},
 		{"DELETE", fixed("/v1/secrets/SHARED"), none},
 		{"GET", fixed("/v1/audit"), none},
+		{"GET", fixed("/v1/apps/" + w.appA.ID + "/verifier-tokens"), none},
+		{"POST", fixed("/v1/apps/" + w.appA.ID + "/verifier-tokens"), func() any { return map[string]string{"overlap": "0s"} }},
+		{"DELETE", fixed("/v1/apps/" + w.appA.ID + "/verifier-tokens/vtk_x"), none},
+		{"GET", fixed("/v1/me/tokens"), none},
+		{"POST", fixed("/v1/me/tokens"), func() any { return map[string]string{"name": "t"} }},
+		{"DELETE", fixed("/v1/me/tokens/utk_x"), none},
 	}
 	for _, m := range mgmt {
 		cases = append(cases,

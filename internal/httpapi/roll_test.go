@@ -227,7 +227,7 @@ func TestRollRefusesBadBodies(t *testing.T) {
 		{"expiry too far", map[string]any{"expires_at": w.clock.Now().Add(400 * 24 * time.Hour).UTC().Format(time.RFC3339), "overlap": "1h"}, 422},
 		{"no overlap", map[string]any{"expires_at": exp}, 422},
 		{"negative overlap", map[string]any{"expires_at": exp, "overlap": "-1h"}, 422},
-		{"garbled overlap", map[string]any{"expires_at": exp, "overlap": "soon"}, 422},
+		{"garbled overlap", map[string]any{"expires_at": exp, "overlap": "soon"}, 400},
 		{"bad secret name", map[string]any{"expires_at": exp, "overlap": "1h", "save_as_secret": "a b"}, 422},
 		{"unknown field", map[string]any{"expires_at": exp, "overlap": "1h", "extend": true}, 400},
 	} {

@@ -52,7 +52,8 @@ func (s *Service) CreateApp(ctx context.Context, c Caller, name, kind string) (A
 		return AppCreated{}, errorf(KindInvalid, "kind must be cloud_function or dashboard_app")
 	}
 	token := newToken(verifierTokenPrefix)
-	a := store.App{ID: newID("app"), OrgID: u.OrgID, Name: name, Kind: kind, VerifierHash: s.keys.hashToken(token), CreatedAt: s.now().UTC(), CreatedBy: u.ID}
+	a := store.App{ID: newID("app"), OrgID: u.OrgID, Name: name, Kind: kind, VerifierHash: s.keys.hashToken(token), VerifierPrefix: token[:tokenPrefixLen],
+		CreatedAt: s.now().UTC(), CreatedBy: u.ID}
 	if err := s.store.CreateApp(ctx, a); err != nil {
 		return AppCreated{}, s.conflict(err, "an app named %q already exists", name)
 	}

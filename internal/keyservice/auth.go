@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/appkeys/appkeys/internal/apikey"
 	"github.com/appkeys/appkeys/internal/store"
@@ -44,20 +45,25 @@ func HoldsCredential(s string) bool {
 // an app's sidecar (holding its verifier token). A deleted app's verifier
 // token still authenticates verify and events, so its sidecar hears
 // app.deleted and its keys answer ORPHANED rather than the token failing.
+// TokenID and TokenExpires name the user or verifier token that called,
+// and when it stops working (nil: never).
 type Caller struct {
-	Admin bool
-	User  *User
-	App   *App
+	Admin        bool
+	User         *User
+	App          *App
+	TokenID      string
+	TokenExpires *time.Time
 }
 
-// Authenticate resolves a bearer token. Unknown tokens are KindUnauthorized
-// with one message for every reason.
+// Authenticate resolves a bearer token. Unknown, expired and retired
+// tokens are KindUnauthorized with one message for every reason.
 func (s *Service) Authenticate(ctx context.Context, token string) (Caller, error) {
 	unauthorized := errorf(KindUnauthorized, "missing or invalid token")
 	if token == "" || len(token) > maxTokenLen {
 		return Caller{}, unauthorized
 	}
 	h := s.keys.hashToken(token)
+	now := s.now()
 	var err error
 	switch {
 	case strings.HasPrefix(token, adminTokenPrefix):
@@ -68,20 +74,27 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Caller, error
 		}
 	case strings.HasPrefix(token, userTokenPrefix):
 		var u store.User
-		u, err = s.store.UserByTokenHash(ctx, h)
-		if err == nil {
-			return Caller{User: userOf(u)}, nil
+		var t store.UserToken
+		u, t, err = s.store.UserByToken(ctx, h)
+		if err == nil && live(t.ExpiresAt, now) {
+			return Caller{User: userOf(u), TokenID: t.ID, TokenExpires: t.ExpiresAt}, nil
 		}
 	case strings.HasPrefix(token, verifierTokenPrefix):
-		if a, ok := s.verifiers.get(h); ok {
-			return Caller{App: &a}, nil
+		e, ok := s.verifiers.get(h)
+		if !ok {
+			var a store.App
+			var v store.VerifierToken
+			a, v, err = s.store.AppByVerifier(ctx, h)
+			if err != nil {
+				break
+			}
+			e = verifierEntry{app: appOf(a), tokenID: v.ID, expires: v.ExpiresAt, lastUsed: v.LastUsedAt}
+			s.verifiers.put(h, e)
 		}
-		var a store.App
-		a, err = s.store.AppByVerifierHash(ctx, h)
-		if err == nil {
-			app := appOf(a)
-			s.verifiers.put(h, app)
-			return Caller{App: &app}, nil
+		if live(e.expires, now) {
+			s.vusage.markID(e.tokenID, e.lastUsed, now)
+			app := e.app
+			return Caller{App: &app, TokenID: e.tokenID, TokenExpires: e.expires}, nil
 		}
 	}
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -89,6 +102,10 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Caller, error
 	}
 	return Caller{}, unauthorized
 }
+
+// live reports whether a token that expires at expires (nil: never) still
+// works at now.
+func live(expires *time.Time, now time.Time) bool { return expires == nil || now.Before(*expires) }
 
 // user returns the caller's user, or a 403 for admin and verifier tokens.
 func (c Caller) user() (*User, error) {

@@ -31,7 +31,7 @@ func (s *Service) Bootstrap(ctx context.Context, adminToken, ownerToken string, 
 	orgID := newID("org")
 	now := s.now().UTC()
 	org := store.Org{ID: orgID, Name: "Default", CreatedAt: now}
-	ownerUser := store.User{ID: newID("usr"), OrgID: orgID, Email: "owner@appkeys.local", Role: RoleOwner, TokenHash: s.keys.hashToken(ownerToken), CreatedAt: now}
+	ownerUser := s.withFirstToken(store.User{ID: newID("usr"), OrgID: orgID, Email: "owner@appkeys.local", Role: RoleOwner, CreatedAt: now}, ownerToken)
 	created, err = s.store.Bootstrap(ctx, s.keys.hashToken(adminToken), org, ownerUser, func() error { return persist(adminToken, ownerToken) })
 	if err != nil || !created {
 		return "", "", false, s.storeErr(err)

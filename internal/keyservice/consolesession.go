@@ -78,7 +78,13 @@ func (s *Service) StartConsoleSession(ctx context.Context, token, oldCookie stri
 	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go 1.24+)
 	cookie := base64.RawURLEncoding.EncodeToString(b)
 	now := s.now().UTC()
-	row := store.ConsoleSession{ID: sessionID(cookie), UserID: u.ID, CreatedAt: now, ExpiresAt: now.Add(ConsoleSessionLifetime)}
+	// A session never outlives the token it was started with: it ends at
+	// the token's expiry, and when the token is revoked (by its TokenID).
+	expires := now.Add(ConsoleSessionLifetime)
+	if c.TokenExpires != nil && c.TokenExpires.Before(expires) {
+		expires = c.TokenExpires.UTC()
+	}
+	row := store.ConsoleSession{ID: sessionID(cookie), UserID: u.ID, TokenID: c.TokenID, CreatedAt: now, ExpiresAt: expires}
 	replaces := ""
 	if validCookie(oldCookie) {
 		replaces = sessionID(oldCookie)

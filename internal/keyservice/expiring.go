@@ -2,8 +2,6 @@ package keyservice
 
 import (
 	"context"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/appkeys/appkeys/internal/store"
@@ -17,10 +15,6 @@ const ExpiringSoonWithin = 7 * 24 * time.Hour
 // ExpiringSoonLabel is ExpiringSoonWithin as the gauge's within label and
 // the API's expiring_within say it.
 const ExpiringSoonLabel = "7d"
-
-// maxWithinText bounds the text ParseExpiringWithin reads: no valid
-// duration is longer, and a megabyte of digits is not worth parsing.
-const maxWithinText = 32
 
 // expiringSoon tells whether k, in state, expires within ExpiringSoonWithin
 // of now. Only an active key not yet rolled is: an expired one is past it,
@@ -37,46 +31,22 @@ func expiringSoon(state, rolledTo string, expiresAt, now time.Time) bool {
 func (s *Service) ParseExpiringWithin(v string) (time.Duration, error) {
 	maxDays := int64(s.maxLifetime / (24 * time.Hour))
 	bad := errorf(KindBadRequest, "expiring_within must be a number of days (7d) or a duration (36h), more than zero and at most %dd", maxDays)
-	if v == "" || len(v) > maxWithinText {
+	if v == "" {
 		return 0, bad
 	}
-	var d time.Duration
-	if days, ok := strings.CutSuffix(v, "d"); ok {
-		if !isDigits(days) {
-			return 0, bad
-		}
-		n, err := strconv.ParseInt(days, 10, 64)
-		if err != nil || n > maxDays { // checked before multiplying, which could overflow
-			return 0, bad
-		}
-		d = time.Duration(n) * 24 * time.Hour
-	} else {
-		// time.ParseDuration takes a sign ("+36h", "-1h"); a window has
-		// none, so a sign is refused rather than read.
-		if v[0] == '+' || v[0] == '-' {
-			return 0, bad
-		}
-		var err error
-		if d, err = time.ParseDuration(v); err != nil {
-			return 0, bad
-		}
+	// A window has no sign: parseSpan would read "-1h" (an overlap can
+	// be told so, and refused as negative), so it is refused here.
+	if v[0] == '+' || v[0] == '-' {
+		return 0, bad
+	}
+	d, ok := parseSpan(v)
+	if !ok {
+		return 0, bad
 	}
 	if d <= 0 || d > s.maxLifetime {
 		return 0, bad
 	}
 	return d, nil
-}
-
-func isDigits(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, r := range s {
-		if r < '0' || r > '9' {
-			return false
-		}
-	}
-	return true
 }
 
 // ListExpiringKeys lists the caller's organization's active keys that

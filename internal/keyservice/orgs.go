@@ -39,7 +39,7 @@ func (s *Service) CreateOrg(ctx context.Context, c Caller, name, ownerEmail stri
 	ownerToken := newToken(userTokenPrefix)
 	now := s.now().UTC()
 	org := store.Org{ID: newID("org"), Name: name, CreatedAt: now}
-	owner := store.User{ID: newID("usr"), OrgID: org.ID, Email: email, Role: RoleOwner, TokenHash: s.keys.hashToken(ownerToken), CreatedAt: now}
+	owner := s.withFirstToken(store.User{ID: newID("usr"), OrgID: org.ID, Email: email, Role: RoleOwner, CreatedAt: now}, ownerToken)
 	if err := s.store.CreateOrg(ctx, org, owner, "admin"); err != nil {
 		return OrgCreated{}, s.conflict(err, "an organization named %q already exists", name)
 	}

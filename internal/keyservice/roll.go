@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/appkeys/appkeys/internal/apikey"
@@ -36,28 +34,6 @@ type KeyRolled struct {
 	// Secrets names the secrets that now hold the new key: those that held
 	// the old one, and SaveAsSecret.
 	Secrets []string
-}
-
-// ParseOverlap reads a roll's overlap as the API and the command line
-// spell it: a Go duration ("24h", "90m", "0s") or whole days ("7d").
-func ParseOverlap(s string) (time.Duration, error) {
-	s = strings.TrimSpace(s)
-	var d time.Duration
-	var err error
-	if days, ok := strings.CutSuffix(s, "d"); ok {
-		var n int
-		n, err = strconv.Atoi(days)
-		d = time.Duration(n) * 24 * time.Hour
-		if n > 100000 {
-			err = errors.New("too long")
-		}
-	} else {
-		d, err = time.ParseDuration(s)
-	}
-	if err != nil || d < 0 {
-		return 0, errorf(KindInvalid, "overlap must be a duration of 0 or more, such as 24h, 90m or 7d (0s revokes the old key at once)")
-	}
-	return d, nil
 }
 
 // RollKey replaces an active key of the caller's organization with a new

@@ -53,6 +53,7 @@ type Service struct {
 	keyCounts   keyCounts
 	feed        *feedWatch
 	usage       *usageTracker
+	vusage      *usageTracker // verifier tokens' last use
 	verifiers   *verifierCache
 	throttle    *failureThrottle
 }
@@ -83,6 +84,7 @@ func New(cfg Config) (*Service, error) {
 		countEvery:  cfg.KeyCountEvery,
 		feed:        newFeedWatch(),
 		usage:       newUsageTracker(),
+		vusage:      newUsageTracker(),
 		verifiers:   newVerifierCache(),
 		throttle:    newFailureThrottle(cfg.VerifyFailureRate, cfg.VerifyFailureBurst),
 	}
@@ -181,15 +183,20 @@ func (s *Service) pollFeed(ctx context.Context) {
 	s.feed.advance(head)
 }
 
-// FlushUsage writes pending last-used times.
+// FlushUsage writes pending last-used times of keys and verifier tokens.
 func (s *Service) FlushUsage(ctx context.Context) {
-	pending := s.usage.take()
+	flushUsage(ctx, s, s.usage, "keys", s.store.TouchKeys)
+	flushUsage(ctx, s, s.vusage, "verifier tokens", s.store.TouchVerifierTokens)
+}
+
+func flushUsage(ctx context.Context, s *Service, u *usageTracker, what string, touch func(context.Context, map[string]time.Time) error) {
+	pending := u.take()
 	if len(pending) == 0 {
 		return
 	}
-	if err := s.store.TouchKeys(ctx, pending); err != nil {
-		s.usage.restore(pending)
-		s.log.Warn("write last-used times", "keys", len(pending), "err", err)
+	if err := touch(ctx, pending); err != nil {
+		u.restore(pending)
+		s.log.Warn("write last-used times", "of", what, "count", len(pending), "err", err)
 	}
 }
 

@@ -24,15 +24,31 @@ func newUsageTracker() *usageTracker {
 
 // mark notes that k was used at now, unless the store's record (or one
 // already pending) is within usageResolution.
-func (u *usageTracker) mark(k store.Key, now time.Time) {
-	if k.LastUsedAt != nil && now.Sub(*k.LastUsedAt) < usageResolution {
+func (u *usageTracker) mark(k store.Key, now time.Time) { u.markID(k.ID, k.LastUsedAt, now) }
+
+// markID notes that the thing with this id (a key, a verifier token),
+// whose stored last use is last, was used at now.
+func (u *usageTracker) markID(id string, last *time.Time, now time.Time) {
+	if last != nil && now.Sub(*last) < usageResolution {
 		return
 	}
 	u.mu.Lock()
-	if prev, ok := u.pending[k.ID]; !ok || now.Sub(prev) >= usageResolution {
-		u.pending[k.ID] = now.UTC()
+	if prev, ok := u.pending[id]; !ok || now.Sub(prev) >= usageResolution {
+		u.pending[id] = now.UTC()
 	}
 	u.mu.Unlock()
+}
+
+// latest is the later of last and a pending time for id, for lists to
+// show before the flush.
+func (u *usageTracker) latest(id string, last *time.Time) *time.Time {
+	u.mu.Lock()
+	t, ok := u.pending[id]
+	u.mu.Unlock()
+	if ok && (last == nil || t.After(*last)) {
+		return &t
+	}
+	return last
 }
 
 func (u *usageTracker) take() map[string]time.Time {

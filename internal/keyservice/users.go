@@ -48,7 +48,7 @@ func (s *Service) CreateUser(ctx context.Context, c Caller, email, role string) 
 		return User{}, "", err
 	}
 	token := newToken(userTokenPrefix)
-	nu := store.User{ID: newID("usr"), OrgID: u.OrgID, Email: email, Role: role, TokenHash: s.keys.hashToken(token), CreatedAt: s.now().UTC()}
+	nu := s.withFirstToken(store.User{ID: newID("usr"), OrgID: u.OrgID, Email: email, Role: role, CreatedAt: s.now().UTC()}, token)
 	if err := s.store.CreateUser(ctx, nu, u.ID); err != nil {
 		return User{}, "", s.conflict(err, "a user with email %q already exists", email)
 	}

@@ -115,30 +115,41 @@ type verifierCache struct {
 }
 
 type verifierEntry struct {
-	app   App
-	until time.Time // on the monotonic clock, not the injected one: a frozen test clock must not make an entry immortal
+	app      App
+	tokenID  string
+	expires  *time.Time // the token's own expiry, checked at every use
+	lastUsed *time.Time // as the store had it
+	until    time.Time  // on the monotonic clock, not the injected one: a frozen test clock must not make an entry immortal
 }
 
 func newVerifierCache() *verifierCache {
 	return &verifierCache{entries: make(map[string]verifierEntry)}
 }
 
-func (c *verifierCache) get(tokenHash string) (App, bool) {
+func (c *verifierCache) get(tokenHash string) (verifierEntry, bool) {
 	c.mu.RLock()
 	e, ok := c.entries[tokenHash]
 	c.mu.RUnlock()
 	if !ok || !time.Now().Before(e.until) {
-		return App{}, false
+		return verifierEntry{}, false
 	}
-	return e.app, true
+	return e, true
 }
 
-func (c *verifierCache) put(tokenHash string, a App) {
+func (c *verifierCache) put(tokenHash string, e verifierEntry) {
+	e.until = time.Now().Add(verifierTTL)
 	c.mu.Lock()
 	if len(c.entries) >= maxVerifiers {
 		clear(c.entries)
 	}
-	c.entries[tokenHash] = verifierEntry{app: a, until: time.Now().Add(verifierTTL)}
+	c.entries[tokenHash] = e
+	c.mu.Unlock()
+}
+
+// forget drops a token that was just retired or shortened.
+func (c *verifierCache) forget(tokenHash string) {
+	c.mu.Lock()
+	delete(c.entries, tokenHash)
 	c.mu.Unlock()
 }
 

@@ -12,10 +12,10 @@ import (
 
 func TestVerifierCacheForgetAndBound(t *testing.T) {
 	c := newVerifierCache()
-	c.put("h1", App{ID: "app_1"})
-	c.put("h2", App{ID: "app_2"})
-	if a, ok := c.get("h1"); !ok || a.ID != "app_1" {
-		t.Fatalf("get(h1) = %v, %v; want app_1", a.ID, ok)
+	c.put("h1", verifierEntry{app: App{ID: "app_1"}})
+	c.put("h2", verifierEntry{app: App{ID: "app_2"}})
+	if e, ok := c.get("h1"); !ok || e.app.ID != "app_1" {
+		t.Fatalf("get(h1) = %v, %v; want app_1", e.app.ID, ok)
 	}
 	c.forgetApp("app_1")
 	if _, ok := c.get("h1"); ok {
@@ -29,7 +29,7 @@ func TestVerifierCacheForgetAndBound(t *testing.T) {
 		t.Error("an entry past its time was served")
 	}
 	for i := range maxVerifiers + 10 {
-		c.put(string(rune(i)), App{ID: "app"})
+		c.put(string(rune(i)), verifierEntry{app: App{ID: "app"}})
 	}
 	if n := len(c.entries); n > maxVerifiers {
 		t.Errorf("%d entries; want at most %d", n, maxVerifiers)

@@ -7,12 +7,17 @@ import (
 	"time"
 )
 
-// CreateApp creates an app.
+// CreateApp creates an app and its first verifier token (a.VerifierHash).
 func (s *Store) CreateApp(ctx context.Context, a App) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
+		// apps.verifier_hash is no longer read (migration 0004): it holds a
+		// unique placeholder, and the token lives in verifier_tokens.
 		_, err := tx.ExecContext(ctx, `INSERT INTO apps (id, org_id, name, kind, verifier_hash, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-			a.ID, a.OrgID, a.Name, a.Kind, a.VerifierHash, micros(a.CreatedAt), a.CreatedBy)
+			a.ID, a.OrgID, a.Name, a.Kind, "moved:"+a.ID, micros(a.CreatedAt), a.CreatedBy)
 		if err != nil {
+			return err
+		}
+		if err := insertFirstVerifier(ctx, tx, a); err != nil {
 			return err
 		}
 		return addAudit(ctx, tx, Audit{OrgID: a.OrgID, At: a.CreatedAt, Actor: a.CreatedBy, Action: "app.create", Target: a.ID, Detail: a.Kind})
@@ -20,13 +25,13 @@ func (s *Store) CreateApp(ctx context.Context, a App) error {
 }
 
 // appCols counts keys with a correlated subquery; now decides expiry.
-const appCols = `a.id, a.org_id, a.name, a.kind, a.verifier_hash, a.created_at, a.created_by, a.deleted_at,
+const appCols = `a.id, a.org_id, a.name, a.kind, a.created_at, a.created_by, a.deleted_at,
 	(SELECT count(*) FROM api_keys k WHERE k.app_id = a.id AND k.revoked_at IS NULL AND k.orphaned_at IS NULL AND k.expires_at > $1),
 	(SELECT count(*) FROM api_keys k WHERE k.app_id = a.id AND k.revoked_at IS NULL AND k.orphaned_at IS NOT NULL)`
 
 func scanApp(row rowScanner) (App, error) {
 	var a App
-	err := row.Scan(&a.ID, &a.OrgID, &a.Name, &a.Kind, &a.VerifierHash, timeCol{&a.CreatedAt}, &a.CreatedBy, nullTimeCol{&a.DeletedAt},
+	err := row.Scan(&a.ID, &a.OrgID, &a.Name, &a.Kind, timeCol{&a.CreatedAt}, &a.CreatedBy, nullTimeCol{&a.DeletedAt},
 		&a.ActiveKeys, &a.OrphanedKeys)
 	return a, err
 }
@@ -40,21 +45,8 @@ func (s *Store) GetApp(ctx context.Context, orgID, id string, now time.Time) (Ap
 // which cost a scan of the app's keys: creating a key needs only the app.
 func (s *Store) LiveApp(ctx context.Context, orgID, id string) (App, error) {
 	var a App
-	err := s.db.QueryRowContext(ctx, `SELECT id, org_id, name, kind, verifier_hash, created_at, created_by FROM apps WHERE id = $1 AND org_id = $2 AND deleted_at IS NULL`, id, orgID).
-		Scan(&a.ID, &a.OrgID, &a.Name, &a.Kind, &a.VerifierHash, timeCol{&a.CreatedAt}, &a.CreatedBy)
-	return one(a, err)
-}
-
-const appByVerifierSQL = `SELECT id, org_id, name, kind, created_at, created_by, deleted_at FROM apps WHERE verifier_hash = $1`
-
-// AppByVerifierHash finds the app whose verifier token hashes to h, deleted
-// or not (DeletedAt says which): a deleted app's sidecar may still ask about
-// keys, which answer ORPHANED, and read the feed to its app.deleted event.
-func (s *Store) AppByVerifierHash(ctx context.Context, h string) (App, error) {
-	defer s.timed("verifier_lookup")()
-	var a App
-	err := s.appByVerifier.QueryRowContext(ctx, h).
-		Scan(&a.ID, &a.OrgID, &a.Name, &a.Kind, timeCol{&a.CreatedAt}, &a.CreatedBy, nullTimeCol{&a.DeletedAt})
+	err := s.db.QueryRowContext(ctx, `SELECT id, org_id, name, kind, created_at, created_by FROM apps WHERE id = $1 AND org_id = $2 AND deleted_at IS NULL`, id, orgID).
+		Scan(&a.ID, &a.OrgID, &a.Name, &a.Kind, timeCol{&a.CreatedAt}, &a.CreatedBy)
 	return one(a, err)
 }
 

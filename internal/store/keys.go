@@ -121,12 +121,18 @@ const touchChunk = 100
 // takes (a revoke of any of them waiting behind it), and two replicas
 // locking overlapping keys in different orders could deadlock.
 func (s *Store) TouchKeys(ctx context.Context, used map[string]time.Time) error {
+	return s.touch(ctx, "api_keys", used)
+}
+
+// touch records the last-used times of rows of table (api_keys or
+// verifier_tokens), as TouchKeys describes.
+func (s *Store) touch(ctx context.Context, table string, used map[string]time.Time) error {
 	ids := slices.Sorted(maps.Keys(used))
 	for chunk := range slices.Chunk(ids, touchChunk) {
 		err := s.write(ctx, func(tx *sql.Tx) error {
 			for _, id := range chunk {
 				at := micros(used[id])
-				if _, err := tx.ExecContext(ctx, `UPDATE api_keys SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)`, at, id); err != nil {
+				if _, err := tx.ExecContext(ctx, `UPDATE `+table+` SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)`, at, id); err != nil {
 					return err
 				}
 			}

@@ -9,31 +9,66 @@ type Org struct {
 	CreatedAt time.Time
 }
 
-// User is a member of an organization. TokenHash is the keyed hash of the
-// user's API token; the token itself is never stored.
+// User is a member of an organization. TokenHash and TokenPrefix describe
+// the user's first token (the keyed hash and the display prefix), which
+// creating the user stores among their tokens (UserToken) as "initial";
+// reads leave them empty. The token itself is never stored.
 type User struct {
-	ID        string
-	OrgID     string
-	Email     string
-	Role      string
-	TokenHash string
-	CreatedAt time.Time
-	DeletedAt *time.Time
+	ID          string
+	OrgID       string
+	Email       string
+	Role        string
+	TokenHash   string
+	TokenPrefix string
+	CreatedAt   time.Time
+	DeletedAt   *time.Time
 }
 
-// App is a Container App. VerifierHash is the keyed hash of its sidecar's
-// verifier token. ActiveKeys and OrphanedKeys are filled by ListApps and GetApp.
+// App is a Container App. VerifierHash and VerifierPrefix describe its
+// first verifier token, which creating the app stores as its current
+// VerifierToken; reads leave them empty. ActiveKeys and OrphanedKeys are
+// filled by ListApps and GetApp.
 type App struct {
-	ID           string
-	OrgID        string
-	Name         string
-	Kind         string
-	VerifierHash string
-	CreatedAt    time.Time
-	CreatedBy    string
-	DeletedAt    *time.Time
-	ActiveKeys   int
-	OrphanedKeys int
+	ID             string
+	OrgID          string
+	Name           string
+	Kind           string
+	VerifierHash   string
+	VerifierPrefix string
+	CreatedAt      time.Time
+	CreatedBy      string
+	DeletedAt      *time.Time
+	ActiveKeys     int
+	OrphanedKeys   int
+}
+
+// VerifierToken is one of an app's verifier tokens: its keyed hash and
+// display prefix, never the token. ExpiresAt is nil for the app's current
+// token and set for the previous one, counting down its overlap.
+type VerifierToken struct {
+	ID         string
+	AppID      string
+	OrgID      string
+	Hash       string
+	Prefix     string
+	CreatedAt  time.Time
+	CreatedBy  string
+	ExpiresAt  *time.Time
+	LastUsedAt *time.Time
+}
+
+// UserToken is one of a user's API tokens: its keyed hash and display
+// prefix, never the token. ExpiresAt is nil for a token that does not
+// expire.
+type UserToken struct {
+	ID        string
+	UserID    string
+	OrgID     string
+	Name      string
+	Hash      string
+	Prefix    string
+	CreatedAt time.Time
+	ExpiresAt *time.Time
 }
 
 // Key is an API key's record. Hash is the versioned keyed hash ("v1:…");
@@ -156,8 +191,11 @@ type KeyCounts struct {
 // session acts as the live user UserID names (no token is kept), and Flash
 // is a one-time notice for its next page ("Revoked API key “ci”.").
 type ConsoleSession struct {
-	ID        string
-	UserID    string
+	ID     string
+	UserID string
+	// TokenID is the user token the session was started with: revoking
+	// it ends the session. Empty for sessions older than user tokens.
+	TokenID   string
 	Flash     string
 	CreatedAt time.Time
 	ExpiresAt time.Time

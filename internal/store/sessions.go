@@ -54,8 +54,12 @@ func (s *Store) CreateConsoleSession(ctx context.Context, sess ConsoleSession, r
 		if _, err := s.sweepSessions(ctx, tx, sess.CreatedAt, SessionSweepLimit); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO console_sessions (id, user_id, flash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)`,
-			sess.ID, sess.UserID, sess.Flash, micros(sess.CreatedAt), micros(sess.ExpiresAt))
+		var tokenID any
+		if sess.TokenID != "" {
+			tokenID = sess.TokenID
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO console_sessions (id, user_id, flash, created_at, expires_at, token_id) VALUES ($1, $2, $3, $4, $5, $6)`,
+			sess.ID, sess.UserID, sess.Flash, micros(sess.CreatedAt), micros(sess.ExpiresAt), tokenID)
 		if err != nil {
 			return err
 		}

@@ -101,31 +101,30 @@ func execAll(t *testing.T, driver, raw string, qs ...string) {
 }
 
 // A database made before console sessions were stored (0001 only) gets
-// 0002 when a newer binary opens it, and keeps its data.
+// 0002 and the later migrations when a newer binary opens it, and keeps
+// its data.
 func TestMigrationsApplyToAnExistingDatabase(t *testing.T) {
 	for _, name := range []string{"sqlite", "postgres"} {
 		t.Run(name, func(t *testing.T) {
 			db := migrationDBs[name](t)
 			ctx := context.Background()
-			s, owner := bootstrapped(t, db.dsn)
-			s.Close()
-			// Take the database back to what the 0001 binary left.
-			execAll(t, db.driver, db.raw, `DROP TABLE console_sessions`,
-				`DELETE FROM schema_migrations WHERE version = '0002_console_sessions'`)
+			// What the 0001 binary left: a bootstrapped organization.
+			databaseAt(t, db, "0001")
+			execAll(t, db.driver, db.raw, oldOrg...)
 
 			s, err := store.Open(ctx, db.dsn)
 			if err != nil {
 				t.Fatalf("open a 0001 database: %v", err)
 			}
 			defer s.Close()
-			sess := store.ConsoleSession{ID: "h1", UserID: owner.ID, Flash: "hello", CreatedAt: storetestNow(), ExpiresAt: storetestNow().Add(time.Hour)}
+			sess := store.ConsoleSession{ID: "h1", UserID: "usr_1", Flash: "hello", CreatedAt: storetestNow(), ExpiresAt: storetestNow().Add(time.Hour)}
 			if err := s.CreateConsoleSession(ctx, sess, ""); err != nil {
 				t.Fatalf("console sessions after migrating: %v", err)
 			}
 			if got, _, err := s.ConsoleSession(ctx, sess.ID, storetestNow()); err != nil || got.Flash != "hello" {
 				t.Fatalf("a session after migrating: %+v, %v", got, err)
 			}
-			if u, err := s.UserByTokenHash(ctx, owner.TokenHash); err != nil || u.ID != owner.ID {
+			if u, _, err := s.UserByToken(ctx, "v1:def"); err != nil || u.ID != "usr_1" {
 				t.Fatalf("data before the migration: %+v, %v", u, err)
 			}
 		})
@@ -148,7 +147,7 @@ func TestClosedStoreIsUnavailable(t *testing.T) {
 	if _, err := s.KeyForVerify(ctx, "v1:h"); !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("KeyForVerify on a closed store: %v, want ErrUnavailable", err)
 	}
-	if _, err := s.AppByVerifierHash(ctx, "v1:h"); !errors.Is(err, store.ErrUnavailable) {
-		t.Fatalf("AppByVerifierHash on a closed store: %v, want ErrUnavailable", err)
+	if _, _, err := s.AppByVerifier(ctx, "v1:h"); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("AppByVerifier on a closed store: %v, want ErrUnavailable", err)
 	}
 }

@@ -7,12 +7,6 @@ import (
 	"time"
 )
 
-func insertUser(ctx context.Context, tx *sql.Tx, u User) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO users (id, org_id, email, role, token_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
-		u.ID, u.OrgID, u.Email, u.Role, u.TokenHash, micros(u.CreatedAt))
-	return err
-}
-
 // CreateUser adds a user to an organization.
 func (s *Store) CreateUser(ctx context.Context, u User, actor string) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
@@ -23,23 +17,17 @@ func (s *Store) CreateUser(ctx context.Context, u User, actor string) error {
 	})
 }
 
-const userCols = `id, org_id, email, role, token_hash, created_at, deleted_at`
+const userCols = `id, org_id, email, role, created_at, deleted_at`
 
 // userDest are the scan destinations of userCols.
 func userDest(u *User) []any {
-	return []any{&u.ID, &u.OrgID, &u.Email, &u.Role, &u.TokenHash, timeCol{&u.CreatedAt}, nullTimeCol{&u.DeletedAt}}
+	return []any{&u.ID, &u.OrgID, &u.Email, &u.Role, timeCol{&u.CreatedAt}, nullTimeCol{&u.DeletedAt}}
 }
 
 func scanUser(row rowScanner) (User, error) {
 	var u User
 	err := row.Scan(userDest(&u)...)
 	return u, err
-}
-
-// UserByTokenHash finds the live user whose token hashes to h.
-func (s *Store) UserByTokenHash(ctx context.Context, h string) (User, error) {
-	defer s.timed("token_lookup")()
-	return one(scanUser(s.db.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE token_hash = $1 AND deleted_at IS NULL`, h)))
 }
 
 // GetUser returns a live user of an organization.
@@ -53,7 +41,8 @@ func (s *Store) ListUsers(ctx context.Context, orgID string) ([]User, error) {
 	return users, classify(err)
 }
 
-// DeleteUser deletes a user softly, ends their console sessions and orphans
+// DeleteUser deletes a user softly, deletes their tokens, ends their console
+// sessions and orphans
 // the live keys they created (reason creator_deleted), with an event for
 // each key.
 func (s *Store) DeleteUser(ctx context.Context, orgID, id, actor string, at time.Time) (orphaned int, err error) {
@@ -62,6 +51,9 @@ func (s *Store) DeleteUser(ctx context.Context, orgID, id, actor string, at time
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM console_sessions WHERE user_id = $1`, id); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM user_tokens WHERE user_id = $1`, id); err != nil {
 			return err
 		}
 		var err error

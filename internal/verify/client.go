@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -43,8 +44,11 @@ type ClientConfig struct {
 type Client struct {
 	verifyURL string
 	eventsURL string
-	auth      string
-	http      *http.Client
+	// auth is the Authorization header value: swapped by SetToken while
+	// calls are in flight, so a rolled verifier token needs no new client
+	// (nor a new cache or feed subscriber).
+	auth atomic.Pointer[string]
+	http *http.Client
 }
 
 // NewTransport returns the transport the sidecar uses by default. Go's
@@ -92,17 +96,28 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		}
 		rt = t
 	}
-	return &Client{
+	c := &Client{
 		verifyURL: base + "/v1/verify",
 		eventsURL: base + "/v1/events",
-		auth:      "Bearer " + cfg.Token,
 		http: &http.Client{
 			Transport: rt,
 			// A redirect would send the verifier token and keys to
 			// wherever it points; the key service never redirects.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
-	}, nil
+	}
+	c.SetToken(cfg.Token)
+	return c, nil
+}
+
+// SetToken makes later calls carry token (a rolled verifier token); calls
+// already sent finish with the one they had. An empty token is ignored.
+func (c *Client) SetToken(token string) {
+	if token == "" {
+		return
+	}
+	auth := "Bearer " + token
+	c.auth.Store(&auth)
 }
 
 // CloseIdleConnections releases pooled connections.
@@ -131,7 +146,7 @@ func (c *Client) Verify(ctx context.Context, key string) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	req.Header.Set("Authorization", c.auth)
+	req.Header.Set("Authorization", *c.auth.Load())
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
 	data, err := c.do(req)
@@ -231,7 +246,7 @@ func (c *Client) Events(ctx context.Context, cursor int64, fromHead bool, wait t
 	if err != nil {
 		return EventPage{}, err
 	}
-	req.Header.Set("Authorization", c.auth)
+	req.Header.Set("Authorization", *c.auth.Load())
 	req.Header.Set("Accept", "application/json")
 	data, err := c.do(req)
 	if err != nil {

@@ -121,7 +121,7 @@ func testOrphanOnAppDelete(t *testing.T, s *store.Store) {
 	if _, err := s.DeleteApp(ctx, f.org.ID, f.app.ID, f.owner.ID, t0); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("second delete: %v", err)
 	}
-	if a, err := s.AppByVerifierHash(ctx, f.app.VerifierHash); err != nil || a.DeletedAt == nil {
+	if a, _, err := s.AppByVerifier(ctx, f.app.VerifierHash); err != nil || a.DeletedAt == nil {
 		t.Fatalf("deleted app by verifier = %+v, %v; want it, marked deleted", a, err)
 	}
 	keys, err := s.ListKeys(ctx, store.KeyFilter{OrgID: f.org.ID, Select: store.OrphanedKeys, Now: t0})

@@ -17,9 +17,9 @@ func testOrgsUsersApps(t *testing.T, s *store.Store) {
 		store.User{ID: id("usr"), Email: "x@example.com", Role: "owner", TokenHash: id("tok"), CreatedAt: t0}, "admin"); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("duplicate org name: %v, want ErrConflict", err)
 	}
-	u, err := s.UserByTokenHash(ctx, f.owner.TokenHash)
-	if err != nil || u.ID != f.owner.ID || u.Role != "owner" {
-		t.Fatalf("UserByTokenHash = %+v, %v", u, err)
+	u, tok, err := s.UserByToken(ctx, f.owner.TokenHash)
+	if err != nil || u.ID != f.owner.ID || u.Role != "owner" || tok.UserID != f.owner.ID || tok.Name != store.FirstUserTokenName || tok.ExpiresAt != nil {
+		t.Fatalf("UserByToken = %+v, %+v, %v", u, tok, err)
 	}
 	m := store.User{ID: id("usr"), OrgID: f.org.ID, Email: "m@example.com", Role: "member", TokenHash: id("tok"), CreatedAt: t0}
 	if err := s.CreateUser(ctx, m, f.owner.ID); err != nil {
@@ -39,9 +39,9 @@ func testOrgsUsersApps(t *testing.T, s *store.Store) {
 	if err := s.CreateApp(ctx, app2); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("duplicate app name: %v", err)
 	}
-	got, err := s.AppByVerifierHash(ctx, f.app.VerifierHash)
-	if err != nil || got.ID != f.app.ID {
-		t.Fatalf("AppByVerifierHash = %+v, %v", got, err)
+	got, v, err := s.AppByVerifier(ctx, f.app.VerifierHash)
+	if err != nil || got.ID != f.app.ID || got.OrgID != f.org.ID || v.AppID != f.app.ID || v.ExpiresAt != nil {
+		t.Fatalf("AppByVerifier = %+v, %+v, %v", got, v, err)
 	}
 	other := setup(t, s)
 	if _, err := s.GetApp(ctx, other.org.ID, f.app.ID, t0); !errors.Is(err, store.ErrNotFound) {
@@ -53,7 +53,7 @@ func testOrgsUsersApps(t *testing.T, s *store.Store) {
 	if _, err := s.DeleteUser(ctx, f.org.ID, m.ID, f.owner.ID, t0); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.UserByTokenHash(ctx, m.TokenHash); !errors.Is(err, store.ErrNotFound) {
+	if _, _, err := s.UserByToken(ctx, m.TokenHash); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("deleted user's token still works: %v", err)
 	}
 	// A deleted user's email may be used again.

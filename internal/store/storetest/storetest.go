@@ -39,6 +39,9 @@ func Run(t *testing.T, open Open) {
 	t.Run("ConcurrentRolls", func(t *testing.T) { testConcurrentRolls(t, open(t)) })
 	t.Run("EmptyLists", func(t *testing.T) { testEmptyLists(t, open(t)) })
 	t.Run("ExpiringKeys", func(t *testing.T) { testExpiringKeys(t, open(t)) })
+	t.Run("VerifierTokens", func(t *testing.T) { testVerifierTokens(t, open(t)) })
+	t.Run("ConcurrentVerifierMints", func(t *testing.T) { testConcurrentVerifierMints(t, open(t)) })
+	t.Run("UserTokens", func(t *testing.T) { testUserTokens(t, open(t)) })
 }
 
 type fixture struct {
