@@ -26,34 +26,20 @@ func newAppsCmd() *cobra.Command {
 		Use:   "create --name NAME --kind cloud_function|dashboard_app",
 		Short: "Create an app; prints its sidecar's verifier token once",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := flags.client()
-			if err != nil {
-				return err
-			}
+		RunE: flags.run(func(cmd *cobra.Command, _ []string, c *client.Client) error {
 			app, err := c.CreateApp(cmd.Context(), client.CreateAppRequest{Name: name, Kind: client.AppKind(kind)})
 			if err != nil {
 				return fmt.Errorf("create app: %w", err)
 			}
-			out := cmd.OutOrStdout()
-			notice := tokenOnceNotice("verifier token") + " Give it to the app's sidecar as APPKEYS_VERIFIER_TOKEN."
-			if flags.json() {
-				fmt.Fprintln(cmd.ErrOrStderr(), notice)
-				return printJSON(out, app)
-			}
-			if err := printFields(out, [][2]string{
+			return flags.showOnce(cmd, app, tokenOnceNotice("verifier token")+" Give it to the app's sidecar as APPKEYS_VERIFIER_TOKEN.", [][2]string{
 				{"ID", app.ID},
 				{"NAME", app.Name},
 				{"KIND", string(app.Kind)},
 				{"CREATED", fmtTime(app.CreatedAt)},
 				{"CREATED BY", app.CreatedBy},
 				{"VERIFIER TOKEN", app.VerifierToken},
-			}); err != nil {
-				return err
-			}
-			_, err = fmt.Fprintln(out, "\n"+notice)
-			return err
-		},
+			})
+		}),
 	}
 	create.Flags().StringVar(&name, "name", "", "app name, unique in your organization")
 	create.Flags().StringVar(&kind, "kind", "", "cloud_function or dashboard_app")
@@ -64,39 +50,26 @@ func newAppsCmd() *cobra.Command {
 		Use:   "list",
 		Short: "List apps with their active and orphaned key counts",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := flags.client()
-			if err != nil {
-				return err
-			}
+		RunE: flags.run(func(cmd *cobra.Command, _ []string, c *client.Client) error {
 			apps, err := c.ListApps(cmd.Context())
 			if err != nil {
 				return fmt.Errorf("list apps: %w", err)
 			}
-			if flags.json() {
-				return printJSON(cmd.OutOrStdout(), map[string][]client.App{"apps": orEmpty(apps)})
-			}
-			return appsTable(cmd.OutOrStdout(), apps)
-		},
+			return flags.show(cmd, map[string][]client.App{"apps": orEmpty(apps)},
+				func(w io.Writer) error { return appsTable(w, apps) })
+		}),
 	}
 
 	get := &cobra.Command{
 		Use:   "get ID",
 		Short: "Show one app",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := flags.client()
-			if err != nil {
-				return err
-			}
+		RunE: flags.run(func(cmd *cobra.Command, args []string, c *client.Client) error {
 			app, err := c.GetApp(cmd.Context(), args[0])
 			if err != nil {
 				return fmt.Errorf("get app %s: %w", args[0], err)
 			}
-			if flags.json() {
-				return printJSON(cmd.OutOrStdout(), app)
-			}
-			return printFields(cmd.OutOrStdout(), [][2]string{
+			return flags.showFields(cmd, app, [][2]string{
 				{"ID", app.ID},
 				{"NAME", app.Name},
 				{"KIND", string(app.Kind)},
@@ -105,7 +78,7 @@ func newAppsCmd() *cobra.Command {
 				{"ACTIVE KEYS", strconv.Itoa(app.ActiveKeys)},
 				{"ORPHANED KEYS", strconv.Itoa(app.OrphanedKeys)},
 			})
-		},
+		}),
 	}
 
 	var yes bool
@@ -113,13 +86,9 @@ func newAppsCmd() *cobra.Command {
 		Use:   "delete ID [--yes]",
 		Short: "Delete an app; its keys become orphaned and stop working",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := flags.client()
-			if err != nil {
-				return err
-			}
+		RunE: flags.run(func(cmd *cobra.Command, args []string, c *client.Client) error {
 			id := args[0]
-			err = confirm(cmd, yes, "delete app "+id, func() (string, error) {
+			err := confirm(cmd, yes, "delete app "+id, func() (string, error) {
 				// Name what is about to go, so the confirmation means something.
 				app, err := c.GetApp(cmd.Context(), id)
 				if err != nil {
@@ -134,11 +103,9 @@ func newAppsCmd() *cobra.Command {
 			if err := c.DeleteApp(cmd.Context(), id); err != nil {
 				return fmt.Errorf("delete app %s: %w", id, err)
 			}
-			if !flags.json() {
-				fmt.Fprintf(cmd.OutOrStdout(), "Deleted app %s; its keys are now orphaned.\n", id)
-			}
+			flags.done(cmd, "Deleted app %s; its keys are now orphaned.", id)
 			return nil
-		},
+		}),
 	}
 	del.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
 

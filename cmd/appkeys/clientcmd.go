@@ -101,17 +101,18 @@ func (f *clientFlags) showFields(cmd *cobra.Command, v any, fields [][2]string) 
 }
 
 // showOnce is showFields for an answer holding a credential the service
-// shows only this once (what names it): the notice follows the fields, or
-// goes to standard error with -o json so the JSON stays parseable.
-func (f *clientFlags) showOnce(cmd *cobra.Command, v any, what string, fields [][2]string) error {
+// shows only this once: the notice (see tokenOnceNotice) follows the
+// fields, or goes to standard error with -o json so the JSON stays
+// parseable.
+func (f *clientFlags) showOnce(cmd *cobra.Command, v any, notice string, fields [][2]string) error {
 	if f.json() {
-		fmt.Fprintln(cmd.ErrOrStderr(), tokenOnceNotice(what))
+		fmt.Fprintln(cmd.ErrOrStderr(), notice)
 		return printJSON(cmd.OutOrStdout(), v)
 	}
 	if err := printFields(cmd.OutOrStdout(), fields); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintln(cmd.OutOrStdout(), "\n"+tokenOnceNotice(what))
+	_, err := fmt.Fprintln(cmd.OutOrStdout(), "\n"+notice)
 	return err
 }
 

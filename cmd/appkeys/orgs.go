@@ -27,7 +27,7 @@ func newOrgsCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("create organization: %w", err)
 			}
-			return flags.showOnce(cmd, org, "owner token", [][2]string{
+			return flags.showOnce(cmd, org, tokenOnceNotice("owner token"), [][2]string{
 				{"ID", org.ID},
 				{"NAME", org.Name},
 				{"CREATED", fmtTime(org.CreatedAt)},

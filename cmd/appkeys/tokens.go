@@ -45,22 +45,12 @@ works until revoked; with it, every call after that time is refused.`,
 			if err != nil {
 				return fmt.Errorf("create token: %w", err)
 			}
-			out := cmd.OutOrStdout()
-			notice := tokenOnceNotice("token")
-			if flags.json() {
-				fmt.Fprintln(cmd.ErrOrStderr(), notice)
-				return printJSON(out, t)
-			}
-			if err := printFields(out, [][2]string{
+			return flags.showOnce(cmd, t, tokenOnceNotice("token"), [][2]string{
 				{"ID", t.ID},
 				{"NAME", t.Name},
 				{"EXPIRES", fmtExpiry(t.ExpiresAt)},
 				{"TOKEN", t.Token},
-			}); err != nil {
-				return err
-			}
-			_, err = fmt.Fprintln(out, "\n"+notice)
-			return err
+			})
 		},
 	}
 	create.Flags().StringVar(&name, "name", "", "what the token is for, e.g. laptop or ci")
@@ -71,20 +61,14 @@ works until revoked; with it, every call after that time is refused.`,
 		Use:   "list",
 		Short: "List your live API tokens; * marks the one in use",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := flags.client()
-			if err != nil {
-				return err
-			}
+		RunE: flags.run(func(cmd *cobra.Command, _ []string, c *client.Client) error {
 			tokens, err := c.ListMyTokens(cmd.Context())
 			if err != nil {
 				return fmt.Errorf("list tokens: %w", err)
 			}
-			if flags.json() {
-				return printJSON(cmd.OutOrStdout(), map[string][]client.UserToken{"tokens": orEmpty(tokens)})
-			}
-			return tokensTable(cmd.OutOrStdout(), tokens)
-		},
+			return flags.show(cmd, map[string][]client.UserToken{"tokens": orEmpty(tokens)},
+				func(w io.Writer) error { return tokensTable(w, tokens) })
+		}),
 	}
 
 	var yes bool
@@ -92,13 +76,9 @@ works until revoked; with it, every call after that time is refused.`,
 		Use:   "revoke ID [--yes]",
 		Short: "Revoke one of your API tokens at once",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := flags.client()
-			if err != nil {
-				return err
-			}
+		RunE: flags.run(func(cmd *cobra.Command, args []string, c *client.Client) error {
 			id := args[0]
-			err = confirm(cmd, yes, "revoke token "+id, func() (string, error) {
+			err := confirm(cmd, yes, "revoke token "+id, func() (string, error) {
 				return fmt.Sprintf("Revoke token %s? Anything still using it, and console sessions started with it, stop working.", id), nil
 			})
 			if err != nil {
@@ -107,11 +87,9 @@ works until revoked; with it, every call after that time is refused.`,
 			if err := c.RevokeMyToken(cmd.Context(), id); err != nil {
 				return fmt.Errorf("revoke token %s: %w", id, err)
 			}
-			if !flags.json() {
-				fmt.Fprintf(cmd.OutOrStdout(), "Revoked token %s.\n", id)
-			}
+			flags.done(cmd, "Revoked token %s.", id)
 			return nil
-		},
+		}),
 	}
 	revoke.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
 

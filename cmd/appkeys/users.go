@@ -28,7 +28,7 @@ func newUsersCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("create user: %w", err)
 			}
-			return flags.showOnce(cmd, u, "user's token", [][2]string{
+			return flags.showOnce(cmd, u, tokenOnceNotice("user's token"), [][2]string{
 				{"ID", u.ID},
 				{"EMAIL", u.Email},
 				{"ROLE", string(u.Role)},

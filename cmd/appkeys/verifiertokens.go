@@ -42,26 +42,17 @@ retire that token first (apps retire-verifier).`,
 			if err != nil {
 				return fmt.Errorf("rotate the verifier token of %s: %w", appID, err)
 			}
-			out := cmd.OutOrStdout()
-			notice := tokenOnceNotice("verifier token") + " Give it to the app's sidecars as APPKEYS_VERIFIER_TOKEN and reload them."
-			if flags.json() {
-				fmt.Fprintln(cmd.ErrOrStderr(), notice)
-				return printJSON(out, m)
-			}
 			previous := "-"
 			if m.PreviousID != nil && m.PreviousExpiresAt != nil {
 				previous = fmt.Sprintf("%s stops working at %s", *m.PreviousID, fmtTime(*m.PreviousExpiresAt))
 			}
-			if err := printFields(out, [][2]string{
+			notice := tokenOnceNotice("verifier token") + " Give it to the app's sidecars as APPKEYS_VERIFIER_TOKEN and reload them."
+			return flags.showOnce(cmd, m, notice, [][2]string{
 				{"ID", m.ID},
 				{"APP", m.AppID},
 				{"PREVIOUS", previous},
 				{"VERIFIER TOKEN", m.Token},
-			}); err != nil {
-				return err
-			}
-			_, err = fmt.Fprintln(out, "\n"+notice)
-			return err
+			})
 		},
 	}
 	rotate.Flags().StringVar(&overlap, "overlap", "", "how long the current token keeps working: 1h, 90m, 7d, or 0s for at once")
@@ -71,11 +62,7 @@ retire that token first (apps retire-verifier).`,
 		Use:   "verifier-tokens APP",
 		Short: "List an app's live verifier tokens, with when each was last used",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := flags.client()
-			if err != nil {
-				return err
-			}
+		RunE: flags.run(func(cmd *cobra.Command, args []string, c *client.Client) error {
 			appID, err := resolveApp(cmd.Context(), c, args[0])
 			if err != nil {
 				return err
@@ -84,11 +71,9 @@ retire that token first (apps retire-verifier).`,
 			if err != nil {
 				return fmt.Errorf("list the verifier tokens of %s: %w", appID, err)
 			}
-			if flags.json() {
-				return printJSON(cmd.OutOrStdout(), map[string][]client.VerifierToken{"verifier_tokens": orEmpty(tokens)})
-			}
-			return verifierTable(cmd.OutOrStdout(), tokens)
-		},
+			return flags.show(cmd, map[string][]client.VerifierToken{"verifier_tokens": orEmpty(tokens)},
+				func(w io.Writer) error { return verifierTable(w, tokens) })
+		}),
 	}
 
 	var yes bool
@@ -96,11 +81,7 @@ retire that token first (apps retire-verifier).`,
 		Use:   "retire-verifier APP TOKEN_ID [--yes]",
 		Short: "Stop an app's previous verifier token at once",
 		Args:  cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := flags.client()
-			if err != nil {
-				return err
-			}
+		RunE: flags.run(func(cmd *cobra.Command, args []string, c *client.Client) error {
 			appID, err := resolveApp(cmd.Context(), c, args[0])
 			if err != nil {
 				return err
@@ -115,11 +96,9 @@ retire that token first (apps retire-verifier).`,
 			if err := c.RetireVerifierToken(cmd.Context(), appID, id); err != nil {
 				return fmt.Errorf("retire verifier token %s: %w", id, err)
 			}
-			if !flags.json() {
-				fmt.Fprintf(cmd.OutOrStdout(), "Retired verifier token %s of %s.\n", id, appID)
-			}
+			flags.done(cmd, "Retired verifier token %s of %s.", id, appID)
 			return nil
-		},
+		}),
 	}
 	retire.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
 	return []*cobra.Command{rotate, list, retire}
