@@ -27,7 +27,15 @@ func TestServeHTTPFaults(t *testing.T) {
 			srv := verifytest.New(t)
 			srv.Delay = 10 * time.Second
 			app := uniqueApp("app_fault_" + string(fault))
-			base := Handler{KeyService: srv.URL, VerifierToken: srv.Token, Timeout: caddy.Duration(300 * time.Millisecond),
+			// A short timeout is what turns a key service that never
+			// answers into an outage; for the other faults it would only
+			// turn a slow read on a loaded machine into an "error" where
+			// the fault's own label is counted.
+			timeout := 5 * time.Second
+			if fault == verifytest.BlackHole || fault == verifytest.Slow {
+				timeout = 300 * time.Millisecond
+			}
+			base := Handler{KeyService: srv.URL, VerifierToken: srv.Token, Timeout: caddy.Duration(timeout),
 				CacheTTL: caddy.Duration(time.Millisecond)}
 			stale := base
 			stale.App, stale.StaleIfError = app, caddy.Duration(time.Hour)
