@@ -49,6 +49,10 @@ func (c *console) rollKey(w http.ResponseWriter, r *http.Request, req *request) 
 			f.Open, f.KeyID, f.Expires, f.Overlap, f.Error = true, id, expires, overlap, msg
 			if k, ok := d.Keys.byID[id]; ok {
 				f.Name, f.Prefix, f.Until = k.Name, k.Prefix, formatDateTime(&k.ExpiresAt)
+			} else {
+				// A key this view no longer lists (revoked meanwhile):
+				// the words the dialog showed, as it posted them.
+				f.Name, f.Prefix, f.Until = formText(r, "name"), formText(r, "prefix"), formText(r, "until")
 			}
 		})
 	}
@@ -115,6 +119,15 @@ func (c *console) rollAgain(w http.ResponseWriter, r *http.Request, req *request
 	}
 	edit(d)
 	c.render(w, status, "keys", d)
+}
+
+// formText is a short text field the page filled itself, to show again;
+// anything longer than a page would fill is dropped.
+func formText(r *http.Request, name string) string {
+	if v := strings.TrimSpace(r.PostForm.Get(name)); len(v) <= keyservice.MaxNameLen*4 {
+		return v
+	}
+	return ""
 }
 
 // oldKeySentence says what became of a rolled key.

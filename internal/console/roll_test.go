@@ -140,6 +140,10 @@ func TestRollingAKeyNoLongerActiveIsSaidInTheDialog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	revoked := newServiceKey(t, svc, owner, appID, "revoked")
+	if err := ks.RevokeKey(ctx, owner, revoked.Key.ID); err != nil {
+		t.Fatal(err)
+	}
 	clk.Add(2 * time.Hour)
 	before, _ := ks.ListKeys(ctx, owner, "", "")
 
@@ -149,8 +153,13 @@ func TestRollingAKeyNoLongerActiveIsSaidInTheDialog(t *testing.T) {
 		{"an orphaned key", orphan.Key.ID, "Key " + orphan.Key.ID + " is orphaned: it cannot be rolled; revoke it and create a new key instead."},
 		{"a key already rolled", rolled.Key.ID, "Key " + rolled.Key.ID + " was already rolled; roll the key it was rolled to instead."},
 		{"an expired key", short.Key.ID, "Key " + short.Key.ID + " has expired: it cannot be rolled; create a new key instead."},
+		{"a key revoked meanwhile", revoked.Key.ID, "Key " + revoked.Key.ID + " is revoked: it cannot be rolled."},
 	} {
-		code, _, page := b.roll(tc.id, rollForm(appID, 90, "24h"))
+		form := rollForm(appID, 90, "24h")
+		// What the dialog showed of the key, as the page posts it back.
+		form.Set("name", "shown-name")
+		form.Set("prefix", "cak_shown")
+		code, _, page := b.roll(tc.id, form)
 		if code != http.StatusConflict || !strings.Contains(page, tc.says) {
 			t.Errorf("roll %s = %d, want 409 saying %q", tc.what, code, tc.says)
 		}
@@ -159,6 +168,14 @@ func TestRollingAKeyNoLongerActiveIsSaidInTheDialog(t *testing.T) {
 		}
 		if fullKeyRE.MatchString(page) {
 			t.Errorf("roll %s: the refusal shows a key", tc.what)
+		}
+		// The dialog names the key: as listed, or, once gone from the
+		// list, as the page posted it.
+		if tc.id == revoked.Key.ID && !strings.Contains(page, `<strong data-fill="name">shown-name</strong> (<code data-fill="prefix">cak_shown</code>`) {
+			t.Errorf("roll %s: the dialog does not name the key as the page showed it", tc.what)
+		}
+		if tc.id == short.Key.ID && !strings.Contains(page, `<strong data-fill="name">short</strong> (<code data-fill="prefix">`+short.Key.Prefix+`</code>`) {
+			t.Errorf("roll %s: the dialog does not name the key as listed", tc.what)
 		}
 	}
 	if after, _ := ks.ListKeys(ctx, owner, "", ""); len(after) != len(before) {
@@ -256,7 +273,11 @@ func TestRolledKeyIsShownOnceAndNeverAgain(t *testing.T) {
 	if code != http.StatusCreated || plain == "" || plain == old.Plain {
 		t.Fatalf("roll = %d, new key shown %v", code, plain != "")
 	}
-	until := clk.Now().Add(24 * time.Hour).UTC().Format("Jan 2, 2006 15:04 UTC")
+	rolled, _ := keyByID(t, svc, owner, old.Key.ID)
+	until := rolled.ExpiresAt.UTC().Format("Jan 2, 2006 15:04 UTC")
+	if !rolled.ExpiresAt.After(clk.Now().Add(24*time.Hour-time.Second)) || rolled.ExpiresAt.After(clk.Now().Add(24*time.Hour+time.Second)) {
+		t.Errorf("the old key works until %v, want 24h from now (%v)", rolled.ExpiresAt, clk.Now())
+	}
 	for _, want := range []string{"API key rolled", "Copy API Key", "Save As Secret", "The old key (" + old.Key.Prefix + "…) keeps working until " + until} {
 		if !strings.Contains(page, want) {
 			t.Errorf("the roll's answer lacks %q", want)
