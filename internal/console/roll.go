@@ -105,9 +105,9 @@ func (c *console) rollKey(w http.ResponseWriter, r *http.Request, req *request) 
 }
 
 // rollAgain renders the keys view the Roll form came from, edited, with
-// status. A view that cannot be shown (an app
-// gone, or another organization's named by a forged form) falls back to
-// the service's view, so the answer still says what happened to the roll.
+// status. A view that cannot be shown (an app gone, or another
+// organization's named by a forged form) falls back to the service's
+// view, so the answer still says what happened to the roll.
 func (c *console) rollAgain(w http.ResponseWriter, r *http.Request, req *request, appID, tab string, status int, edit func(*pageData)) {
 	d, err := c.keysData(r, req, appID, tab)
 	if err != nil && appID != "" && keyservice.KindOf(err) == keyservice.KindNotFound {
