@@ -1,6 +1,6 @@
 // Package console is the key service's web console: the Container Service
 // and App instance pages, the API keys views with their Active and Orphaned
-// tabs, and the create, save-as-secret and revoke flows, with the Cloud
+// tabs, and the create, roll, save-as-secret and revoke flows, with the Cloud
 // Portal's words on the buttons. It is rendered on the server with
 // html/template from embedded files; a small script only drives the
 // dialogs and the clipboard. It calls keyservice directly, on the same mux
@@ -115,6 +115,7 @@ func (c *console) register(mux *http.ServeMux) {
 	mux.Handle("POST /apps/{id}/keys", c.authed(c.createKey))
 	mux.Handle("GET /keys", c.authed(c.keysPage))
 	mux.Handle("POST /keys/{id}/revoke", c.authed(c.revokeKey))
+	mux.Handle("POST /keys/{id}/roll", c.authed(c.rollKey))
 	mux.Handle("POST /new-key/{flow}/secret", c.authed(c.saveAsSecret))
 }
 
@@ -218,6 +219,7 @@ func parsePages(assets map[string]string) map[string]*template.Template {
 		"role":     roleName,
 		"date":     formatDate,
 		"datetime": formatDateTime,
+		"at":       func(t time.Time) string { return formatDateTime(&t) },
 		"iso":      func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 		"reason":   orphanReason,
 		"plural":   pluralWord,
@@ -232,9 +234,14 @@ func parsePages(assets map[string]string) map[string]*template.Template {
 	}
 	base := template.Must(template.New("").Funcs(funcs).ParseFS(templateFS, "templates/layout.html"))
 	pages := map[string]*template.Template{}
+	// A page's file, and the files of its dialogs.
+	files := map[string][]string{"keys": {"roll.html"}}
 	for _, name := range []string{"login", "home", "app", "keys", "error"} {
 		t := template.Must(base.Clone())
-		pages[name] = template.Must(t.ParseFS(templateFS, "templates/"+name+".html"))
+		for _, f := range append([]string{name + ".html"}, files[name]...) {
+			t = template.Must(t.ParseFS(templateFS, "templates/"+f))
+		}
+		pages[name] = t
 	}
 	return pages
 }

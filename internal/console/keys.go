@@ -51,7 +51,10 @@ func (c *console) keysData(r *http.Request, req *request, appID, tab string) (*p
 	if err != nil {
 		return nil, err
 	}
+	v.byID = make(map[string]keyservice.Key, len(keys))
+	listed := map[string]bool{}
 	for _, k := range keys {
+		v.byID[k.ID] = k
 		if k.State == keyservice.StateOrphaned {
 			v.OrphanedCount++
 		} else {
@@ -62,10 +65,16 @@ func (c *console) keysData(r *http.Request, req *request, appID, tab string) (*p
 		}
 		// Expired keys stay under Active, marked, as they are not orphans.
 		if (k.State == keyservice.StateOrphaned) == (tab == keyservice.StateOrphaned) {
-			v.Rows = append(v.Rows, keyRow{Key: k, AppLive: k.OrphanReason != keyservice.OrphanAppDeleted})
+			listed[k.ID] = true
+			v.Rows = append(v.Rows, keyRow{Key: k, AppLive: k.OrphanReason != keyservice.OrphanAppDeleted,
+				Rollable: k.State == keyservice.StateActive && k.RolledTo == ""})
 		}
 	}
+	for i := range v.Rows {
+		v.Rows[i].ToListed, v.Rows[i].FromListed = listed[v.Rows[i].RolledTo], listed[v.Rows[i].RolledFrom]
+	}
 	v.Create = newKeyForm(c.svc.Now())
+	v.Roll = rollForm{Expires: v.Create.Expires, Choices: overlapChoices}
 	d.Keys = v
 	return d, nil
 }
@@ -139,22 +148,41 @@ func (c *console) createKey(w http.ResponseWriter, r *http.Request, req *request
 		again(status, msg)
 		return
 	}
-	// The key is shown in this response only and kept nowhere on the
-	// server. For Save As Secret the page carries it too, sealed for this
-	// session and flow (see keyservice.SealNewKey). If it cannot be
-	// sealed, it is still shown: it exists now, and this answer is the only
-	// one that can show it.
 	nk := &newKey{Plain: created.Plain, Name: created.Key.Name, CloseURL: keysURL(created.Key.AppID, "")}
+	c.showNewKey(w, r, req, appID, nk, created.Key)
+}
+
+// showNewKey answers a create or a roll with the keys view of appID and
+// the new key's dialog. The key is shown in this response only and kept
+// nowhere on the server. For Save As Secret the page carries it too,
+// sealed for this session and flow (see keyservice.SealNewKey), with its
+// id, so that a later roll updates that secret. If it cannot be sealed, or
+// the view cannot be listed, the key is still shown: it exists now, and
+// this answer is the only one that can show it.
+func (c *console) showNewKey(w http.ResponseWriter, r *http.Request, req *request, appID string, nk *newKey, k keyservice.Key) {
 	flow := randomToken()
-	sealed, err := c.svc.SealNewKey(req.sess.ConsoleSession, flow, keyservice.NewKey{Plain: created.Plain, AppID: created.Key.AppID, KeyName: created.Key.Name, KeyID: created.Key.ID})
+	sealed, err := c.svc.SealNewKey(req.sess.ConsoleSession, flow, keyservice.NewKey{Plain: nk.Plain, AppID: k.AppID, KeyName: k.Name, KeyID: k.ID})
 	if err != nil {
 		c.log.Warn("console: seal the new key for Save As Secret", "err", err)
 	} else {
 		nk.Flow, nk.Sealed = flow, sealed
 	}
-	c.renderKeys(w, r, req, appID, keyservice.StateActive, http.StatusCreated, func(d *pageData) {
-		d.Keys.NewKey = nk
-	})
+	d, err := c.keysData(r, req, appID, keyservice.StateActive)
+	if err != nil {
+		c.log.Warn("console: list keys under a new key", "err", err)
+		d = c.bareKeysPage(r, req)
+	}
+	d.Keys.NewKey = nk
+	c.render(w, http.StatusCreated, "keys", d)
+}
+
+// bareKeysPage is the keys view when the keys cannot be listed (the store
+// away): it holds only a dialog that must not be lost.
+func (c *console) bareKeysPage(r *http.Request, req *request) *pageData {
+	d := c.data(r, req, "API Keys")
+	d.Crumbs = []crumb{{Label: "Container Service", URL: "/"}, {Label: "API Keys"}}
+	d.Keys = &keysView{Tab: keyservice.StateActive, Unlisted: true}
+	return d
 }
 
 // saveAsSecret stores a key just created as a secret. The key comes back
@@ -208,9 +236,7 @@ func (c *console) retrySecret(w http.ResponseWriter, r *http.Request, req *reque
 	d, lerr := c.keysData(r, req, k.AppID, keyservice.StateActive)
 	if lerr != nil {
 		c.log.Warn("console: list keys under a Save As Secret retry", "err", lerr)
-		d = c.data(r, req, "API Keys")
-		d.Crumbs = []crumb{{Label: "Container Service", URL: "/"}, {Label: "API Keys"}}
-		d.Keys = &keysView{Tab: keyservice.StateActive, Unlisted: true}
+		d = c.bareKeysPage(r, req)
 	}
 	d.Keys.Secret = form
 	c.render(w, status, "keys", d)

@@ -8,6 +8,7 @@ import (
 	"database/sql"
 	"encoding/base64"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
@@ -201,7 +202,6 @@ func TestSessionsLeaveNothingInClearOnDisk(t *testing.T) {
 		t.Skip("checks the SQLite files; the PostgreSQL run keeps its rows in the cluster")
 	}
 	svc, app, br := loggedInWithApp(t)
-	ctx := context.Background()
 	cookie := br.sessionCookieOf()
 	made := br.createKeyPage(app.App.ID, "held")
 	// A retry round trip too (the name is invalid), so the sealed key has
@@ -244,31 +244,7 @@ func TestSessionsLeaveNothingInClearOnDisk(t *testing.T) {
 	}
 
 	// The session's row, column by column: no blob, nothing of the key.
-	db, err := sql.Open("sqlite", "file:"+dbPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	rows, err := db.QueryContext(ctx, `SELECT * FROM console_sessions WHERE id = $1`, sessionID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	cols, _ := rows.Columns()
-	if !rows.Next() {
-		t.Fatalf("no session row: %v", rows.Err())
-	}
-	// Read every column whatever its type, as keyservice's
-	// TestConsoleSessionRowHoldsNoSecret does: that test sits below the
-	// packages a shared helper could live in, so each keeps its own loop.
-	vals := make([]any, len(cols))
-	ptrs := make([]any, len(cols))
-	for i := range vals {
-		ptrs[i] = &vals[i]
-	}
-	if err := rows.Scan(ptrs...); err != nil {
-		t.Fatal(err)
-	}
+	cols, vals := sessionRow(t, "sqlite", "file:"+dbPath, sessionID)
 	for i, v := range vals {
 		switch v := v.(type) {
 		case []byte:
@@ -281,6 +257,54 @@ func TestSessionsLeaveNothingInClearOnDisk(t *testing.T) {
 			}
 		}
 	}
+}
+
+// sessionRow reads a console session's row, every column whatever its
+// type, from the database driver and dsn name. keyservice's
+// TestConsoleSessionRowHoldsNoSecret reads it the same way: that test sits
+// below the packages a shared helper could live in, so it keeps its own.
+func sessionRow(t *testing.T, driver, dsn, sessionID string) (cols []string, vals []any) {
+	t.Helper()
+	db, err := sql.Open(driver, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.QueryContext(context.Background(), `SELECT * FROM console_sessions WHERE id = $1`, sessionID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	cols, _ = rows.Columns()
+	if !rows.Next() {
+		t.Fatalf("no session row: %v", rows.Err())
+	}
+	vals = make([]any, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	if err := rows.Scan(ptrs...); err != nil {
+		t.Fatal(err)
+	}
+	return cols, vals
+}
+
+// sessionRowText is everything a session's row holds, as text, on the
+// test's store (SQLite or PostgreSQL).
+func sessionRowText(t *testing.T, svc *servicetest.Service, cookie string) string {
+	t.Helper()
+	sum := sha256.Sum256([]byte(cookie))
+	driver, dsn := "sqlite", "file:"+filepath.Join(svc.DataDir, "appkeys.db")
+	if svc.DatabaseURL != "" {
+		driver, dsn = "pgx", svc.DatabaseURL
+	}
+	_, vals := sessionRow(t, driver, dsn, hex.EncodeToString(sum[:]))
+	var out strings.Builder
+	for _, v := range vals {
+		fmt.Fprintf(&out, "%s\x00", v)
+	}
+	return out.String()
 }
 
 // Deleting a user ends their console sessions at once.

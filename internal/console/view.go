@@ -77,8 +77,12 @@ type keysView struct {
 	// shows only its dialog, a Save As Secret to try again.
 	Unlisted bool
 	Create   keyForm
+	Roll     rollForm
 	NewKey   *newKey
 	Secret   *secretForm
+	// byID is every key of the view, whatever the tab: the Roll dialog
+	// sent back names its key from it.
+	byID map[string]keyservice.Key
 }
 
 // URL returns the view's address for a tab.
@@ -94,6 +98,11 @@ type keyRow struct {
 	keyservice.Key
 	// AppLive tells whether the App column may link to the app.
 	AppLive bool
+	// Rollable offers Roll: an active key not rolled already.
+	Rollable bool
+	// ToListed and FromListed tell whether the keys this one was rolled
+	// to and from are rows of the same table, so their ids can link there.
+	ToListed, FromListed bool
 }
 
 // keyForm is the Create API Key dialog: its quick choices, and what the
@@ -125,6 +134,9 @@ type newKey struct {
 	Sealed string
 	// CloseURL is where Close goes: the keys view, without the key.
 	CloseURL string
+	// OldKey, for a key made by a roll, says until when the key it
+	// replaced works; empty for a created key.
+	OldKey string
 }
 
 // secretForm is the New Secret dialog when the server sends it back (a

@@ -15,6 +15,9 @@
       dialog.querySelectorAll('[data-fill-value="' + k + '"]').forEach(function (el) { el.value = opener.dataset[k]; });
     });
     dialog.querySelectorAll("[data-agree]").forEach(function (box) { box.checked = false; syncAgree(box); });
+    // An error the server sent back with a shared dialog was about the
+    // key it was sent back for, not the one this opener names.
+    dialog.querySelectorAll("[data-clear-on-open]").forEach(function (el) { el.remove(); });
     dialog.returnFocus = opener;
     dialog.showModal();
   }
