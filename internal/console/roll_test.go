@@ -200,7 +200,7 @@ func TestRollFormErrorsAreSaidInTheDialog(t *testing.T) {
 		checked string // the overlap the dialog keeps checked
 	}{
 		{"no overlap", rollForm(appID, 90, ""), http.StatusUnprocessableEntity, "Choose how long the old key keeps working.", ""},
-		{"a made-up overlap", rollForm(appID, 90, "forever"), http.StatusUnprocessableEntity, "Overlap must be a duration of 0 or more", ""},
+		{"a made-up overlap", rollForm(appID, 90, "forever"), http.StatusUnprocessableEntity, "Overlap must be a duration such as 24h", ""},
 		{"an overlap past the longest lifetime", rollForm(appID, 90, "400d"), http.StatusUnprocessableEntity, "Overlap may be at most 365 days.", ""},
 		{"no date", url.Values{"overlap": {"24h"}, "app": {appID}}, http.StatusUnprocessableEntity, "Choose an expiration date.", "24h"},
 		{"today", rollForm(appID, 0, "1h"), http.StatusUnprocessableEntity, "The expiration date must be after today.", "1h"},
