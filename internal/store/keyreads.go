@@ -9,16 +9,16 @@ import (
 )
 
 const keyCols = `k.id, k.org_id, k.app_id, a.name, k.name, k.prefix, k.hash, k.expires_at, k.created_at, k.created_by, u.email,
-	k.revoked_at, k.orphaned_at, k.orphan_reason, k.last_used_at`
+	k.revoked_at, k.orphaned_at, k.orphan_reason, k.last_used_at, k.leaked_at, k.revoke_reason`
 
 const keyFrom = ` FROM api_keys k JOIN apps a ON a.id = k.app_id JOIN users u ON u.id = k.created_by`
 
 func scanKey(row rowScanner) (Key, error) {
 	var k Key
-	var reason sql.NullString
+	var reason, revokeReason sql.NullString
 	err := row.Scan(&k.ID, &k.OrgID, &k.AppID, &k.AppName, &k.Name, &k.Prefix, &k.Hash, timeCol{&k.ExpiresAt}, timeCol{&k.CreatedAt}, &k.CreatedBy, &k.CreatorEmail,
-		nullTimeCol{&k.RevokedAt}, nullTimeCol{&k.OrphanedAt}, &reason, nullTimeCol{&k.LastUsedAt})
-	k.OrphanReason = reason.String
+		nullTimeCol{&k.RevokedAt}, nullTimeCol{&k.OrphanedAt}, &reason, nullTimeCol{&k.LastUsedAt}, nullTimeCol{&k.LeakedAt}, &revokeReason)
+	k.OrphanReason, k.RevokeReason = reason.String, revokeReason.String
 	return k, err
 }
 
@@ -90,6 +90,13 @@ func (s *Store) ListKeys(ctx context.Context, f KeyFilter) ([]Key, error) {
 		q += ` AND k.orphaned_at IS NOT NULL`
 	default:
 		return nil, fmt.Errorf("unknown key selection %d", f.Select)
+	}
+	switch {
+	case f.Leaked == nil:
+	case *f.Leaked:
+		q += ` AND k.leaked_at IS NOT NULL`
+	default:
+		q += ` AND k.leaked_at IS NULL`
 	}
 	q += ` ORDER BY k.created_at DESC, k.id`
 	keys, err := queryAll(ctx, s.db, scanKey, q, args...)

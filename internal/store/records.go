@@ -54,7 +54,15 @@ type Key struct {
 	OrphanedAt   *time.Time
 	OrphanReason string // "", "app_deleted" or "creator_deleted"
 	LastUsedAt   *time.Time
+	// LeakedAt is when a leak of the key was first reported; nil if never.
+	LeakedAt *time.Time
+	// RevokeReason is RevokeLeaked for a key revoked by a leak report, ""
+	// otherwise.
+	RevokeReason string
 }
+
+// RevokeLeaked is the RevokeReason of a key revoked by a leak report.
+const RevokeLeaked = "leaked"
 
 // Secret is an entry of the Secrets store; Ciphertext is sealed by the caller.
 type Secret struct {
@@ -115,6 +123,9 @@ type KeyFilter struct {
 	// decides expiry.
 	Select KeySelect
 	Now    time.Time
+	// Leaked, when set, keeps only the keys reported leaked (true) or
+	// only those never reported (false).
+	Leaked *bool
 }
 
 // KeySelect narrows ListKeys. It names columns, not states: which states

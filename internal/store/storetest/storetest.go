@@ -35,6 +35,9 @@ func Run(t *testing.T, open Open) {
 	t.Run("ConsoleSessionsEndWithTheirUser", func(t *testing.T) { testConsoleSessionsEndWithTheirUser(t, open(t)) })
 	t.Run("ConcurrentConsoleSessionFlash", func(t *testing.T) { testConcurrentConsoleSessionFlash(t, open(t)) })
 	t.Run("EmptyLists", func(t *testing.T) { testEmptyLists(t, open(t)) })
+	t.Run("KeysByHashes", func(t *testing.T) { testKeysByHashes(t, open(t)) })
+	t.Run("MarkLeakedRevokes", func(t *testing.T) { testMarkLeakedRevokes(t, open(t)) })
+	t.Run("MarkLeakedNotifies", func(t *testing.T) { testMarkLeakedNotifies(t, open(t)) })
 }
 
 type fixture struct {
