@@ -126,10 +126,30 @@ func (c *Client) ListKeys(ctx context.Context, state KeyState) ([]Key, error) {
 	return c.listKeys(ctx, "/v1/keys", state)
 }
 
+// ListKeysWhere lists the organization's keys that q selects: with
+// Leaked, for instance, the keys GitHub reported leaked.
+func (c *Client) ListKeysWhere(ctx context.Context, q KeyQuery) ([]Key, error) {
+	path := "/v1/keys"
+	if q.AppID != "" {
+		if err := checkID("app id", q.AppID); err != nil {
+			return nil, err
+		}
+		path = "/v1/apps/" + seg(q.AppID) + "/keys"
+	}
+	return c.listKeysWhere(ctx, path, q)
+}
+
 func (c *Client) listKeys(ctx context.Context, path string, state KeyState) ([]Key, error) {
-	var q url.Values
-	if state != StateAny {
-		q = url.Values{"state": {string(state)}}
+	return c.listKeysWhere(ctx, path, KeyQuery{State: state})
+}
+
+func (c *Client) listKeysWhere(ctx context.Context, path string, kq KeyQuery) ([]Key, error) {
+	q := url.Values{}
+	if kq.State != StateAny {
+		q.Set("state", string(kq.State))
+	}
+	if kq.Leaked != nil {
+		q.Set("leaked", strconv.FormatBool(*kq.Leaked))
 	}
 	var out struct {
 		Keys []Key `json:"keys"`
@@ -138,6 +158,21 @@ func (c *Client) listKeys(ctx context.Context, path string, state KeyState) ([]K
 		return nil, err
 	}
 	return out.Keys, nil
+}
+
+// LookupKey tells which of the organization's keys key is, whatever its
+// state (revoked included), for an Organization Owner or Aura Owner
+// answering an incident: a key of another organization is not found, as a
+// key that does not exist. The key travels in the request's body.
+func (c *Client) LookupKey(ctx context.Context, key string) (*Key, error) {
+	var out Key
+	body := struct {
+		Key string `json:"key"`
+	}{key}
+	if err := c.do(ctx, request{method: http.MethodPost, path: "/v1/keys/lookup", body: body}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
 }
 
 // RevokeKey revokes a key for good.

@@ -194,6 +194,31 @@ type Key struct {
 	// CreatedByEmail is the creator's e-mail, for display.
 	CreatedByEmail string     `json:"created_by_email,omitempty"`
 	LastUsedAt     *time.Time `json:"last_used_at"`
+	// LeakedAt is when a leak of the key was first reported (GitHub secret
+	// scanning); nil if never.
+	LeakedAt *time.Time `json:"leaked_at"`
+	// RevokedAt and RevokeReason (RevokeLeaked, or empty for a revoke by
+	// a user) are set for a revoked key, which only LookupKey answers.
+	RevokedAt    *time.Time `json:"revoked_at,omitempty"`
+	RevokeReason string     `json:"revoke_reason,omitempty"`
+}
+
+// StateRevoked is the state of a revoked key: never listed, but LookupKey
+// finds one.
+const StateRevoked KeyState = "revoked"
+
+// RevokeLeaked is the RevokeReason of a key revoked by a leak report.
+const RevokeLeaked = "leaked"
+
+// KeyQuery selects keys in ListKeysWhere; empty fields select every key
+// that is not revoked.
+type KeyQuery struct {
+	// AppID, when set, lists that app's keys only.
+	AppID string
+	State KeyState
+	// Leaked, when set, keeps only keys reported leaked (true) or only
+	// keys never reported (false).
+	Leaked *bool
 }
 
 // CreatedKey answers POST /v1/apps/{id}/keys. Exactly one of PlainKey (the

@@ -43,8 +43,12 @@ type keyJSON struct {
 	CreatedBy      string     `json:"created_by"`
 	CreatedByEmail string     `json:"created_by_email"`
 	LastUsedAt     *time.Time `json:"last_used_at"`
-	Key            string     `json:"key,omitempty"`
-	SecretName     string     `json:"secret_name,omitempty"`
+	LeakedAt       *time.Time `json:"leaked_at"`
+	// Only a revoked key has these, and only a lookup shows one.
+	RevokedAt    *time.Time `json:"revoked_at,omitempty"`
+	RevokeReason string     `json:"revoke_reason,omitempty"`
+	Key          string     `json:"key,omitempty"`
+	SecretName   string     `json:"secret_name,omitempty"`
 }
 
 type secretJSON struct {
@@ -70,7 +74,8 @@ func toApp(a keyservice.App, withCounts bool) appJSON {
 func toKey(k keyservice.Key) keyJSON {
 	out := keyJSON{ID: k.ID, Name: k.Name, AppID: k.AppID, AppName: k.AppName, Prefix: k.Prefix,
 		State: k.State, ExpiresAt: k.ExpiresAt, CreatedAt: k.CreatedAt,
-		CreatedBy: k.CreatedBy, CreatedByEmail: k.CreatorEmail, LastUsedAt: k.LastUsedAt}
+		CreatedBy: k.CreatedBy, CreatedByEmail: k.CreatorEmail, LastUsedAt: k.LastUsedAt,
+		LeakedAt: k.LeakedAt, RevokedAt: k.RevokedAt, RevokeReason: k.RevokeReason}
 	if k.OrphanReason != "" {
 		r := k.OrphanReason
 		out.OrphanReason = &r
@@ -232,7 +237,17 @@ func (s *Server) listAppKeys(w http.ResponseWriter, r *http.Request) {
 func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) { s.writeKeys(w, r, "") }
 
 func (s *Server) writeKeys(w http.ResponseWriter, r *http.Request, appID string) {
-	keys, err := s.svc.ListKeys(r.Context(), caller(r), appID, r.URL.Query().Get("state"))
+	q := keyservice.KeyQuery{AppID: appID, State: r.URL.Query().Get("state")}
+	switch v := r.URL.Query().Get("leaked"); v {
+	case "":
+	case "true", "false":
+		leaked := v == "true"
+		q.Leaked = &leaked
+	default:
+		writeErr(w, http.StatusBadRequest, "bad_request", "leaked must be true or false")
+		return
+	}
+	keys, err := s.svc.ListKeysWhere(r.Context(), caller(r), q)
 	if err != nil {
 		s.fail(w, r, err)
 		return

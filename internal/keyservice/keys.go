@@ -48,12 +48,19 @@ type Key struct {
 	CreatedBy    string
 	CreatorEmail string
 	LastUsedAt   *time.Time
+	// LeakedAt is when a leak of the key was first reported; nil if never.
+	LeakedAt *time.Time
+	// RevokedAt and RevokeReason (RevokeLeaked, or "" for a revoke by a
+	// user) are set for a revoked key, which only LookupKey shows.
+	RevokedAt    *time.Time
+	RevokeReason string
 }
 
 func keyOf(k store.Key, now time.Time) Key {
 	return Key{ID: k.ID, OrgID: k.OrgID, AppID: k.AppID, AppName: k.AppName, Name: k.Name, Prefix: k.Prefix,
 		State: keyState(k, now), OrphanReason: k.OrphanReason, ExpiresAt: k.ExpiresAt, CreatedAt: k.CreatedAt,
-		CreatedBy: k.CreatedBy, CreatorEmail: k.CreatorEmail, LastUsedAt: k.LastUsedAt}
+		CreatedBy: k.CreatedBy, CreatorEmail: k.CreatorEmail, LastUsedAt: k.LastUsedAt,
+		LeakedAt: k.LeakedAt, RevokedAt: k.RevokedAt, RevokeReason: k.RevokeReason}
 }
 
 // keyState returns the state a key is in at now.
@@ -159,16 +166,32 @@ var keySelects = map[string]store.KeySelect{
 // ListKeys lists the caller's organization's keys, of one app when appID is
 // set, in one state when state is set ("active", "orphaned" or "expired").
 func (s *Service) ListKeys(ctx context.Context, c Caller, appID, state string) ([]Key, error) {
+	return s.ListKeysWhere(ctx, c, KeyQuery{AppID: appID, State: state})
+}
+
+// KeyQuery selects keys in ListKeysWhere; empty fields select everything
+// that is not revoked.
+type KeyQuery struct {
+	AppID string
+	State string // "", "active", "orphaned" or "expired"
+	// Leaked, when set, keeps only keys reported leaked (true) or only
+	// keys never reported (false).
+	Leaked *bool
+}
+
+// ListKeysWhere lists the caller's organization's keys that q selects.
+func (s *Service) ListKeysWhere(ctx context.Context, c Caller, q KeyQuery) ([]Key, error) {
+	appID := q.AppID
 	u, err := c.user()
 	if err != nil {
 		return nil, err
 	}
-	sel, ok := keySelects[state]
+	sel, ok := keySelects[q.State]
 	if !ok {
 		return nil, errorf(KindInvalid, "state must be active, orphaned or expired")
 	}
 	now := s.now()
-	keys, err := s.store.ListKeys(ctx, store.KeyFilter{OrgID: u.OrgID, AppID: appID, Select: sel, Now: now})
+	keys, err := s.store.ListKeys(ctx, store.KeyFilter{OrgID: u.OrgID, AppID: appID, Select: sel, Now: now, Leaked: q.Leaked})
 	if err != nil {
 		return nil, s.storeErr(err)
 	}
