@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -67,8 +68,9 @@ printed; read it back with "appkeys secrets get".`,
 	}
 
 	var listApp, state string
+	var leaked bool
 	list := &cobra.Command{
-		Use:   "list [--app APP] [--state active|orphaned|expired]",
+		Use:   "list [--app APP] [--state active|orphaned|expired] [--leaked]",
 		Short: "List keys, of one app or of the whole organization",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -82,16 +84,20 @@ printed; read it back with "appkeys secrets get".`,
 			if err != nil {
 				return err
 			}
-			var keys []client.Key
+			q := client.KeyQuery{State: st}
+			if leaked {
+				q.Leaked = &leaked
+			}
 			if listApp != "" {
-				appID, err := resolveApp(cmd.Context(), c, listApp)
-				if err != nil {
+				if q.AppID, err = resolveApp(cmd.Context(), c, listApp); err != nil {
 					return err
 				}
-				if keys, err = c.ListAppKeys(cmd.Context(), appID, st); err != nil {
-					return fmt.Errorf("list keys of app %s: %w", appID, err)
-				}
-			} else if keys, err = c.ListKeys(cmd.Context(), st); err != nil {
+			}
+			keys, err := c.ListKeysWhere(cmd.Context(), q)
+			switch {
+			case err != nil && q.AppID != "":
+				return fmt.Errorf("list keys of app %s: %w", q.AppID, err)
+			case err != nil:
 				return fmt.Errorf("list keys: %w", err)
 			}
 			if flags.json() {
@@ -102,6 +108,7 @@ printed; read it back with "appkeys secrets get".`,
 	}
 	list.Flags().StringVar(&listApp, "app", "", "only this app's keys: its id (app_…) or its name")
 	list.Flags().StringVar(&state, "state", "", "only keys in this state: active, orphaned or expired (default: all but revoked)")
+	list.Flags().BoolVar(&leaked, "leaked", false, "only keys a leak report named (they still work under --leak-action notify): revoke them")
 
 	var yes bool
 	revoke := &cobra.Command{
@@ -131,7 +138,7 @@ printed; read it back with "appkeys secrets get".`,
 	}
 	revoke.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
 
-	group.AddCommand(create, list, revoke)
+	group.AddCommand(create, list, revoke, newKeysLookupCmd(flags))
 	return group
 }
 
@@ -179,13 +186,23 @@ func keysTable(w io.Writer, keys []client.Key) error {
 	return t.flush()
 }
 
-// stateLabel shows an orphaned key's reason beside its state, as the
-// console's Orphaned tab does.
+// stateLabel shows why beside the state: an orphaned key's reason, as the
+// console's Orphaned tab does, "revoked (leaked)" for a key a leak report
+// revoked, and "(leaked)" after a key reported leaked and still working.
 func stateLabel(k client.Key) string {
-	if k.OrphanReason != "" {
-		return fmt.Sprintf("%s (%s)", k.State, k.OrphanReason)
+	var why []string
+	for _, w := range []string{string(k.OrphanReason), k.RevokeReason} {
+		if w != "" {
+			why = append(why, w)
+		}
 	}
-	return string(k.State)
+	if k.LeakedAt != nil && k.RevokeReason == "" {
+		why = append(why, "leaked")
+	}
+	if len(why) == 0 {
+		return string(k.State)
+	}
+	return fmt.Sprintf("%s (%s)", k.State, strings.Join(why, ", "))
 }
 
 func appLabel(k client.Key) string {
