@@ -53,49 +53,65 @@ const (
 )
 
 // MarkLeaked records, in one transaction, that the keys of leaks leaked
-// at at, and answers the ids of the keys it changed. With revoke, each key
-// not yet revoked is revoked with the reason RevokeLeaked, and its
-// key.revoked event and key.revoke audit record are written; without, the
-// key stays as it is, marked leaked (its first report's time kept), and a
-// key.leaked audit record is written. A key revoked already is left alone:
-// of two concurrent reports of one key exactly one revokes it. Keys are
-// taken in id order, so that two reports locking overlapping keys cannot
-// deadlock; callers keep a batch small (TouchKeys's reasons).
+// at at, and answers the ids of the keys it changed, in id order. With
+// revoke, each key not yet revoked is revoked with the reason
+// RevokeLeaked, and its key.revoked event and key.revoke audit record are
+// written; without, the key stays as it is, marked leaked (its first
+// report's time kept), and a key.leaked audit record is written. A key
+// revoked already is left alone: of two concurrent reports of one key
+// exactly one revokes it. The work is a few statements for the whole
+// batch, not a few per key: on PostgreSQL each is a round trip, and a
+// report may name hundreds of keys. Callers keep a batch to a few hundred
+// keys (TouchKeys's reasons).
 func (s *Store) MarkLeaked(ctx context.Context, leaks []Leak, actor string, revoke bool, at time.Time) ([]string, error) {
-	sorted := slices.SortedFunc(slices.Values(leaks), func(a, b Leak) int { return strings.Compare(a.KeyID, b.KeyID) })
+	if len(leaks) == 0 {
+		return nil, nil
+	}
+	detail := make(map[string]string, len(leaks))
+	marks, args := make([]string, 0, len(leaks)), []any{micros(at)}
+	if revoke {
+		args = append(args, actor)
+	}
+	for _, l := range leaks {
+		if _, dup := detail[l.KeyID]; dup {
+			continue
+		}
+		detail[l.KeyID] = l.Detail
+		args = append(args, l.KeyID)
+		marks = append(marks, fmt.Sprintf("$%d", len(args)))
+	}
+	set := `leaked_at = coalesce(leaked_at, $1)`
+	if revoke {
+		set = `revoked_at = $1, revoked_by = $2, revoke_reason = 'leaked', ` + set
+	}
 	var changed []string
 	err := s.write(ctx, func(tx *sql.Tx) error {
+		keys, err := queryAll(ctx, tx, func(row rowScanner) (Key, error) {
+			var k Key
+			err := row.Scan(&k.ID, &k.OrgID, &k.AppID)
+			return k, err
+		}, `UPDATE api_keys SET `+set+` WHERE id IN (`+strings.Join(marks, ", ")+`) AND revoked_at IS NULL RETURNING id, org_id, app_id`, args...)
+		if err != nil {
+			return err
+		}
+		slices.SortFunc(keys, func(a, b Key) int { return strings.Compare(a.ID, b.ID) })
 		changed = changed[:0]
-		for _, l := range sorted {
-			var orgID, appID string
-			var row *sql.Row
-			if revoke {
-				row = tx.QueryRowContext(ctx, `UPDATE api_keys SET revoked_at = $1, revoked_by = $2, revoke_reason = 'leaked', leaked_at = coalesce(leaked_at, $1)
-					WHERE id = $3 AND revoked_at IS NULL RETURNING org_id, app_id`, micros(at), actor, l.KeyID)
-			} else {
-				row = tx.QueryRowContext(ctx, `UPDATE api_keys SET leaked_at = coalesce(leaked_at, $1) WHERE id = $2 AND revoked_at IS NULL RETURNING org_id, app_id`,
-					micros(at), l.KeyID)
-			}
-			err := row.Scan(&orgID, &appID)
-			if err == sql.ErrNoRows {
-				continue // revoked meanwhile, or never there
-			}
-			if err != nil {
-				return err
-			}
-			changed = append(changed, l.KeyID)
-			action := AuditKeyLeaked
-			if revoke {
-				action = "key.revoke"
-				if err := addEvent(ctx, tx, Event{OrgID: orgID, AppID: appID, Type: EventKeyRevoked, KeyID: l.KeyID, At: at}); err != nil {
-					return err
-				}
-			}
-			if err := addAudit(ctx, tx, Audit{OrgID: orgID, At: at, Actor: actor, Action: action, Target: l.KeyID, Detail: l.Detail}); err != nil {
+		evs, recs := make([]Event, 0, len(keys)), make([]Audit, 0, len(keys))
+		action := AuditKeyLeaked
+		if revoke {
+			action = "key.revoke"
+		}
+		for _, k := range keys {
+			changed = append(changed, k.ID)
+			evs = append(evs, Event{OrgID: k.OrgID, AppID: k.AppID, Type: EventKeyRevoked, KeyID: k.ID, At: at})
+			recs = append(recs, Audit{OrgID: k.OrgID, At: at, Actor: actor, Action: action, Target: k.ID, Detail: detail[k.ID]})
+		}
+		if revoke {
+			if err := addEvents(ctx, tx, evs); err != nil {
 				return err
 			}
 		}
-		return nil
+		return addAudits(ctx, tx, recs)
 	})
 	if err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -144,5 +145,47 @@ func testMarkLeakedNotifies(t *testing.T, s *store.Store) {
 	recs, _ := s.ListAudit(ctx, f.org.ID, 2)
 	if len(recs) != 2 || recs[0].Action != store.AuditKeyLeaked || recs[0].Detail != "report 1" || recs[1].Detail != "report 0" {
 		t.Fatalf("audit = %+v", recs)
+	}
+}
+
+// testConcurrentLeakReports: GitHub may deliver one report twice at once;
+// every key is revoked once, with one event and one audit record.
+func testConcurrentLeakReports(t *testing.T, s *store.Store) {
+	ctx := context.Background()
+	f := setup(t, s)
+	var leaks []store.Leak
+	for i := range 50 {
+		leaks = append(leaks, store.Leak{KeyID: f.key(t, f.app.ID, f.owner.ID, fmt.Sprint("k", i), t0.Add(time.Hour)).ID, Detail: "d"})
+	}
+	_, head, err := s.EventsAfter(ctx, f.app.ID, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	changed := make([][]string, 4)
+	for i := range changed {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Each report lists the keys in another order.
+			mine := slices.Clone(leaks)
+			if i%2 == 1 {
+				slices.Reverse(mine)
+			}
+			c, err := s.MarkLeaked(ctx, mine, "github", true, t0)
+			if err != nil {
+				t.Error(err)
+			}
+			changed[i] = c
+		}()
+	}
+	wg.Wait()
+	total := 0
+	for _, c := range changed {
+		total += len(c)
+	}
+	evs, _, err := s.EventsAfter(ctx, f.app.ID, head, 1000)
+	if err != nil || total != len(leaks) || len(evs) != len(leaks) {
+		t.Fatalf("%d concurrent reports of %d keys: %d revocations, %d events (%v); want %d of each", len(changed), len(leaks), total, len(evs), err, len(leaks))
 	}
 }
