@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"sync"
@@ -437,4 +438,48 @@ func otherLast(key string) string {
 		last = "B"
 	}
 	return key[:len(key)-1] + last
+}
+
+// TestLeakKeysUnreachable: when the public keys cannot be read (GitHub
+// down, a wrong URL), a report is 503 with Retry-After, which GitHub
+// retries, rather than a 401 that says its signature is bad, and still
+// at most one read a minute is tried; once the keys are back the report
+// goes through.
+func TestLeakKeysUnreachable(t *testing.T) {
+	gh := leaktest.NewSigner()
+	down := true
+	var mu sync.Mutex
+	requests := 0
+	keys := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		requests++
+		if down {
+			http.Error(w, "unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write(leaktest.Document(gh))
+	}))
+	t.Cleanup(keys.Close)
+	w := newWorld(t, servicetest.WithConfig(func(c *keyserver.Config) { c.LeakKeysURL = keys.URL }))
+	k := w.createKey(w.owner, w.appA.ID, "k")
+	body := leaktest.Body(k.PlainKey)
+	for range 3 {
+		r := w.do("POST", leakPath, "", body, "Github-Public-Key-Identifier", gh.ID, "Github-Public-Key-Signature", gh.Sign(body))
+		r.WantError(http.StatusServiceUnavailable, "unavailable")
+		if r.Header.Get("Retry-After") == "" {
+			t.Fatal("503 without Retry-After")
+		}
+	}
+	mu.Lock()
+	if requests != 1 {
+		t.Fatalf("3 reports while the keys are unreadable made %d requests; want 1", requests)
+	}
+	down = false
+	mu.Unlock()
+	w.clock.Advance(leakRefresh + time.Second)
+	status, b, err := leaktest.Post(ctx(t), http.DefaultClient, w.svc.URL+leakPath, gh, body)
+	if err != nil || status != http.StatusOK || w.verify(w.verA, k.PlainKey).Code != client.VerifyRevoked {
+		t.Fatalf("once the keys are back: %d %v %s", status, err, b)
+	}
 }

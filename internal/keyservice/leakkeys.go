@@ -64,6 +64,7 @@ type leakKeys struct {
 	etag    string
 	read    bool      // read once at least (successfully or not)
 	readAt  time.Time // the last read's start, on the service's clock
+	readErr error     // the last read's failure, nil when it worked
 }
 
 func newLeakKeys(url, file string, hc *http.Client, now func() time.Time) (*leakKeys, error) {
@@ -106,14 +107,20 @@ func (k *leakKeys) key(ctx context.Context, id string) (*ecdsa.PublicKey, error)
 		return pk, nil
 	}
 	if k.read && k.now().Sub(k.readAt) < LeakKeysRefreshEvery {
+		if k.readErr != nil {
+			// Unknown because the keys could not be read: unavailable
+			// (503, which GitHub retries), not a bad signature.
+			return nil, k.readErr
+		}
 		return nil, errLeakKeyUnknown
 	}
 	// The read serves every report waiting here, not only this one: it
 	// must not end when this one's client goes away.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), leakKeysTimeout)
 	defer cancel()
-	if err := k.refresh(ctx); err != nil {
-		return nil, err
+	k.readErr = k.refresh(ctx)
+	if k.readErr != nil {
+		return nil, k.readErr
 	}
 	if pk := k.get(id); pk != nil {
 		return pk, nil
