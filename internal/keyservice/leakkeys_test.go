@@ -71,3 +71,17 @@ func TestLeakKeysDocument(t *testing.T) {
 		t.Fatal("a URL and a file together accepted")
 	}
 }
+
+// TestLeakThrottleIsBounded: budgets kept per client address do not grow
+// with the addresses an attacker sends from.
+func TestLeakThrottleIsBounded(t *testing.T) {
+	f := newFailureThrottle(1, 1)
+	f.max = 100
+	now := time.Now()
+	for i := range 1000 {
+		f.allow(strings.Repeat("x", i%7)+string(rune('a'+i%26))+time.Duration(i).String(), now)
+		if len(f.apps) > f.max {
+			t.Fatalf("%d limiters kept; want at most %d", len(f.apps), f.max)
+		}
+	}
+}

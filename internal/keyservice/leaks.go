@@ -47,6 +47,9 @@ const (
 	// after each, so sidecars refuse the first keys while the rest are
 	// still being written.
 	leakChunk = 100
+	// maxLeakReporters bounds the client addresses whose report budgets
+	// are remembered.
+	maxLeakReporters = 10000
 	// leakActor is the audit actor of what a leak report does.
 	leakActor = "github-secret-scanning"
 )

@@ -118,6 +118,7 @@ func New(cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("keyservice: leak action %q: use %s or %s", cfg.LeakAction, LeakRevoke, LeakNotify)
 	}
 	s.leakThrottle = newFailureThrottle(orDefault(cfg.LeakReportRate, DefaultLeakReportRate), int(orDefault(float64(cfg.LeakReportBurst), DefaultLeakReportBurst)))
+	s.leakThrottle.max = maxLeakReporters
 	if s.leakKeys, err = newLeakKeys(cfg.LeakKeysURL, cfg.LeakKeysFile, cfg.LeakKeysClient, s.now); err != nil {
 		return nil, err
 	}
