@@ -122,13 +122,11 @@ func MeasureRevocations(ctx context.Context, cfg RevocationConfig) (*RevocationR
 	}}
 	defer r.http.CloseIdleConnections()
 
-	upstream, err := net.Listen("tcp", "127.0.0.1:0")
+	upstream, stop, err := serveOK()
 	if err != nil {
 		return nil, err
 	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") })}
-	go srv.Serve(upstream)
-	defer srv.Close()
+	defer stop()
 
 	// One site for the revocation and creator cases, one per deleted app.
 	sites := make([]Site, 1+cfg.Apps)
@@ -143,7 +141,7 @@ func MeasureRevocations(ctx context.Context, cfg RevocationConfig) (*RevocationR
 		}
 		sites[i] = Site{Port: port, App: app.ID, Token: app.VerifierToken, Auth: []string{"cache_ttl 10m"}}
 	}
-	if err := cfg.Load(Caddyfile(cfg.Admin, cfg.KeyService, upstream.Addr().String(), sites...)); err != nil {
+	if err := cfg.Load(Caddyfile(cfg.Admin, cfg.KeyService, upstream, sites...)); err != nil {
 		return nil, fmt.Errorf("load the sidecar: %w", err)
 	}
 	// A first revocation per site proves its feed subscriber is up, so the
@@ -226,6 +224,17 @@ func MeasureRevocations(ctx context.Context, cfg RevocationConfig) (*RevocationR
 		return nil, fmt.Errorf("key roll: %w", err)
 	}
 	return rep, nil
+}
+
+// serveOK runs the app behind the sidecar on 127.0.0.1: it answers "ok".
+func serveOK() (addr string, stop func(), err error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") })}
+	go srv.Serve(ln)
+	return ln.Addr().String(), func() { srv.Close() }, nil
 }
 
 type feedCounts struct{ calls, applied float64 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -69,8 +68,9 @@ printed; read it back with "appkeys secrets get".`,
 	}
 
 	var listApp, state, within string
+	var leaked bool
 	list := &cobra.Command{
-		Use:   "list [--app APP] [--state active|orphaned|expired] [--expiring-within 7d]",
+		Use:   "list [--app APP] [--state active|orphaned|expired] [--expiring-within 7d] [--leaked]",
 		Short: "List keys, of one app or of the whole organization",
 		Long: `List keys, of one app or of the whole organization.
 
@@ -99,15 +99,21 @@ from now (7d, 36h): the ones to roll or replace before their clients get
 			if err != nil {
 				return err
 			}
-			appID := ""
+			q := client.KeyQuery{State: st, ExpiringWithin: window}
+			if leaked {
+				q.Leaked = &leaked
+			}
 			if listApp != "" {
-				if appID, err = resolveApp(cmd.Context(), c, listApp); err != nil {
+				if q.AppID, err = resolveApp(cmd.Context(), c, listApp); err != nil {
 					return err
 				}
 			}
-			keys, err := listKeys(cmd.Context(), c, appID, st, window)
-			if err != nil {
-				return err
+			keys, err := c.ListKeysWhere(cmd.Context(), q)
+			switch {
+			case err != nil && q.AppID != "":
+				return fmt.Errorf("list keys of app %s: %w", q.AppID, err)
+			case err != nil:
+				return fmt.Errorf("list keys: %w", err)
 			}
 			if flags.json() {
 				return printJSON(cmd.OutOrStdout(), map[string][]client.Key{"keys": orEmpty(keys)})
@@ -118,6 +124,7 @@ from now (7d, 36h): the ones to roll or replace before their clients get
 	list.Flags().StringVar(&listApp, "app", "", "only this app's keys: its id (app_…) or its name")
 	list.Flags().StringVar(&state, "state", "", "only keys in this state: active, orphaned or expired (default: all but revoked)")
 	list.Flags().StringVar(&within, "expiring-within", "", "only active keys that expire within this long: 7d, 36h")
+	list.Flags().BoolVar(&leaked, "leaked", false, "only keys a leak report named (they still work under --leak-action notify): revoke them")
 
 	var yes bool
 	revoke := &cobra.Command{
@@ -147,30 +154,8 @@ from now (7d, 36h): the ones to roll or replace before their clients get
 	}
 	revoke.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
 
-	group.AddCommand(create, list, newKeysRollCmd(flags), revoke)
+	group.AddCommand(create, list, newKeysRollCmd(flags), revoke, newKeysLookupCmd(flags))
 	return group
-}
-
-// listKeys lists the keys keys list asks for: of one app when appID is
-// set, in state, or due within window when it is set.
-func listKeys(ctx context.Context, c *client.Client, appID string, st client.KeyState, window time.Duration) ([]client.Key, error) {
-	var keys []client.Key
-	var err error
-	switch {
-	case window > 0:
-		keys, err = c.ListExpiringKeys(ctx, appID, window)
-	case appID != "":
-		keys, err = c.ListAppKeys(ctx, appID, st)
-	default:
-		keys, err = c.ListKeys(ctx, st)
-	}
-	switch {
-	case err != nil && appID != "":
-		return nil, fmt.Errorf("list keys of app %s: %w", appID, err)
-	case err != nil:
-		return nil, fmt.Errorf("list keys: %w", err)
-	}
-	return keys, nil
 }
 
 func printCreatedKey(cmd *cobra.Command, asJSON bool, k *client.CreatedKey) error {
@@ -217,12 +202,19 @@ func keysTable(w io.Writer, keys []client.Key) error {
 	return t.flush()
 }
 
-// stateLabel shows an orphaned key's reason beside its state, as the
-// console's Orphaned tab does, and the keys a rolled key is linked to.
+// stateLabel shows why beside the state: an orphaned key's reason, as the
+// console's Orphaned tab does, "revoked (leaked)" for a key a leak report
+// revoked, "(leaked)" after a key reported leaked and still working, and
+// the keys a rolled key is linked to.
 func stateLabel(k client.Key) string {
 	var notes []string
-	if k.OrphanReason != "" {
-		notes = append(notes, string(k.OrphanReason))
+	for _, w := range []string{string(k.OrphanReason), k.RevokeReason} {
+		if w != "" {
+			notes = append(notes, w)
+		}
+	}
+	if k.LeakedAt != nil && k.RevokeReason == "" {
+		notes = append(notes, "leaked")
 	}
 	if k.RolledFrom != "" {
 		notes = append(notes, "rolled from "+k.RolledFrom)

@@ -32,6 +32,9 @@ type serveFlags struct {
 	metricsAddr     string
 	publicURL       string
 	trustedProxies  []string
+	leakKeysURL     string
+	leakKeysFile    string
+	leakAction      string
 }
 
 func (f *serveFlags) register(cmd *cobra.Command, defaultAddr string) {
@@ -54,6 +57,9 @@ func (f *serveFlags) registerServe(cmd *cobra.Command) {
 	fl.StringVar(&f.metricsAddr, "metrics-addr", "", "serve /metrics on this address alone (e.g. a private 0.0.0.0:9700) and answer 404 for it on --addr")
 	fl.StringVar(&f.publicURL, "public-url", "", "URL browsers reach the console at, such as https://keys.example.com; https makes the console's cookies Secure")
 	fl.StringSliceVar(&f.trustedProxies, "trusted-proxies", nil, "proxies whose X-Forwarded-Proto is believed: CIDRs, addresses or private_ranges (comma-separated or repeated)")
+	fl.StringVar(&f.leakKeysURL, "leak-keys-url", keyserver.GitHubLeakKeysURL, "where the public keys that sign GitHub's secret scanning leak reports (POST /v1/leaks/github) are read; empty refuses every report")
+	fl.StringVar(&f.leakKeysFile, "leak-keys-file", "", "read those public keys from this file instead (GitHub's meta/public_keys/secret_scanning document), for air-gapped installs")
+	fl.StringVar(&f.leakAction, "leak-action", "revoke", "what a verified leak report does to a live key: revoke (at once, reason leaked) or notify (keep it working, marked leaked)")
 }
 
 func (f *serveFlags) config(stderr io.Writer) (keyserver.Config, error) {
@@ -103,8 +109,26 @@ func (f *serveFlags) config(stderr io.Writer) (keyserver.Config, error) {
 	if err != nil {
 		return keyserver.Config{}, fmt.Errorf("invalid --trusted-proxies: %w", err)
 	}
+	leakURL := f.leakKeysURL
+	if f.leakKeysFile != "" {
+		if leakURL != keyserver.GitHubLeakKeysURL && leakURL != "" {
+			return keyserver.Config{}, fmt.Errorf("--leak-keys-url and --leak-keys-file: give one, not both")
+		}
+		leakURL = ""
+	}
+	if leakURL != "" {
+		if u, err := url.Parse(leakURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return keyserver.Config{}, fmt.Errorf("invalid --leak-keys-url %q: use an http(s) URL such as %s", leakURL, keyserver.GitHubLeakKeysURL)
+		}
+	}
+	if f.leakAction != "" && f.leakAction != "revoke" && f.leakAction != "notify" { // "": up, which has no such flag
+		return keyserver.Config{}, fmt.Errorf("invalid --leak-action %q: use revoke or notify", f.leakAction)
+	}
 	logger := slog.New(h)
 	return keyserver.Config{
+		LeakKeysURL:        leakURL,
+		LeakKeysFile:       f.leakKeysFile,
+		LeakAction:         f.leakAction,
 		MetricsAddr:        f.metricsAddr,
 		TLSCertFile:        f.tlsCert,
 		TLSKeyFile:         f.tlsKey,

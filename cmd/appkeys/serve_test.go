@@ -23,6 +23,9 @@ func TestServeFlags(t *testing.T) {
 		rate     float64
 		burst    int
 		lifetime time.Duration
+		// The leak settings; the defaults (GitHub's URL, revoke) when
+		// empty, and leakURL "-" for none.
+		leakURL, leakFile, leakAction string
 	}{
 		{args: nil, rate: 50, burst: 500, lifetime: 365 * 24 * time.Hour},
 		{args: []string{"--verify-failure-rate", "2.5", "--verify-failure-burst", "7", "--max-key-lifetime", "90d"}, rate: 2.5, burst: 7, lifetime: 90 * 24 * time.Hour},
@@ -41,6 +44,12 @@ func TestServeFlags(t *testing.T) {
 		{args: []string{"--public-url", "https://"}, wantErr: "--public-url"},
 		{args: []string{"--trusted-proxies", "10.0.0.0/33"}, wantErr: "--trusted-proxies"},
 		{args: []string{"--trusted-proxies", "proxy.example.com"}, wantErr: "--trusted-proxies"},
+		{args: []string{"--leak-action", "delete"}, wantErr: "--leak-action"},
+		{args: []string{"--leak-keys-url", "ftp://keys.example.com"}, wantErr: "--leak-keys-url"},
+		{args: []string{"--leak-keys-url", "https://keys.example.com/k", "--leak-keys-file", "k.json"}, wantErr: "not both"},
+		{args: []string{"--leak-action", "notify", "--leak-keys-file", "k.json"}, rate: 50, burst: 500, lifetime: 365 * 24 * time.Hour,
+			leakAction: "notify", leakFile: "k.json"},
+		{args: []string{"--leak-keys-url", ""}, rate: 50, burst: 500, lifetime: 365 * 24 * time.Hour, leakURL: "-"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -63,6 +72,19 @@ func TestServeFlags(t *testing.T) {
 			}
 			if cfg.VerifyFailureRate != tt.rate || cfg.VerifyFailureBurst != tt.burst || cfg.MaxKeyLifetime != tt.lifetime {
 				t.Errorf("rate %v, burst %d, lifetime %v; want %v, %d, %v", cfg.VerifyFailureRate, cfg.VerifyFailureBurst, cfg.MaxKeyLifetime, tt.rate, tt.burst, tt.lifetime)
+			}
+			wantURL, wantAction := tt.leakURL, tt.leakAction
+			switch {
+			case wantURL == "-" || tt.leakFile != "":
+				wantURL = ""
+			case wantURL == "":
+				wantURL = "https://api.github.com/meta/public_keys/secret_scanning"
+			}
+			if wantAction == "" {
+				wantAction = "revoke"
+			}
+			if cfg.LeakKeysURL != wantURL || cfg.LeakKeysFile != tt.leakFile || cfg.LeakAction != wantAction {
+				t.Errorf("leak keys %q, file %q, action %q; want %q, %q, %q", cfg.LeakKeysURL, cfg.LeakKeysFile, cfg.LeakAction, wantURL, tt.leakFile, wantAction)
 			}
 		})
 	}

@@ -114,30 +114,52 @@ func (c *Client) CreateKey(ctx context.Context, appID string, in CreateKeyReques
 // ListAppKeys lists one app's keys in the given state (StateAny for every
 // key that is not revoked).
 func (c *Client) ListAppKeys(ctx context.Context, appID string, state KeyState) ([]Key, error) {
-	if err := checkID("app id", appID); err != nil {
-		return nil, err
+	if appID == "" {
+		return nil, checkID("app id", appID)
 	}
-	return c.listKeys(ctx, "/v1/apps/"+seg(appID)+"/keys", stateQuery(state))
+	return c.ListKeysWhere(ctx, KeyQuery{AppID: appID, State: state})
 }
 
 // ListKeys lists every key of the organization in the given state (StateAny
 // for every key that is not revoked).
 func (c *Client) ListKeys(ctx context.Context, state KeyState) ([]Key, error) {
-	return c.listKeys(ctx, "/v1/keys", stateQuery(state))
+	return c.ListKeysWhere(ctx, KeyQuery{State: state})
 }
 
 // ListExpiringKeys lists the active keys that expire within d from now, of
 // one app when appID is set, else of the whole organization. The service
 // takes d up to its longest key lifetime (365 days by default).
 func (c *Client) ListExpiringKeys(ctx context.Context, appID string, d time.Duration) ([]Key, error) {
-	q := url.Values{"expiring_within": {WithinParam(d)}}
-	if appID == "" {
-		return c.listKeys(ctx, "/v1/keys", q)
+	return c.ListKeysWhere(ctx, KeyQuery{AppID: appID, ExpiringWithin: d})
+}
+
+// ListKeysWhere lists the organization's keys that q selects: with
+// Leaked, for instance, the keys GitHub reported leaked.
+func (c *Client) ListKeysWhere(ctx context.Context, kq KeyQuery) ([]Key, error) {
+	path := "/v1/keys"
+	if kq.AppID != "" {
+		if err := checkID("app id", kq.AppID); err != nil {
+			return nil, err
+		}
+		path = "/v1/apps/" + seg(kq.AppID) + "/keys"
 	}
-	if err := checkID("app id", appID); err != nil {
+	q := url.Values{}
+	if kq.State != StateAny {
+		q.Set("state", string(kq.State))
+	}
+	if kq.Leaked != nil {
+		q.Set("leaked", strconv.FormatBool(*kq.Leaked))
+	}
+	if kq.ExpiringWithin != 0 {
+		q.Set("expiring_within", WithinParam(kq.ExpiringWithin))
+	}
+	var out struct {
+		Keys []Key `json:"keys"`
+	}
+	if err := c.do(ctx, request{method: http.MethodGet, path: path, query: q}, &out); err != nil {
 		return nil, err
 	}
-	return c.listKeys(ctx, "/v1/apps/"+seg(appID)+"/keys", q)
+	return out.Keys, nil
 }
 
 // WithinParam writes d as expiring_within takes it: whole days as "7d",
@@ -150,21 +172,19 @@ func WithinParam(d time.Duration) string {
 	return d.String()
 }
 
-func stateQuery(state KeyState) url.Values {
-	if state == StateAny {
-		return nil
-	}
-	return url.Values{"state": {string(state)}}
-}
-
-func (c *Client) listKeys(ctx context.Context, path string, q url.Values) ([]Key, error) {
-	var out struct {
-		Keys []Key `json:"keys"`
-	}
-	if err := c.do(ctx, request{method: http.MethodGet, path: path, query: q}, &out); err != nil {
+// LookupKey tells which of the organization's keys key is, whatever its
+// state (revoked included), for an Organization Owner or Aura Owner
+// answering an incident: a key of another organization is not found, as a
+// key that does not exist. The key travels in the request's body.
+func (c *Client) LookupKey(ctx context.Context, key string) (*Key, error) {
+	var out Key
+	body := struct {
+		Key string `json:"key"`
+	}{key}
+	if err := c.do(ctx, request{method: http.MethodPost, path: "/v1/keys/lookup", body: body}, &out); err != nil {
 		return nil, err
 	}
-	return out.Keys, nil
+	return &out, nil
 }
 
 // RevokeKey revokes a key for good.

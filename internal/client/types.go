@@ -34,7 +34,7 @@ const (
 	StateOrphaned KeyState = "orphaned"
 	StateExpired  KeyState = "expired"
 	// StateRevoked is never listed; a roll without overlap answers it as
-	// the previous key's state.
+	// the previous key's state, and LookupKey finds a revoked key.
 	StateRevoked KeyState = "revoked"
 )
 
@@ -204,6 +204,30 @@ type Key struct {
 	// was rolled to; empty when none.
 	RolledFrom string `json:"rolled_from,omitempty"`
 	RolledTo   string `json:"rolled_to,omitempty"`
+	// LeakedAt is when a leak of the key was first reported (GitHub secret
+	// scanning); nil if never.
+	LeakedAt *time.Time `json:"leaked_at"`
+	// RevokedAt and RevokeReason (RevokeLeaked, or empty for a revoke by
+	// a user) are set for a revoked key, which only LookupKey answers.
+	RevokedAt    *time.Time `json:"revoked_at,omitempty"`
+	RevokeReason string     `json:"revoke_reason,omitempty"`
+}
+
+// RevokeLeaked is the RevokeReason of a key revoked by a leak report.
+const RevokeLeaked = "leaked"
+
+// KeyQuery selects keys in ListKeysWhere; empty fields select every key
+// that is not revoked.
+type KeyQuery struct {
+	// AppID, when set, lists that app's keys only.
+	AppID string
+	State KeyState
+	// Leaked, when set, keeps only keys reported leaked (true) or only
+	// keys never reported (false).
+	Leaked *bool
+	// ExpiringWithin, when set, keeps only the active keys that expire
+	// within it from now (see keys list --expiring-within).
+	ExpiringWithin time.Duration
 }
 
 // CreatedKey answers POST /v1/apps/{id}/keys. Exactly one of PlainKey (the

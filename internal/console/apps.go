@@ -43,6 +43,7 @@ func (c *console) renderHome(w http.ResponseWriter, r *http.Request, req *reques
 	d.Apps, d.TotalKeys = apps, total
 	d.AppForm = &appForm{Kind: keyservice.KindCloudFunction}
 	d.Crumbs = []crumb{{Label: "Container Service"}}
+	d.CanLookup = keyservice.CanRevokeOrphaned(req.user.Role)
 	if edit != nil {
 		edit(d)
 	}
@@ -91,7 +92,13 @@ func (c *console) loadApp(ctx context.Context, req *request, id string) (*appRow
 	if err != nil {
 		return nil, err
 	}
-	return &appRow{App: app, Keys: len(keys)}, nil
+	row := &appRow{App: app, Keys: len(keys)}
+	for _, k := range keys {
+		if k.LeakedAt != nil {
+			row.Leaked++
+		}
+	}
+	return row, nil
 }
 
 func (c *console) deleteApp(w http.ResponseWriter, r *http.Request, req *request) {

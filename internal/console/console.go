@@ -116,6 +116,7 @@ func (c *console) register(mux *http.ServeMux) {
 	mux.Handle("GET /keys", c.authed(c.keysPage))
 	mux.Handle("POST /keys/{id}/revoke", c.authed(c.revokeKey))
 	mux.Handle("POST /keys/{id}/roll", c.authed(c.rollKey))
+	mux.Handle("POST /keys/lookup", c.authed(c.lookupKey))
 	mux.Handle("POST /new-key/{flow}/secret", c.authed(c.saveAsSecret))
 }
 

@@ -29,6 +29,10 @@ type pageData struct {
 	TotalKeys  int
 	AppForm    *appForm
 	AppCreated *appCreated
+	// CanLookup shows the Find a key box (owners and aura owners); Lookup
+	// is its answer, after a search.
+	CanLookup bool
+	Lookup    *lookupView
 
 	// App instance and keys views
 	App  *appRow
@@ -45,6 +49,9 @@ type crumb struct {
 type appRow struct {
 	keyservice.App
 	Keys int
+	// Leaked counts its keys reported leaked and still working
+	// (--leak-action notify): the app page warns of them.
+	Leaked int
 }
 
 type appForm struct {

@@ -19,7 +19,8 @@ import (
 // while the client is still sending: the client sees a reset or a broken
 // pipe, not the answer.
 
-// MaxBodyBytes bounds every request body. A secret value may be 64 KiB; JSON
+// MaxBodyBytes bounds every request body but a leak report's
+// (keyservice.MaxLeakReportBytes). A secret value may be 64 KiB; JSON
 // escaping can grow it, hence the margin.
 const MaxBodyBytes = 160 << 10
 
@@ -33,7 +34,7 @@ const (
 	drainTime = 10 * time.Second
 )
 
-// limitBody lets a body of at most MaxBodyBytes through and answers a
+// limitBody lets a body of at most limit bytes through and answers a
 // bigger one 413 payload_too_large, reporting whether the request may go
 // on. A declared Content-Length over the limit is refused without reading
 // a byte. A body of unknown length (chunked) is read up to one byte past
@@ -41,20 +42,20 @@ const (
 // token, rather than whenever a handler happens to read it; a body within
 // the limit is then served from memory, as every handler reads it whole
 // anyway.
-func limitBody(w http.ResponseWriter, r *http.Request) bool {
+func limitBody(w http.ResponseWriter, r *http.Request, limit int64) bool {
 	switch {
 	case r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0:
 		return true
-	case r.ContentLength > MaxBodyBytes:
-		refuseBody(w, r)
+	case r.ContentLength > limit:
+		refuseBody(w, r, limit)
 		return false
 	case r.ContentLength > 0:
 		// The server stops the body at its declared length.
 		return true
 	}
-	b, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
-	if len(b) > MaxBodyBytes {
-		refuseBody(w, r)
+	b, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if int64(len(b)) > limit {
+		refuseBody(w, r, limit)
 		return false
 	}
 	// A read error (a malformed chunk, a client gone) reaches the handler
@@ -78,7 +79,7 @@ func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 // big is not one to keep. HTTP/2 needs none of it: the server ends the
 // stream with RST_STREAM(NO_ERROR), which tells the client to stop sending
 // and keep the answer (RFC 9113, section 8.1), and the connection lives on.
-func refuseBody(w http.ResponseWriter, r *http.Request) {
+func refuseBody(w http.ResponseWriter, r *http.Request, limit int64) {
 	http1 := r.ProtoMajor == 1
 	rc := http.NewResponseController(w)
 	if http1 {
@@ -86,7 +87,7 @@ func refuseBody(w http.ResponseWriter, r *http.Request) {
 		_ = rc.EnableFullDuplex()
 	}
 	msg, _ := json.Marshal(errorBody{Error: errorDetail{
-		Code: "payload_too_large", Message: fmt.Sprintf("request body is larger than %d bytes", MaxBodyBytes),
+		Code: "payload_too_large", Message: fmt.Sprintf("request body is larger than %d bytes", limit),
 	}})
 	msg = append(msg, '\n')
 	h := w.Header()

@@ -45,8 +45,12 @@ type keyJSON struct {
 	LastUsedAt     *time.Time `json:"last_used_at"`
 	RolledFrom     string     `json:"rolled_from,omitempty"`
 	RolledTo       string     `json:"rolled_to,omitempty"`
-	Key            string     `json:"key,omitempty"`
-	SecretName     string     `json:"secret_name,omitempty"`
+	LeakedAt       *time.Time `json:"leaked_at"`
+	// Only a revoked key has these, and only a lookup shows one.
+	RevokedAt    *time.Time `json:"revoked_at,omitempty"`
+	RevokeReason string     `json:"revoke_reason,omitempty"`
+	Key          string     `json:"key,omitempty"`
+	SecretName   string     `json:"secret_name,omitempty"`
 }
 
 type secretJSON struct {
@@ -72,7 +76,8 @@ func toApp(a keyservice.App, withCounts bool) appJSON {
 func toKey(k keyservice.Key) keyJSON {
 	out := keyJSON{ID: k.ID, Name: k.Name, AppID: k.AppID, AppName: k.AppName, Prefix: k.Prefix,
 		State: k.State, ExpiresAt: k.ExpiresAt, CreatedAt: k.CreatedAt,
-		CreatedBy: k.CreatedBy, CreatedByEmail: k.CreatorEmail, LastUsedAt: k.LastUsedAt, RolledFrom: k.RolledFrom, RolledTo: k.RolledTo}
+		CreatedBy: k.CreatedBy, CreatedByEmail: k.CreatorEmail, LastUsedAt: k.LastUsedAt, RolledFrom: k.RolledFrom, RolledTo: k.RolledTo,
+		LeakedAt: k.LeakedAt, RevokedAt: k.RevokedAt, RevokeReason: k.RevokeReason}
 	if k.OrphanReason != "" {
 		r := k.OrphanReason
 		out.OrphanReason = &r
@@ -234,7 +239,12 @@ func (s *Server) listAppKeys(w http.ResponseWriter, r *http.Request) {
 func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) { s.writeKeys(w, r, "") }
 
 func (s *Server) writeKeys(w http.ResponseWriter, r *http.Request, appID string) {
-	keys, err := s.keysAsked(r, appID)
+	q, err := s.keyQuery(r, appID)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	keys, err := s.svc.ListKeysWhere(r.Context(), caller(r), q)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -246,22 +256,27 @@ func (s *Server) writeKeys(w http.ResponseWriter, r *http.Request, appID string)
 	writeJSON(w, http.StatusOK, map[string]any{"keys": out})
 }
 
-// keysAsked lists the keys a GET of keys asks for: by state, or with
-// expiring_within the active keys that expire within it.
-func (s *Server) keysAsked(r *http.Request, appID string) ([]keyservice.Key, error) {
-	q := r.URL.Query()
-	state, within := q.Get("state"), q.Get("expiring_within")
-	if within == "" {
-		return s.svc.ListKeys(r.Context(), caller(r), appID, state)
+// keyQuery reads what a GET of keys asks for: a state, leaked=true|false,
+// and expiring_within (the active keys that expire within it).
+func (s *Server) keyQuery(r *http.Request, appID string) (keyservice.KeyQuery, error) {
+	v := r.URL.Query()
+	q := keyservice.KeyQuery{AppID: appID, State: v.Get("state")}
+	switch leaked := v.Get("leaked"); leaked {
+	case "":
+	case "true", "false":
+		b := leaked == "true"
+		q.Leaked = &b
+	default:
+		return q, &keyservice.Error{Kind: keyservice.KindBadRequest, Message: "leaked must be true or false"}
 	}
-	d, err := s.svc.ParseExpiringWithin(within)
-	if err != nil {
-		return nil, err
+	if within := v.Get("expiring_within"); within != "" {
+		d, err := s.svc.ParseExpiringWithin(within)
+		if err != nil {
+			return q, err
+		}
+		q.ExpiringWithin = d
 	}
-	if state != "" && state != keyservice.StateActive {
-		return nil, &keyservice.Error{Kind: keyservice.KindBadRequest, Message: "expiring_within lists active keys: use it without state, or with state=active"}
-	}
-	return s.svc.ListExpiringKeys(r.Context(), caller(r), appID, d)
+	return q, nil
 }
 
 func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request) {

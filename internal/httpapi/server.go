@@ -40,6 +40,7 @@ type Server struct {
 	log     *slog.Logger
 	mux     *http.ServeMux
 	metrics *metrics
+	leaks   *leakMetrics
 	scrape  http.Handler // the registry's /metrics
 	handler http.Handler
 }
@@ -72,6 +73,8 @@ var routes = []route{
 	{"GET /v1/keys", (*Server).listKeys, true},
 	{"DELETE /v1/keys/{id}", (*Server).revokeKey, true},
 	{"POST /v1/keys/{id}/roll", (*Server).rollKey, true},
+	{"POST /v1/keys/lookup", (*Server).lookupKey, true},
+	{leakRoute, (*Server).reportLeaks, false},
 	{"POST /v1/secrets", (*Server).createSecret, true},
 	{"GET /v1/secrets", (*Server).listSecrets, true},
 	{"GET /v1/secrets/{name}", (*Server).getSecret, true},
@@ -106,6 +109,7 @@ func New(svc *keyservice.Service, opts Options) *Server {
 		reg = prometheus.NewRegistry()
 	}
 	s.metrics = newMetrics(reg, svc)
+	s.leaks = newLeakMetrics(reg)
 	for _, rt := range routes {
 		h := rt.handle
 		if rt.auth {
@@ -279,13 +283,17 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 				slog.String("route", pattern), slog.String("path", logPath(r.URL.Path)), slog.Int("status", status),
 				slog.Duration("duration", d))
 		}()
-		if !limitBody(sw, r) {
+		limit := int64(MaxBodyBytes)
+		if pattern == leakRoute {
+			limit = keyservice.MaxLeakReportBytes
+		}
+		if !limitBody(sw, r, limit) {
 			return
 		}
 		if r.Body != nil {
 			// Already within the limit; this keeps it so for any body
 			// limitBody let through unread.
-			r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+			r.Body = http.MaxBytesReader(w, r.Body, limit)
 		}
 		next.ServeHTTP(sw, r)
 	})

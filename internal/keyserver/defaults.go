@@ -6,6 +6,9 @@ import "github.com/appkeys/appkeys/internal/keyservice"
 const (
 	DefaultVerifyFailureRate  = keyservice.DefaultVerifyFailureRate
 	DefaultVerifyFailureBurst = keyservice.DefaultVerifyFailureBurst
+	// GitHubLeakKeysURL is where GitHub publishes the keys that sign its
+	// secret scanning leak reports.
+	GitHubLeakKeysURL = keyservice.GitHubLeakKeysURL
 )
 
 // TokenKind is a kind of bootstrap token an operator may supply in

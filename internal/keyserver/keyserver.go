@@ -54,6 +54,18 @@ type Config struct {
 	// app; DefaultVerifyFailureRate and DefaultVerifyFailureBurst when zero.
 	VerifyFailureRate  float64
 	VerifyFailureBurst int
+	// LeakAction is what a verified leak report does to a live key:
+	// keyservice.LeakRevoke (the default) or keyservice.LeakNotify.
+	LeakAction string
+	// LeakKeysURL or LeakKeysFile is where the public keys that sign
+	// leak reports are read (serve's default is
+	// keyservice.GitHubLeakKeysURL); with neither, POST /v1/leaks/github
+	// refuses every report.
+	LeakKeysURL, LeakKeysFile string
+	// LeakReportRate and LeakReportBurst bound leak reports per client
+	// address; the keyservice defaults when zero.
+	LeakReportRate  float64
+	LeakReportBurst int
 	// MetricsAddr, when set, is a listen address that serves /metrics
 	// alone (with TLS when the API has it); the API's listener then answers
 	// 404 for /metrics.
@@ -122,6 +134,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		Store: st, MasterKey: master, MaxKeyLifetime: cfg.MaxKeyLifetime, Logger: log, Now: cfg.Now, FeedPoll: cfg.FeedPoll,
 		KeyCountEvery:     cfg.KeyCountEvery,
 		VerifyFailureRate: cfg.VerifyFailureRate, VerifyFailureBurst: cfg.VerifyFailureBurst,
+		LeakAction: cfg.LeakAction, LeakKeysURL: cfg.LeakKeysURL, LeakKeysFile: cfg.LeakKeysFile,
+		LeakReportRate: cfg.LeakReportRate, LeakReportBurst: cfg.LeakReportBurst,
 	})
 	if err != nil {
 		st.Close()

@@ -1,10 +1,7 @@
 package keyservice
 
 import (
-	"context"
 	"time"
-
-	"github.com/appkeys/appkeys/internal/store"
 )
 
 // ExpiringSoonWithin is how close to its expiry an active key is "expiring
@@ -47,17 +44,6 @@ func (s *Service) ParseExpiringWithin(v string) (time.Duration, error) {
 		return 0, bad
 	}
 	return d, nil
-}
-
-// ListExpiringKeys lists the caller's organization's active keys that
-// expire within d of now (boundary included), of one app when appID is set.
-// d must be as ParseExpiringWithin allows.
-func (s *Service) ListExpiringKeys(ctx context.Context, c Caller, appID string, d time.Duration) ([]Key, error) {
-	if d <= 0 || d > s.maxLifetime {
-		return nil, errorf(KindBadRequest, "expiring_within must be more than zero and at most %dd", int64(s.maxLifetime/(24*time.Hour)))
-	}
-	now := s.now()
-	return s.listKeys(ctx, c, store.KeyFilter{AppID: appID, Select: store.UnexpiredKeys, Now: now, ExpiresBy: now.Add(d)})
 }
 
 // ExpiringKeyCount returns how many active keys of the whole service expire

@@ -57,6 +57,12 @@ type Key struct {
 	// "" when none.
 	RolledFrom string
 	RolledTo   string
+	// LeakedAt is when a leak of the key was first reported; nil if never.
+	LeakedAt *time.Time
+	// RevokedAt and RevokeReason (RevokeLeaked, or "" for a revoke by a
+	// user) are set for a revoked key, which only LookupKey shows.
+	RevokedAt    *time.Time
+	RevokeReason string
 }
 
 func keyOf(k store.Key, now time.Time) Key {
@@ -64,7 +70,8 @@ func keyOf(k store.Key, now time.Time) Key {
 	return Key{ID: k.ID, OrgID: k.OrgID, AppID: k.AppID, AppName: k.AppName, Name: k.Name, Prefix: k.Prefix,
 		State: state, OrphanReason: k.OrphanReason, ExpiresAt: k.ExpiresAt, CreatedAt: k.CreatedAt,
 		CreatedBy: k.CreatedBy, CreatorEmail: k.CreatorEmail, LastUsedAt: k.LastUsedAt,
-		RolledFrom: k.RolledFrom, RolledTo: k.RolledTo, ExpiringSoon: expiringSoon(state, k.RolledTo, k.ExpiresAt, now)}
+		RolledFrom: k.RolledFrom, RolledTo: k.RolledTo, ExpiringSoon: expiringSoon(state, k.RolledTo, k.ExpiresAt, now),
+		LeakedAt: k.LeakedAt, RevokedAt: k.RevokedAt, RevokeReason: k.RevokeReason}
 }
 
 // keyState returns the state a key is in at now.
@@ -179,11 +186,39 @@ var keySelects = map[string]store.KeySelect{
 // ListKeys lists the caller's organization's keys, of one app when appID is
 // set, in one state when state is set ("active", "orphaned" or "expired").
 func (s *Service) ListKeys(ctx context.Context, c Caller, appID, state string) ([]Key, error) {
-	sel, ok := keySelects[state]
+	return s.ListKeysWhere(ctx, c, KeyQuery{AppID: appID, State: state})
+}
+
+// KeyQuery selects keys in ListKeysWhere; empty fields select everything
+// that is not revoked.
+type KeyQuery struct {
+	AppID string
+	State string // "", "active", "orphaned" or "expired"
+	// Leaked, when set, keeps only keys reported leaked (true) or only
+	// keys never reported (false).
+	Leaked *bool
+	// ExpiringWithin, when set, keeps only the active keys, not rolled
+	// away, that expire within it from now: as ParseExpiringWithin allows.
+	ExpiringWithin time.Duration
+}
+
+// ListKeysWhere lists the caller's organization's keys that q selects.
+func (s *Service) ListKeysWhere(ctx context.Context, c Caller, q KeyQuery) ([]Key, error) {
+	sel, ok := keySelects[q.State]
 	if !ok {
 		return nil, errorf(KindInvalid, "state must be active, orphaned or expired")
 	}
-	return s.listKeys(ctx, c, store.KeyFilter{AppID: appID, Select: sel, Now: s.now()})
+	f := store.KeyFilter{AppID: q.AppID, Select: sel, Now: s.now(), Leaked: q.Leaked}
+	if q.ExpiringWithin != 0 {
+		if q.ExpiringWithin < 0 || q.ExpiringWithin > s.maxLifetime {
+			return nil, errorf(KindBadRequest, "expiring_within must be more than zero and at most %dd", int64(s.maxLifetime/(24*time.Hour)))
+		}
+		if q.State != "" && q.State != StateActive {
+			return nil, errorf(KindBadRequest, "expiring_within lists active keys: use it without state, or with state=active")
+		}
+		f.Select, f.ExpiresBy = store.UnexpiredKeys, f.Now.Add(q.ExpiringWithin)
+	}
+	return s.listKeys(ctx, c, f)
 }
 
 // listKeys lists the keys f selects in the caller's organization.

@@ -6,7 +6,9 @@ package keyservice
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/appkeys/appkeys/internal/apikey"
@@ -36,6 +38,20 @@ type Config struct {
 	// app (per verifier token); the defaults when zero.
 	VerifyFailureRate  float64
 	VerifyFailureBurst int
+	// LeakAction is what a leak report does to a key that still works:
+	// LeakRevoke (the default when empty) or LeakNotify.
+	LeakAction string
+	// LeakKeysURL or LeakKeysFile is where the public keys that sign leak
+	// reports are read (GitHubLeakKeysURL in production); with neither,
+	// every leak report is refused. LeakKeysClient fetches the URL; a
+	// client with a timeout when nil.
+	LeakKeysURL    string
+	LeakKeysFile   string
+	LeakKeysClient *http.Client
+	// LeakReportRate and LeakReportBurst bound leak reports per client
+	// address; the defaults when zero.
+	LeakReportRate  float64
+	LeakReportBurst int
 }
 
 // Service is the key service's domain logic.
@@ -56,6 +72,10 @@ type Service struct {
 	vusage      *usageTracker // verifier tokens' last use
 	verifiers   *verifierCache
 	throttle    *failureThrottle
+	// Leak reports (leaks.go).
+	leakAction   string
+	leakKeys     *leakKeys
+	leakThrottle *failureThrottle
 }
 
 // New returns a Service. Call Run to start its background work.
@@ -90,6 +110,19 @@ func New(cfg Config) (*Service, error) {
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	switch cfg.LeakAction {
+	case "", LeakRevoke:
+		s.leakAction = LeakRevoke
+	case LeakNotify:
+		s.leakAction = LeakNotify
+	default:
+		return nil, fmt.Errorf("keyservice: leak action %q: use %s or %s", cfg.LeakAction, LeakRevoke, LeakNotify)
+	}
+	s.leakThrottle = newFailureThrottle(orDefault(cfg.LeakReportRate, DefaultLeakReportRate), int(orDefault(float64(cfg.LeakReportBurst), DefaultLeakReportBurst)))
+	s.leakThrottle.max = maxLeakReporters
+	if s.leakKeys, err = newLeakKeys(cfg.LeakKeysURL, cfg.LeakKeysFile, cfg.LeakKeysClient, s.now); err != nil {
+		return nil, err
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -214,4 +247,11 @@ func each[S, D any](in []S, f func(S) D) []D {
 		out[i] = f(v)
 	}
 	return out
+}
+
+func orDefault(v, def float64) float64 {
+	if v <= 0 {
+		return def
+	}
+	return v
 }

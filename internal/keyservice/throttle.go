@@ -22,6 +22,11 @@ type failureThrottle struct {
 	rate  rate.Limit
 	burst int
 	apps  map[string]*rate.Limiter
+	// max, when set, bounds the limiters kept: keyed by client address
+	// (leak reports), the map would grow with every address an attacker
+	// can send from. Past it the map starts again, which forgives every
+	// address at once: by then per-address budgets no longer hold anyone.
+	max int
 }
 
 func newFailureThrottle(perSecond float64, burst int) *failureThrottle {
@@ -39,6 +44,9 @@ func (f *failureThrottle) limiter(appID string) *rate.Limiter {
 	defer f.mu.Unlock()
 	l, ok := f.apps[appID]
 	if !ok {
+		if f.max > 0 && len(f.apps) >= f.max {
+			clear(f.apps)
+		}
 		l = rate.NewLimiter(f.rate, f.burst)
 		f.apps[appID] = l
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 )
 
 // addAudit writes an audit record inside tx.
@@ -11,6 +12,24 @@ func addAudit(ctx context.Context, tx *sql.Tx, a Audit) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO audit (org_id, at, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5, $6)`,
 		a.OrgID, micros(a.At), a.Actor, a.Action, a.Target, a.Detail)
 	if err != nil {
+		return fmt.Errorf("write audit: %w", err)
+	}
+	return nil
+}
+
+// addAudits writes audit records inside tx with one statement (see
+// addEvents).
+func addAudits(ctx context.Context, tx *sql.Tx, recs []Audit) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	rows, args := make([]string, len(recs)), make([]any, 0, 6*len(recs))
+	for i, a := range recs {
+		n := len(args)
+		rows[i] = fmt.Sprintf("($%d, $%d, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6)
+		args = append(args, a.OrgID, micros(a.At), a.Actor, a.Action, a.Target, a.Detail)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO audit (org_id, at, actor, action, target, detail) VALUES `+strings.Join(rows, ", "), args...); err != nil {
 		return fmt.Errorf("write audit: %w", err)
 	}
 	return nil

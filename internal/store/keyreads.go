@@ -9,16 +9,16 @@ import (
 )
 
 const keyCols = `k.id, k.org_id, k.app_id, a.name, k.name, k.prefix, k.hash, k.expires_at, k.created_at, k.created_by, u.email,
-	k.revoked_at, k.orphaned_at, k.orphan_reason, k.last_used_at, k.rolled_from, k.rolled_to`
+	k.revoked_at, k.orphaned_at, k.orphan_reason, k.last_used_at, k.rolled_from, k.rolled_to, k.leaked_at, k.revoke_reason`
 
 const keyFrom = ` FROM api_keys k JOIN apps a ON a.id = k.app_id JOIN users u ON u.id = k.created_by`
 
 func scanKey(row rowScanner) (Key, error) {
 	var k Key
-	var reason, from, to sql.NullString
+	var reason, from, to, revokeReason sql.NullString
 	err := row.Scan(&k.ID, &k.OrgID, &k.AppID, &k.AppName, &k.Name, &k.Prefix, &k.Hash, timeCol{&k.ExpiresAt}, timeCol{&k.CreatedAt}, &k.CreatedBy, &k.CreatorEmail,
-		nullTimeCol{&k.RevokedAt}, nullTimeCol{&k.OrphanedAt}, &reason, nullTimeCol{&k.LastUsedAt}, &from, &to)
-	k.OrphanReason, k.RolledFrom, k.RolledTo = reason.String, from.String, to.String
+		nullTimeCol{&k.RevokedAt}, nullTimeCol{&k.OrphanedAt}, &reason, nullTimeCol{&k.LastUsedAt}, &from, &to, nullTimeCol{&k.LeakedAt}, &revokeReason)
+	k.OrphanReason, k.RolledFrom, k.RolledTo, k.RevokeReason = reason.String, from.String, to.String, revokeReason.String
 	return k, err
 }
 
@@ -95,6 +95,13 @@ func (s *Store) ListKeys(ctx context.Context, f KeyFilter) ([]Key, error) {
 		args = append(args, micros(f.ExpiresBy))
 		// A key rolled away ends with its overlap; its successor stands.
 		q += fmt.Sprintf(` AND k.expires_at <= $%d AND k.rolled_to IS NULL`, len(args))
+	}
+	switch {
+	case f.Leaked == nil:
+	case *f.Leaked:
+		q += ` AND k.leaked_at IS NOT NULL`
+	default:
+		q += ` AND k.leaked_at IS NULL`
 	}
 	q += ` ORDER BY k.created_at DESC, k.id`
 	keys, err := queryAll(ctx, s.db, scanKey, q, args...)

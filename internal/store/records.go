@@ -91,7 +91,15 @@ type Key struct {
 	LastUsedAt   *time.Time
 	RolledFrom   string // the key this one was rolled from; "" when none
 	RolledTo     string // the key this one was rolled to; "" when none
+	// LeakedAt is when a leak of the key was first reported; nil if never.
+	LeakedAt *time.Time
+	// RevokeReason is RevokeLeaked for a key revoked by a leak report, ""
+	// otherwise.
+	RevokeReason string
 }
+
+// RevokeLeaked is the RevokeReason of a key revoked by a leak report.
+const RevokeLeaked = "leaked"
 
 // Secret is an entry of the Secrets store; Ciphertext is sealed by the caller.
 type Secret struct {
@@ -162,6 +170,9 @@ type KeyFilter struct {
 	// ExpiresBy, when set, keeps only keys that expire at or before it
 	// (whatever Select says of the rest) and were not rolled away.
 	ExpiresBy time.Time
+	// Leaked, when set, keeps only the keys reported leaked (true) or
+	// only those never reported (false).
+	Leaked *bool
 }
 
 // KeySelect narrows ListKeys. It names columns, not states: which states

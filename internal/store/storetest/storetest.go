@@ -42,6 +42,10 @@ func Run(t *testing.T, open Open) {
 	t.Run("VerifierTokens", func(t *testing.T) { testVerifierTokens(t, open(t)) })
 	t.Run("ConcurrentVerifierMints", func(t *testing.T) { testConcurrentVerifierMints(t, open(t)) })
 	t.Run("UserTokens", func(t *testing.T) { testUserTokens(t, open(t)) })
+	t.Run("KeysByHashes", func(t *testing.T) { testKeysByHashes(t, open(t)) })
+	t.Run("MarkLeakedRevokes", func(t *testing.T) { testMarkLeakedRevokes(t, open(t)) })
+	t.Run("MarkLeakedNotifies", func(t *testing.T) { testMarkLeakedNotifies(t, open(t)) })
+	t.Run("ConcurrentLeakReports", func(t *testing.T) { testConcurrentLeakReports(t, open(t)) })
 }
 
 type fixture struct {
