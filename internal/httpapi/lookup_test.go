@@ -50,7 +50,7 @@ func TestKeyLookup(t *testing.T) {
 	if string(foreign.Body) != string(never.Body) || never.Status != foreign.Status {
 		t.Fatalf("another org's key answers %d %s; a key that never was %d %s: they must not differ", foreign.Status, foreign.Body, never.Status, never.Body)
 	}
-	for _, bad := range []string{"", "cak_short", otherLast(k.PlainKey), "ghp_16C7e42F292c6912E7710c838347Ae178B4a"} {
+	for _, bad := range []string{"", "cak_short", otherLast(k.PlainKey), otherProviderToken} {
 		w.do("POST", "/v1/keys/lookup", w.ownerTok, map[string]string{"key": bad}).WantError(http.StatusUnprocessableEntity, "invalid_argument")
 	}
 	w.do("POST", "/v1/keys/lookup", w.svc.AdminToken, map[string]string{"key": k.PlainKey}).WantError(http.StatusForbidden, "forbidden")
