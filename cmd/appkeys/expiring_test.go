@@ -23,7 +23,7 @@ func TestKeysListExpiringWithin(t *testing.T) {
 		}
 	}
 	r := runCLI(t, nil, "keys", "list", "--url", url, "--token", testToken, "--app", "app_1", "--state", "active", "--expiring-within", "7d")
-	if r.err != nil || f.last().query != "expiring_within=7d" || !strings.Contains(r.stdout, "shop (app_1)") {
+	if r.err != nil || f.last().query != "expiring_within=7d&state=active" || !strings.Contains(r.stdout, "shop (app_1)") {
 		t.Fatalf("%v %+v\n%s", r.err, f.last(), r.stdout)
 	}
 	calls := len(f.calls)
