@@ -139,19 +139,12 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	out := make([]userJSON, 0, len(users))
-	for _, u := range users {
-		out = append(out, toUser(u, ""))
-	}
+	out := each(users, func(u keyservice.User) userJSON { return toUser(u, "") })
 	writeJSON(w, http.StatusOK, map[string]any{"users": out})
 }
 
 func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request) {
-	if err := s.svc.DeleteUser(r.Context(), caller(r), r.PathValue("id")); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
+	s.noContent(w, r, s.svc.DeleteUser(r.Context(), caller(r), r.PathValue("id")))
 }
 
 func (s *Server) createApp(w http.ResponseWriter, r *http.Request) {
@@ -178,10 +171,7 @@ func (s *Server) listApps(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	out := make([]appJSON, 0, len(apps))
-	for _, a := range apps {
-		out = append(out, toApp(a, true))
-	}
+	out := each(apps, func(a keyservice.App) appJSON { return toApp(a, true) })
 	writeJSON(w, http.StatusOK, map[string]any{"apps": out})
 }
 
@@ -195,11 +185,7 @@ func (s *Server) getApp(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) deleteApp(w http.ResponseWriter, r *http.Request) {
-	if err := s.svc.DeleteApp(r.Context(), caller(r), r.PathValue("id")); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
+	s.noContent(w, r, s.svc.DeleteApp(r.Context(), caller(r), r.PathValue("id")))
 }
 
 func (s *Server) createKey(w http.ResponseWriter, r *http.Request) {
@@ -249,10 +235,7 @@ func (s *Server) writeKeys(w http.ResponseWriter, r *http.Request, appID string)
 		s.fail(w, r, err)
 		return
 	}
-	out := make([]keyJSON, 0, len(keys))
-	for _, k := range keys {
-		out = append(out, toKey(k))
-	}
+	out := each(keys, toKey)
 	writeJSON(w, http.StatusOK, map[string]any{"keys": out})
 }
 
@@ -280,11 +263,7 @@ func (s *Server) keyQuery(r *http.Request, appID string) (keyservice.KeyQuery, e
 }
 
 func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request) {
-	if err := s.svc.RevokeKey(r.Context(), caller(r), r.PathValue("id")); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
+	s.noContent(w, r, s.svc.RevokeKey(r.Context(), caller(r), r.PathValue("id")))
 }
 
 func (s *Server) createSecret(w http.ResponseWriter, r *http.Request) {
@@ -309,10 +288,7 @@ func (s *Server) listSecrets(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	out := make([]secretJSON, 0, len(secs))
-	for _, sec := range secs {
-		out = append(out, toSecret(sec))
-	}
+	out := each(secs, toSecret)
 	writeJSON(w, http.StatusOK, map[string]any{"secrets": out})
 }
 
@@ -328,11 +304,7 @@ func (s *Server) getSecret(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) deleteSecret(w http.ResponseWriter, r *http.Request) {
-	if err := s.svc.DeleteSecret(r.Context(), caller(r), r.PathValue("name")); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
+	s.noContent(w, r, s.svc.DeleteSecret(r.Context(), caller(r), r.PathValue("name")))
 }
 
 func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) {
@@ -360,9 +332,8 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) {
 		Target string    `json:"target"`
 		Detail string    `json:"detail"`
 	}
-	out := make([]auditJSON, 0, len(recs))
-	for _, a := range recs {
-		out = append(out, auditJSON{a.ID, a.At, a.Actor, a.Action, a.Target, a.Detail})
-	}
+	out := each(recs, func(a keyservice.AuditRecord) auditJSON {
+		return auditJSON{a.ID, a.At, a.Actor, a.Action, a.Target, a.Detail}
+	})
 	writeJSON(w, http.StatusOK, map[string]any{"audit": out})
 }

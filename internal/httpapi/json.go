@@ -116,3 +116,22 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, v any) bool {
 	}
 	return true
 }
+
+// each converts every item of a list for its JSON answer. An empty list
+// is [] in JSON, never null, as every list answer promises.
+func each[T, J any](items []T, to func(T) J) []J {
+	out := make([]J, 0, len(items))
+	for _, it := range items {
+		out = append(out, to(it))
+	}
+	return out
+}
+
+// noContent ends a call that answers nothing: 204, or err's answer.
+func (s *Server) noContent(w http.ResponseWriter, r *http.Request, err error) {
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}

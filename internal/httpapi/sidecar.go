@@ -74,9 +74,8 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		At        time.Time  `json:"at"`
 		ExpiresAt *time.Time `json:"expires_at,omitempty"`
 	}
-	out := make([]eventJSON, 0, len(events))
-	for _, e := range events {
-		out = append(out, eventJSON{e.Seq, e.Type, e.KeyID, e.AppID, e.At, e.ExpiresAt})
-	}
+	out := each(events, func(e keyservice.Event) eventJSON {
+		return eventJSON{e.Seq, e.Type, e.KeyID, e.AppID, e.At, e.ExpiresAt}
+	})
 	writeJSON(w, http.StatusOK, map[string]any{"events": out, "next": next})
 }

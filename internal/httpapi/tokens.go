@@ -83,19 +83,12 @@ func (s *Server) listVerifierTokens(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	out := make([]verifierTokenJSON, 0, len(tokens))
-	for _, v := range tokens {
-		out = append(out, toVerifierToken(v))
-	}
+	out := each(tokens, toVerifierToken)
 	writeJSON(w, http.StatusOK, map[string]any{"verifier_tokens": out})
 }
 
 func (s *Server) retireVerifierToken(w http.ResponseWriter, r *http.Request) {
-	if err := s.svc.RetireVerifierToken(r.Context(), caller(r), r.PathValue("id"), r.PathValue("token_id")); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
+	s.noContent(w, r, s.svc.RetireVerifierToken(r.Context(), caller(r), r.PathValue("id"), r.PathValue("token_id")))
 }
 
 func (s *Server) createMyToken(w http.ResponseWriter, r *http.Request) {
@@ -131,17 +124,10 @@ func (s *Server) listMyTokens(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	out := make([]userTokenJSON, 0, len(tokens))
-	for _, t := range tokens {
-		out = append(out, toUserToken(t))
-	}
+	out := each(tokens, toUserToken)
 	writeJSON(w, http.StatusOK, map[string]any{"tokens": out})
 }
 
 func (s *Server) revokeMyToken(w http.ResponseWriter, r *http.Request) {
-	if err := s.svc.RevokeMyToken(r.Context(), caller(r), r.PathValue("id")); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
+	s.noContent(w, r, s.svc.RevokeMyToken(r.Context(), caller(r), r.PathValue("id")))
 }
