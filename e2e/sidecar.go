@@ -15,12 +15,16 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 )
 
 // Site is one sidecar site: a port on 127.0.0.1 guarding one app.
@@ -227,3 +231,16 @@ func Get(c *http.Client, port int, key string) (*http.Response, error) {
 	resp.Body.Close()
 	return resp, nil
 }
+
+// LoadCaddyfile adapts a Caddyfile and loads it into this process's Caddy:
+// how the standalone harnesses (go run ./bench/...) run their sidecar.
+func LoadCaddyfile(caddyfile string) error {
+	js, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(caddyfile), nil)
+	if err != nil {
+		return err
+	}
+	return caddy.Load(js, true)
+}
+
+// Stderrf is a harness's progress log: a line on standard error.
+func Stderrf(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }

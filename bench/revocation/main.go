@@ -27,7 +27,6 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig"
 	_ "github.com/caddyserver/caddy/v2/caddyconfig/caddyfile" // the caddyfile adapter
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
@@ -72,14 +71,7 @@ func run(ctx context.Context, cfg e2e.RevocationConfig, adminPort int) error {
 
 	cfg.KeyService, cfg.OwnerToken = ks.URL, ks.Bootstrap.OwnerToken
 	cfg.Admin = fmt.Sprintf("localhost:%d", adminPort)
-	cfg.Load = func(caddyfile string) error {
-		js, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(caddyfile), nil)
-		if err != nil {
-			return err
-		}
-		return caddy.Load(js, true)
-	}
-	cfg.Logf = func(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }
+	cfg.Load, cfg.Logf = e2e.LoadCaddyfile, e2e.Stderrf
 	defer caddy.Stop()
 
 	start := time.Now()

@@ -188,6 +188,21 @@ func (s *Server) deleteApp(w http.ResponseWriter, r *http.Request) {
 	s.noContent(w, r, s.svc.DeleteApp(r.Context(), caller(r), r.PathValue("id")))
 }
 
+// expiresAt reads the expires_at a key create or roll requires, or
+// answers why it cannot.
+func expiresAt(w http.ResponseWriter, raw *string) (time.Time, bool) {
+	if raw == nil {
+		writeErr(w, http.StatusUnprocessableEntity, "invalid_argument", "expires_at is required")
+		return time.Time{}, false
+	}
+	exp, err := time.Parse(time.RFC3339, *raw)
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, "bad_request", "expires_at must be an RFC 3339 time such as 2027-01-31T00:00:00Z")
+		return time.Time{}, false
+	}
+	return exp, true
+}
+
 func (s *Server) createKey(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Name         string  `json:"name"`
@@ -197,13 +212,8 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request) {
 	if !s.readBody(w, r, &req) {
 		return
 	}
-	if req.ExpiresAt == nil {
-		writeErr(w, http.StatusUnprocessableEntity, "invalid_argument", "expires_at is required")
-		return
-	}
-	exp, err := time.Parse(time.RFC3339, *req.ExpiresAt)
-	if err != nil {
-		writeErr(w, http.StatusBadRequest, "bad_request", "expires_at must be an RFC 3339 time such as 2027-01-31T00:00:00Z")
+	exp, ok := expiresAt(w, req.ExpiresAt)
+	if !ok {
 		return
 	}
 	res, err := s.svc.CreateKey(r.Context(), caller(r), r.PathValue("id"), keyservice.CreateKeyRequest{

@@ -31,13 +31,8 @@ func (s *Server) rollKey(w http.ResponseWriter, r *http.Request) {
 	if !s.readBody(w, r, &req) {
 		return
 	}
-	if req.ExpiresAt == nil {
-		writeErr(w, http.StatusUnprocessableEntity, "invalid_argument", "expires_at is required")
-		return
-	}
-	exp, err := time.Parse(time.RFC3339, *req.ExpiresAt)
-	if err != nil {
-		writeErr(w, http.StatusBadRequest, "bad_request", "expires_at must be an RFC 3339 time such as 2027-01-31T00:00:00Z")
+	exp, ok := expiresAt(w, req.ExpiresAt)
+	if !ok {
 		return
 	}
 	if req.Overlap == nil {
