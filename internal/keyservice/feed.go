@@ -79,6 +79,7 @@ func (s *Service) Events(ctx context.Context, c Caller, after *int64, wait time.
 		return nil, 0, errorf(KindForbidden, "the events feed needs an app's verifier token")
 	}
 	if after == nil {
+		s.feedCounters.headReads.Add(1)
 		head, err := s.store.EventHead(ctx)
 		return []Event{}, head, s.storeErr(err)
 	}
@@ -92,6 +93,7 @@ func (s *Service) Events(ctx context.Context, c Caller, after *int64, wait time.
 		// Take the channel before reading, so an advance between the read
 		// and the wait is not missed.
 		changed := s.feed.changed()
+		s.feedCounters.subscriberReads.Add(1)
 		events, next, err := s.store.EventsAfter(ctx, c.App.ID, *after, eventsPageSize)
 		if err != nil {
 			return nil, 0, s.storeErr(err)
@@ -99,11 +101,15 @@ func (s *Service) Events(ctx context.Context, c Caller, after *int64, wait time.
 		if len(events) > 0 || wait == 0 {
 			return eventsOf(events), next, nil
 		}
+		s.feedCounters.waiting.Add(1)
 		select {
 		case <-changed:
+			s.feedCounters.waiting.Add(-1)
 		case <-deadline.C:
+			s.feedCounters.waiting.Add(-1)
 			return eventsOf(events), next, nil
 		case <-ctx.Done():
+			s.feedCounters.waiting.Add(-1)
 			return eventsOf(events), next, nil
 		}
 	}

@@ -40,21 +40,22 @@ type Config struct {
 
 // Service is the key service's domain logic.
 type Service struct {
-	store       *store.Store
-	keys        *keyring
-	hasher      *apikey.Hasher
-	now         func() time.Time
-	log         *slog.Logger
-	maxLifetime time.Duration
-	retention   time.Duration
-	feedPoll    time.Duration
-	usageEvery  time.Duration
-	countEvery  time.Duration
-	keyCounts   keyCounts
-	feed        *feedWatch
-	usage       *usageTracker
-	verifiers   *verifierCache
-	throttle    *failureThrottle
+	store        *store.Store
+	keys         *keyring
+	hasher       *apikey.Hasher
+	now          func() time.Time
+	log          *slog.Logger
+	maxLifetime  time.Duration
+	retention    time.Duration
+	feedPoll     time.Duration
+	usageEvery   time.Duration
+	countEvery   time.Duration
+	keyCounts    keyCounts
+	feed         *feedWatch
+	feedCounters feedCounters
+	usage        *usageTracker
+	verifiers    *verifierCache
+	throttle     *failureThrottle
 }
 
 // New returns a Service. Call Run to start its background work.
@@ -174,6 +175,7 @@ func (s *Service) housekeep(ctx context.Context) {
 }
 
 func (s *Service) pollFeed(ctx context.Context) {
+	s.feedCounters.followReads.Add(1)
 	head, err := s.store.EventHead(ctx)
 	if err != nil {
 		return // readiness reports the store; waiting feeds simply time out
