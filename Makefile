@@ -4,7 +4,7 @@
 GO ?= go
 FUZZTIME ?= 5s
 
-.PHONY: test vet lint-api unit fuzz fuzz-quick build bench xcaddy bench-verify bench-verify-pg bench-sidecar bench-fanout bench-fanout-pg soak soak-pg
+.PHONY: test vet lint-api unit fuzz fuzz-quick build bench xcaddy bench-verify bench-verify-pg bench-sidecar bench-fanout bench-fanout-pg bench-revocation-replicas soak soak-pg
 
 # Every test, with a throwaway PostgreSQL 15 cluster and chromium.
 test: vet lint-api
@@ -72,6 +72,12 @@ bench-fanout:
 # The same on a throwaway PostgreSQL 15 cluster.
 bench-fanout-pg:
 	scripts/with-postgres.sh sh -c 'go run ./bench/fanout -database "$$APPKEYS_TEST_DATABASE_URL" $(FANOUT_FLAGS)'
+
+# Revocation through replica B reaching a sidecar that follows replica A's
+# feed, two replicas on a throwaway PostgreSQL 15 cluster, writers on both
+# (about a minute); REVOCATION_FLAGS=-h lists the knobs.
+bench-revocation-replicas:
+	scripts/with-postgres.sh sh -c 'go run ./bench/revocation -database "$$APPKEYS_TEST_DATABASE_URL" $(REVOCATION_FLAGS)'
 
 # The sidecar and the key service held at their measured capacity for 10
 # minutes: no error, memory flat (not part of make test); SOAK_FLAGS=-h

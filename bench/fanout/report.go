@@ -36,6 +36,10 @@ func report(w io.Writer, o options, store string, hard uint64, sizes []size, loa
 		if s.n != s.asked {
 			n = fmt.Sprintf("%d (asked %d)", s.n, s.asked)
 		}
+		if s.err != nil {
+			fmt.Fprintf(w, "| %s | %d | not measured: %v |||||||||||||\n", n, s.apps, s.err)
+			continue
+		}
 		fmt.Fprintf(w, "| %s | %d | %.2f | %.2f, %.2f, %.2f | %.2f | %s | %s | %s | %s | %s | %s | %.0f µs | %d | %d | %d |\n",
 			n, s.apps, s.feedPerWrite, s.byKind["subscriber"], s.byKind["head"], s.byKind["follow"], s.opsPerWrite,
 			ms(quantile(s.wake, 0.5)), ms(quantile(s.wake, 0.99)), ms(quantile(s.wake, 1)), ms(quantile(s.revoke, 0.5)),
@@ -43,6 +47,10 @@ func report(w io.Writer, o options, store string, hard uint64, sizes []size, loa
 	}
 	fmt.Fprintln(w)
 	for _, s := range sizes {
+		if s.writes < o.writes || s.failedRevokes > 0 {
+			fmt.Fprintf(w, "- %d subscribers: %d of %d revocations made within the %v write phase, %d of them failed (last: %s); figures are per revocation made.\n",
+				s.n, s.writes, o.writes, writePhase, s.failedRevokes, s.lastRevokeErr)
+		}
 		if s.n != s.asked {
 			fmt.Fprintf(w, "- %d subscribers do not fit under the hard RLIMIT_NOFILE of %d (each process holds one descriptor per long-poll, and this process may not raise its hard limit): measured at %d.\n", s.asked, hard, s.n)
 		}
