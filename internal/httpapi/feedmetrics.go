@@ -16,6 +16,8 @@ var (
 		[]string{"read"}, nil)
 	feedReconnectsDesc = prometheus.NewDesc("appkeys_feed_listen_reconnects_total",
 		"Times the PostgreSQL LISTEN connection that wakes this replica's long-polls was lost and opened again.", nil, nil)
+	feedWakeupsDesc = prometheus.NewDesc("appkeys_feed_wakeups_total",
+		"Long-polls of the change feed woken to look at new events (an event of their app, or the feed starting over).", nil, nil)
 	feedWaitingDesc = prometheus.NewDesc("appkeys_feed_waiting",
 		"Long-polls of the change feed waiting on this replica now.", nil, nil)
 )
@@ -23,6 +25,7 @@ var (
 func (c *feedCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- feedReadsDesc
 	ch <- feedReconnectsDesc
+	ch <- feedWakeupsDesc
 	ch <- feedWaitingDesc
 }
 
@@ -32,5 +35,6 @@ func (c *feedCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(feedReadsDesc, prometheus.CounterValue, float64(n), read)
 	}
 	ch <- prometheus.MustNewConstMetric(feedReconnectsDesc, prometheus.CounterValue, float64(st.ListenReconnects))
+	ch <- prometheus.MustNewConstMetric(feedWakeupsDesc, prometheus.CounterValue, float64(st.Wakeups))
 	ch <- prometheus.MustNewConstMetric(feedWaitingDesc, prometheus.GaugeValue, float64(st.Waiting))
 }

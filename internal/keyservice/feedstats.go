@@ -19,6 +19,7 @@ const (
 type feedCounters struct {
 	subscriberReads, headReads, followReads atomic.Uint64
 	listenReconnects                        atomic.Uint64
+	wakeups                                 atomic.Uint64
 	waiting                                 atomic.Int64
 }
 
@@ -29,6 +30,8 @@ type FeedStats struct {
 	// ListenReconnects counts the times the PostgreSQL LISTEN connection
 	// was lost and opened again.
 	ListenReconnects uint64
+	// Wakeups counts the long-polls woken to look at new events.
+	Wakeups uint64
 	// Waiting is the long-polls waiting now.
 	Waiting int64
 }
@@ -43,6 +46,7 @@ func (s *Service) FeedStats() FeedStats {
 			FeedReadFollow:     c.followReads.Load(),
 		},
 		ListenReconnects: c.listenReconnects.Load(),
+		Wakeups:          c.wakeups.Load(),
 		Waiting:          c.waiting.Load(),
 	}
 }

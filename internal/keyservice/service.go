@@ -24,9 +24,14 @@ type Config struct {
 	Logger *slog.Logger
 	// EventRetention is how long feed events are kept; 7 days when zero.
 	EventRetention time.Duration
-	// FeedPoll is how often the feed head is read from the store, which is
-	// how a replica hears of events written by another; 100ms when zero.
+	// FeedPoll is how often the feed is read from the store even though
+	// no write was heard of: a safety net, as a replica hears of its own
+	// writes at their commit and, on PostgreSQL, of every other replica's
+	// by LISTEN/NOTIFY; 1s when zero.
 	FeedPoll time.Duration
+	// FeedTail is how many of the feed's newest events are kept in
+	// memory for the long-polls; DefaultFeedTail when zero.
+	FeedTail int
 	// UsageFlush is how often last-used times are written; 30s when zero.
 	UsageFlush time.Duration
 	// KeyCountEvery is how often the keys are counted by state, for
@@ -51,7 +56,7 @@ type Service struct {
 	usageEvery   time.Duration
 	countEvery   time.Duration
 	keyCounts    keyCounts
-	feed         *feedWatch
+	feed         *feedTail
 	feedCounters feedCounters
 	usage        *usageTracker
 	verifiers    *verifierCache
@@ -82,7 +87,7 @@ func New(cfg Config) (*Service, error) {
 		feedPoll:    cfg.FeedPoll,
 		usageEvery:  cfg.UsageFlush,
 		countEvery:  cfg.KeyCountEvery,
-		feed:        newFeedWatch(),
+		feed:        newFeedTail(cfg.FeedTail),
 		usage:       newUsageTracker(),
 		verifiers:   newVerifierCache(),
 		throttle:    newFailureThrottle(cfg.VerifyFailureRate, cfg.VerifyFailureBurst),
@@ -100,7 +105,7 @@ func New(cfg Config) (*Service, error) {
 		s.retention = 7 * 24 * time.Hour
 	}
 	if s.feedPoll <= 0 {
-		s.feedPoll = 100 * time.Millisecond
+		s.feedPoll = time.Second
 	}
 	if s.usageEvery <= 0 {
 		s.usageEvery = 30 * time.Second
@@ -108,14 +113,15 @@ func New(cfg Config) (*Service, error) {
 	if s.countEvery <= 0 {
 		s.countEvery = DefaultKeyCountEvery
 	}
+	cfg.Store.OnFeedChange(s.heardFeedChange)
 	return s, nil
 }
 
-// Run does the background work until ctx ends: it follows the feed head,
+// Run does the background work until ctx ends: it follows the feed,
 // flushes last-used times, counts keys by state, prunes old events and
 // sweeps expired console sessions. It flushes once more before it returns.
 //
-// Following the feed head has a loop of its own: it is what wakes the
+// Following the feed has a loop of its own: it is what wakes the
 // sidecars' long-polls, so a revocation must never wait behind a slow
 // flush (thousands of last-used updates on a busy PostgreSQL take a second)
 // or a prune.
@@ -125,20 +131,8 @@ func (s *Service) Run(ctx context.Context) {
 		defer close(done)
 		s.housekeep(ctx)
 	}()
-	feedTick := time.NewTicker(s.feedPoll)
-	defer feedTick.Stop()
-	s.pollFeed(ctx)
-	for {
-		select {
-		case <-ctx.Done():
-			<-done
-			return
-		case <-feedTick.C:
-			s.pollFeed(ctx)
-		case <-s.feed.poked:
-			s.pollFeed(ctx)
-		}
-	}
+	s.followFeed(ctx)
+	<-done
 }
 
 // housekeep flushes last-used times, counts keys by state, prunes old
@@ -172,15 +166,6 @@ func (s *Service) housekeep(ctx context.Context) {
 			s.sweepConsoleSessions(ctx)
 		}
 	}
-}
-
-func (s *Service) pollFeed(ctx context.Context) {
-	s.feedCounters.followReads.Add(1)
-	head, err := s.store.EventHead(ctx)
-	if err != nil {
-		return // readiness reports the store; waiting feeds simply time out
-	}
-	s.feed.advance(head)
 }
 
 // FlushUsage writes pending last-used times.

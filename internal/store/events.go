@@ -14,6 +14,7 @@ func addEvent(ctx context.Context, tx *sql.Tx, e Event) error {
 	if err := tx.QueryRowContext(ctx, `UPDATE counters SET value = value + 1 WHERE name = 'event_seq' RETURNING value`).Scan(&seq); err != nil {
 		return fmt.Errorf("take event sequence: %w", err)
 	}
+	feedHeads.Store(tx, seq)
 	_, err := tx.ExecContext(ctx, `INSERT INTO events (seq, org_id, app_id, type, key_id, at) VALUES ($1, $2, $3, $4, $5, $6)`,
 		seq, e.OrgID, e.AppID, e.Type, e.KeyID, micros(e.At))
 	if err != nil {
@@ -28,6 +29,9 @@ func (s *Store) EventHead(ctx context.Context) (int64, error) {
 	err := s.db.QueryRowContext(ctx, `SELECT value FROM counters WHERE name = 'event_seq'`).Scan(&head)
 	return head, classify(err)
 }
+
+// eventColumns are the columns scanEvent reads, in its order.
+const eventColumns = `seq, org_id, app_id, type, key_id, at`
 
 func scanEvent(row rowScanner) (Event, error) {
 	var e Event
@@ -59,7 +63,7 @@ func (s *Store) EventsAfter(ctx context.Context, appID string, after int64, limi
 			return ErrCursorAhead
 		}
 		var err error
-		events, err = queryAll(ctx, tx, scanEvent, `SELECT seq, org_id, app_id, type, key_id, at FROM events WHERE app_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4`,
+		events, err = queryAll(ctx, tx, scanEvent, `SELECT `+eventColumns+` FROM events WHERE app_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4`,
 			appID, after, head, limit)
 		if err != nil {
 			return err
@@ -76,7 +80,7 @@ func (s *Store) EventsAfter(ctx context.Context, appID string, after int64, limi
 // PruneEvents deletes events older than before and remembers the newest
 // sequence number deleted, so that older cursors answer ErrCursorExpired.
 func (s *Store) PruneEvents(ctx context.Context, before time.Time) (int64, error) {
-	var n int64
+	var n, pruned int64
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		var through sql.NullInt64
 		if err := tx.QueryRowContext(ctx, `SELECT max(seq) FROM events WHERE at < $1`, micros(before)).Scan(&through); err != nil {
@@ -90,8 +94,16 @@ func (s *Store) PruneEvents(ctx context.Context, before time.Time) (int64, error
 			return err
 		}
 		n, _ = res.RowsAffected()
-		_, err = tx.ExecContext(ctx, `UPDATE counters SET value = $1 WHERE name = 'events_pruned_through' AND value < $1`, through.Int64)
-		return err
+		if _, err = tx.ExecContext(ctx, `UPDATE counters SET value = $1 WHERE name = 'events_pruned_through' AND value < $1`, through.Int64); err != nil {
+			return err
+		}
+		pruned = through.Int64
+		// Other replicas answer old cursors from memory: they must
+		// hear that those are now expired.
+		return s.notifyFeed(ctx, tx, "")
 	})
+	if err == nil && pruned > 0 {
+		s.feedChanged(FeedChange{PrunedThrough: pruned})
+	}
 	return n, err
 }
