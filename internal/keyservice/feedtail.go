@@ -48,8 +48,9 @@ func newFeedTail(capacity int) *feedTail {
 	return &feedTail{capacity: capacity, waiting: map[string]*appWait{}, poked: make(chan struct{}, 1)}
 }
 
-// poke asks the follower to read the store now: after a local write, or a
-// notification of another replica's.
+// poke asks the follower to read the store now: after a commit of this
+// replica's (the store's OnFeedChange says so for every write of events,
+// so callers need not), or a notification of another replica's.
 func (t *feedTail) poke() {
 	select {
 	case t.poked <- struct{}{}:
