@@ -16,7 +16,7 @@ const tailPage = 1000
 // every feedPoll as a safety net for a notification lost with its
 // connection.
 func (s *Service) followFeed(ctx context.Context) {
-	go s.store.ListenFeed(ctx, s.feed.poke, func(err error) {
+	go s.store.ListenFeed(ctx, s.heardNotification, func(err error) {
 		s.feedCounters.listenReconnects.Add(1)
 		s.log.Warn("the feed's LISTEN connection was lost; connecting again (long-polls wake on the head poll meanwhile)", "err", err)
 	})
@@ -63,6 +63,16 @@ func (s *Service) refreshTail(ctx context.Context) {
 		if page.Next >= page.Head {
 			return
 		}
+	}
+}
+
+// heardNotification is a replica's word, by NOTIFY, of a commit with the
+// given head (0: a prune, or a connection just made). This replica hears
+// its own commits too, which OnFeedChange has told it of already: reading
+// again for a head the tail holds would be a second read per write.
+func (s *Service) heardNotification(head int64) {
+	if at, ready := s.feed.position(); head == 0 || !ready || head > at {
+		s.feed.poke()
 	}
 }
 

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"net"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -14,13 +15,13 @@ import (
 const ListenerApplicationName = "appkeys-feed-listener"
 
 // ListenFeed hears the feed's notifications from every replica on a
-// connection of its own, outside the pool, and calls heard for each, and
-// once after each (re)connection for whatever was committed while it was
-// not listening. When the connection is lost it calls lost with the cause
+// connection of its own, outside the pool, and calls heard for each with
+// the head it carries (0 for a prune's), and with 0 once after each
+// (re)connection for whatever was committed while it was not listening. When the connection is lost it calls lost with the cause
 // and connects again, waiting from 100 ms up to 5 s between attempts. It
 // returns when ctx ends. On SQLite, which one process writes, it returns
 // at once: OnFeedChange hears every write.
-func (s *Store) ListenFeed(ctx context.Context, heard func(), lost func(error)) {
+func (s *Store) ListenFeed(ctx context.Context, heard func(head int64), lost func(error)) {
 	if s.dialect != "postgres" {
 		return
 	}
@@ -46,7 +47,7 @@ func (s *Store) ListenFeed(ctx context.Context, heard func(), lost func(error)) 
 
 // listen connects, LISTENs and waits for notifications until the
 // connection fails; listened tells whether it got as far as listening.
-func (s *Store) listen(ctx context.Context, heard func()) (listened bool, err error) {
+func (s *Store) listen(ctx context.Context, heard func(int64)) (listened bool, err error) {
 	cfg, err := pgx.ParseConfig(s.pgDSN)
 	if err != nil {
 		return false, err
@@ -71,11 +72,13 @@ func (s *Store) listen(ctx context.Context, heard func()) (listened bool, err er
 	if _, err := conn.Exec(ctx, "LISTEN "+FeedChannel); err != nil {
 		return false, err
 	}
-	heard()
+	heard(0)
 	for {
-		if _, err := conn.WaitForNotification(ctx); err != nil {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
 			return true, err
 		}
-		heard()
+		head, _ := strconv.ParseInt(n.Payload, 10, 64)
+		heard(head)
 	}
 }
