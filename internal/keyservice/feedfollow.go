@@ -2,6 +2,7 @@ package keyservice
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	"github.com/appkeys/appkeys/internal/store"
@@ -71,7 +72,8 @@ func (s *Service) refreshTail(ctx context.Context) {
 // its own commits too, which OnFeedChange has told it of already: reading
 // again for a head the tail holds would be a second read per write.
 func (s *Service) heardNotification(head int64) {
-	if at, ready := s.feed.position(); head == 0 || !ready || head > at {
+	at, ready := s.feed.position()
+	if head == 0 || !ready || head > max(at, s.feed.announced.Load()) {
 		s.feed.poke()
 	}
 }
@@ -81,5 +83,16 @@ func (s *Service) heardFeedChange(c store.FeedChange) {
 	if c.PrunedThrough > 0 {
 		s.feed.prunedThrough(c.PrunedThrough)
 	}
+	// Before the poke: a read that follows the poke holds this head.
+	raiseTo(&s.feed.announced, c.Head)
 	s.feed.poke()
+}
+
+// raiseTo sets a to v unless it holds more already.
+func raiseTo(a *atomic.Int64, v int64) {
+	for at := a.Load(); v > at; at = a.Load() {
+		if a.CompareAndSwap(at, v) {
+			return
+		}
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/appkeys/appkeys/internal/store"
 )
@@ -34,6 +35,10 @@ type feedTail struct {
 	// on; an event of the app closes it and removes it.
 	waiting map[string]*appWait
 	poked   chan struct{}
+	// announced is the newest head this replica's own commits announced
+	// (a read after the poke that followed will hold it), so that their
+	// NOTIFY, heard a moment later, costs no second read.
+	announced atomic.Int64
 }
 
 type appWait struct {
