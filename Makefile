@@ -4,7 +4,7 @@
 GO ?= go
 FUZZTIME ?= 5s
 
-.PHONY: test vet lint-api gitleaks unit fuzz fuzz-quick build bench xcaddy bench-verify bench-verify-pg bench-sidecar soak soak-pg
+.PHONY: test vet lint-api gitleaks unit fuzz fuzz-quick build bench xcaddy bench-verify bench-verify-pg bench-sidecar bench-fanout bench-fanout-pg bench-revocation-replicas soak soak-pg
 
 # Every test, with a throwaway PostgreSQL 15 cluster and chromium.
 test: vet lint-api gitleaks
@@ -68,6 +68,22 @@ bench-verify-pg:
 # 2 minutes); SIDECAR_FLAGS=-h lists the knobs.
 bench-sidecar:
 	$(GO) run ./bench/sidecar $(SIDECAR_FLAGS)
+
+# The change feed with 1,000, 10,000 and 30,000 long-polls on one key
+# service (SQLite): store reads, wake latency, memory and CPU (2 to 4
+# minutes); FANOUT_FLAGS=-h lists the knobs.
+bench-fanout:
+	$(GO) run ./bench/fanout $(FANOUT_FLAGS)
+
+# The same on a throwaway PostgreSQL 15 cluster.
+bench-fanout-pg:
+	scripts/with-postgres.sh sh -c 'go run ./bench/fanout -database "$$APPKEYS_TEST_DATABASE_URL" $(FANOUT_FLAGS)'
+
+# Revocation through replica B reaching a sidecar that follows replica A's
+# feed, two replicas on a throwaway PostgreSQL 15 cluster, writers on both
+# (about a minute); REVOCATION_FLAGS=-h lists the knobs.
+bench-revocation-replicas:
+	scripts/with-postgres.sh sh -c 'go run ./bench/revocation -database "$$APPKEYS_TEST_DATABASE_URL" $(REVOCATION_FLAGS)'
 
 # The sidecar and the key service held at their measured capacity for 10
 # minutes: no error, memory flat (not part of make test); SOAK_FLAGS=-h

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -40,6 +41,15 @@ type RevocationConfig struct {
 	PollEvery time.Duration
 	// Logf, when set, reports progress.
 	Logf func(format string, args ...any)
+	// ChangeThrough, when set, is another replica of the key service (on
+	// the same database) that the revokes and deletions are made through,
+	// while the sidecar follows KeyService's feed: the time a change takes
+	// to cross from one replica to another.
+	ChangeThrough string
+	// BusyWriters are key-service replicas that each take a steady stream
+	// of unrelated writes (a key created and revoked in an app of its own)
+	// while the changes are timed, so that every replica numbers events.
+	BusyWriters []string
 }
 
 // Latencies are measured times, one per revocation.
@@ -90,7 +100,7 @@ type revocationRun struct {
 // can make a cached key fail fast), then for each case caches a key at the
 // sidecar (a 200), revokes it or deletes its app or its creator, and polls
 // the sidecar with the key until it answers 401.
-func MeasureRevocations(ctx context.Context, cfg RevocationConfig) (*RevocationReport, error) {
+func MeasureRevocations(ctx context.Context, cfg RevocationConfig) (rep *RevocationReport, err error) {
 	if cfg.Keys == 0 {
 		cfg.Keys = 100
 	}
@@ -156,7 +166,22 @@ func MeasureRevocations(ctx context.Context, cfg RevocationConfig) (*RevocationR
 		}
 	}
 	main := sites[0]
-	rep := &RevocationReport{}
+	rep = &RevocationReport{}
+	changer := owner
+	if cfg.ChangeThrough != "" {
+		if changer, err = client.New(cfg.ChangeThrough, cfg.OwnerToken); err != nil {
+			return nil, err
+		}
+	}
+	stopBusy, err := busyWriters(ctx, cfg, owner)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if berr := stopBusy(); berr != nil && err == nil {
+			rep, err = nil, berr
+		}
+	}()
 
 	cfg.Logf("timing %d key revocations", cfg.Keys)
 	before, err := r.feedWork(ctx, main.App)
@@ -168,7 +193,7 @@ func MeasureRevocations(ctx context.Context, cfg RevocationConfig) (*RevocationR
 		if err != nil {
 			return nil, err
 		}
-		d, err := r.timeRefusal(ctx, main, k.PlainKey, func() error { return owner.RevokeKey(ctx, k.ID) })
+		d, err := r.timeRefusal(ctx, main, k.PlainKey, func() error { return changer.RevokeKey(ctx, k.ID) })
 		if err != nil {
 			return nil, fmt.Errorf("key revocation: %w", err)
 		}
@@ -191,7 +216,7 @@ func MeasureRevocations(ctx context.Context, cfg RevocationConfig) (*RevocationR
 		if err != nil {
 			return nil, err
 		}
-		d, err := r.timeRefusal(ctx, s, k.PlainKey, func() error { return owner.DeleteApp(ctx, s.App) })
+		d, err := r.timeRefusal(ctx, s, k.PlainKey, func() error { return changer.DeleteApp(ctx, s.App) })
 		if err != nil {
 			return nil, fmt.Errorf("app deletion: %w", err)
 		}
@@ -212,7 +237,7 @@ func MeasureRevocations(ctx context.Context, cfg RevocationConfig) (*RevocationR
 		if err != nil {
 			return nil, err
 		}
-		d, err := r.timeRefusal(ctx, main, k.PlainKey, func() error { return owner.DeleteUser(ctx, u.ID) })
+		d, err := r.timeRefusal(ctx, main, k.PlainKey, func() error { return changer.DeleteUser(ctx, u.ID) })
 		if err != nil {
 			return nil, fmt.Errorf("creator deletion: %w", err)
 		}
@@ -235,6 +260,54 @@ func serveOK() (addr string, stop func(), err error) {
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") })}
 	go srv.Serve(ln)
 	return ln.Addr().String(), func() { srv.Close() }, nil
+}
+
+// busyWriters starts one writer per cfg.BusyWriters replica, each creating
+// and revoking keys of an app of its own until the returned function stops
+// them and reports the first error any met.
+func busyWriters(ctx context.Context, cfg RevocationConfig, owner *client.Client) (stop func() error, err error) {
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+		done  = make(chan struct{})
+	)
+	for i, url := range cfg.BusyWriters {
+		app, err := owner.CreateApp(ctx, client.CreateAppRequest{Name: fmt.Sprintf("busy-%d", i), Kind: client.KindCloudFunction})
+		if err != nil {
+			close(done)
+			return nil, fmt.Errorf("create a busy app: %w", err)
+		}
+		c, err := client.New(url, cfg.OwnerToken)
+		if err != nil {
+			close(done)
+			return nil, err
+		}
+		wg.Go(func() {
+			for n := 0; ; n++ {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				k, err := c.CreateKey(ctx, app.ID, client.CreateKeyRequest{Name: fmt.Sprintf("busy-%d", n), ExpiresAt: time.Now().Add(time.Hour)})
+				if err == nil {
+					err = c.RevokeKey(ctx, k.ID)
+				}
+				if err != nil {
+					mu.Lock()
+					first = errors.Join(first, fmt.Errorf("busy writer on %s: %w", url, err))
+					mu.Unlock()
+					return
+				}
+			}
+		})
+	}
+	return func() error {
+		close(done)
+		wg.Wait()
+		return first
+	}, nil
 }
 
 type feedCounts struct{ calls, applied float64 }

@@ -11,11 +11,18 @@
 // caches a key at the sidecar (a 200), makes the change through the API,
 // and polls the sidecar with the key until it answers 401.
 //
-//	go run ./bench/revocation [-keys 100] [-apps 20] [-creators 20] [-rolls 20] [-overlap 1s] [-poll 0]
+// With -database (an empty PostgreSQL database) it runs two key-service
+// replicas on it instead: the sidecar follows replica A's feed, the changes
+// are made through replica B, and both replicas take a steady stream of
+// unrelated writes meanwhile (issue 16's cross-replica measurement).
+//
+//	go run ./bench/revocation [-keys 100] [-apps 20] [-creators 20] [-rolls 20] [-overlap 1s] [-poll 0] [-database postgres://…]
 package main
 
 import (
 	"context"
+	crand "crypto/rand"
+	"encoding/base64"
 	"flag"
 	"fmt"
 	"io"
@@ -45,31 +52,52 @@ func main() {
 	flag.DurationVar(&cfg.PollEvery, "poll", 0, "pause between two polls of the sidecar (0: a tight loop)")
 	flag.DurationVar(&cfg.Bound, "bound", 5*time.Second, "give up on a key still accepted this long after its change")
 	adminPort := flag.Int("admin-port", 2951, "Caddy admin port on localhost")
+	database := flag.String("database", "", "an empty PostgreSQL database: two replicas on it, the sidecar on A, the changes through B, writers on both")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if err := run(ctx, cfg, *adminPort); err != nil {
+	if err := run(ctx, cfg, *adminPort, *database); err != nil {
 		fmt.Fprintln(os.Stderr, "revocation benchmark:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, cfg e2e.RevocationConfig, adminPort int) error {
+func run(ctx context.Context, cfg e2e.RevocationConfig, adminPort int, database string) error {
 	dir, err := os.MkdirTemp("", "appkeys-bench-revocation-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	ks, err := keyserver.Start(ctx, keyserver.Config{
-		Addr: "127.0.0.1:0", DataDir: filepath.Join(dir, "data"),
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
-		return err
+	setup := "Key service (SQLite, default settings)"
+	replicas := 1
+	if database != "" {
+		setup, replicas = "Two key-service replicas (PostgreSQL, default settings; the sidecar on A, every change through B, a writer on each)", 2
 	}
-	defer ks.Close(context.Background())
-
+	// Replicas share the database and so the master key.
+	mk := make([]byte, 32)
+	crand.Read(mk)
+	master := base64.StdEncoding.EncodeToString(mk)
+	var servers []*keyserver.Server
+	for i := range replicas {
+		ks, err := keyserver.Start(ctx, keyserver.Config{
+			Addr: "127.0.0.1:0", DataDir: filepath.Join(dir, fmt.Sprint("data", i)), DatabaseURL: database, MasterKey: master,
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		})
+		if err != nil {
+			return err
+		}
+		defer ks.Close(context.Background())
+		servers = append(servers, ks)
+	}
+	if !servers[0].Bootstrap.Created {
+		return fmt.Errorf("-database must name an empty database")
+	}
+	ks := servers[0]
 	cfg.KeyService, cfg.OwnerToken = ks.URL, ks.Bootstrap.OwnerToken
+	if replicas == 2 {
+		cfg.ChangeThrough = servers[1].URL
+		cfg.BusyWriters = []string{servers[0].URL, servers[1].URL}
+	}
 	cfg.Admin = fmt.Sprintf("localhost:%d", adminPort)
 	cfg.Load, cfg.Logf = e2e.LoadCaddyfile, e2e.Stderrf
 	defer caddy.Stop()
@@ -83,9 +111,9 @@ func run(ctx context.Context, cfg e2e.RevocationConfig, adminPort int) error {
 	if cfg.PollEvery > 0 {
 		poll = "every " + cfg.PollEvery.String()
 	}
-	fmt.Printf("Key service (SQLite, default settings) and Caddy with appkey_auth (cache_ttl 10m) in one process on loopback; "+
+	fmt.Printf("%s and Caddy with appkey_auth (cache_ttl 10m) in one process on loopback; "+
 		"the sidecar polled with the key in %s; %s, GOMAXPROCS %d, %d CPUs; measured in %s.\n\n",
-		poll, runtime.Version(), runtime.GOMAXPROCS(0), runtime.NumCPU(), time.Since(start).Round(time.Second))
+		setup, poll, runtime.Version(), runtime.GOMAXPROCS(0), runtime.NumCPU(), time.Since(start).Round(time.Second))
 	fmt.Println("| change (or a roll's overlap's end), then first 401 at the sidecar | n | p50 | p99 | max |")
 	fmt.Println("| --- | ---: | ---: | ---: | ---: |")
 	for _, c := range rep.Cases() {

@@ -44,7 +44,7 @@ func newMetrics(reg *prometheus.Registry, svc *keyservice.Service) *metrics {
 		keyservice.CodeRevoked, keyservice.CodeOrphaned, keyservice.CodeWrongApp} {
 		m.verifyResults.WithLabelValues(c)
 	}
-	reg.MustRegister(m.requests, m.duration, m.verifyResults, m.verifyThrottled, &keysCollector{svc: svc},
+	reg.MustRegister(m.requests, m.duration, m.verifyResults, m.verifyThrottled, &keysCollector{svc: svc}, &feedCollector{svc: svc},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

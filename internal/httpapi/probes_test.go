@@ -91,6 +91,10 @@ func TestMetrics(t *testing.T) {
 		{"appkeys_verify_results_total", dto.MetricType_COUNTER},
 		{"appkeys_keys", dto.MetricType_GAUGE},
 		{"appkeys_store_duration_seconds", dto.MetricType_HISTOGRAM},
+		{"appkeys_feed_store_reads_total", dto.MetricType_COUNTER},
+		{"appkeys_feed_listen_reconnects_total", dto.MetricType_COUNTER},
+		{"appkeys_feed_wakeups_total", dto.MetricType_COUNTER},
+		{"appkeys_feed_waiting", dto.MetricType_GAUGE},
 	} {
 		f := fams[want.name]
 		if f == nil {

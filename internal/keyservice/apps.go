@@ -95,7 +95,6 @@ func (s *Service) DeleteApp(ctx context.Context, c Caller, id string) error {
 	_, err = s.store.DeleteApp(ctx, u.OrgID, id, u.ID, s.now().UTC())
 	if err == nil {
 		s.verifiers.forgetApp(id)
-		s.feed.poke()
 	}
 	return s.notFound(err, "app %s not found", id)
 }

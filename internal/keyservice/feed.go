@@ -2,7 +2,6 @@ package keyservice
 
 import (
 	"context"
-	"sync"
 	"time"
 
 	"github.com/appkeys/appkeys/internal/store"
@@ -12,45 +11,6 @@ import (
 const MaxEventsWait = 60 * time.Second
 
 const eventsPageSize = 500
-
-// feedWatch broadcasts the feed head to long-polling readers: each advance
-// closes the channel readers wait on. The head comes from the store (polled
-// by Service.Run, and at once after a local write), so events written by
-// another replica wake readers here too.
-type feedWatch struct {
-	mu    sync.Mutex
-	head  int64
-	ch    chan struct{}
-	poked chan struct{}
-}
-
-func newFeedWatch() *feedWatch {
-	return &feedWatch{ch: make(chan struct{}), poked: make(chan struct{}, 1)}
-}
-
-func (w *feedWatch) advance(head int64) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if head > w.head {
-		w.head = head
-		close(w.ch)
-		w.ch = make(chan struct{})
-	}
-}
-
-func (w *feedWatch) changed() <-chan struct{} {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.ch
-}
-
-// poke asks Run to read the head now, after a local write.
-func (w *feedWatch) poke() {
-	select {
-	case w.poked <- struct{}{}:
-	default:
-	}
-}
 
 // Event is an entry of an app's change feed.
 type Event struct {
@@ -76,11 +36,16 @@ func eventsOf(evs []store.Event) []Event {
 // (the store was restored or failed over behind the subscriber), is
 // KindCursorExpired: the subscriber must purge and start again from the
 // head.
+//
+// A long-poll is answered from the replica's tail of the feed when its
+// cursor is there, and from the store otherwise; an answer without a wait
+// always comes from the store, so it sees every commit before it.
 func (s *Service) Events(ctx context.Context, c Caller, after *int64, wait time.Duration) ([]Event, int64, error) {
 	if c.App == nil {
 		return nil, 0, errorf(KindForbidden, "the events feed needs an app's verifier token")
 	}
 	if after == nil {
+		s.feedCounters.headReads.Add(1)
 		head, err := s.store.EventHead(ctx)
 		return []Event{}, head, s.storeErr(err)
 	}
@@ -88,25 +53,74 @@ func (s *Service) Events(ctx context.Context, c Caller, after *int64, wait time.
 		return nil, 0, errorf(KindBadRequest, "after must be a sequence number of 0 or more")
 	}
 	wait = min(max(wait, 0), MaxEventsWait)
+	if wait == 0 {
+		events, next, err := s.storeEvents(ctx, c.App.ID, *after)
+		return events, next, err
+	}
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
+	app, cursor := c.App.ID, *after
 	for {
-		// Take the channel before reading, so an advance between the read
-		// and the wait is not missed.
-		changed := s.feed.changed()
-		events, next, err := s.store.EventsAfter(ctx, c.App.ID, *after, eventsPageSize)
-		if err != nil {
-			return nil, 0, s.storeErr(err)
+		events, next, inTail, w, err := s.feed.read(app, cursor, eventsPageSize)
+		if err != nil || len(events) > 0 {
+			return events, next, s.storeErr(err)
 		}
-		if len(events) > 0 || wait == 0 {
-			return eventsOf(events), next, nil
+		if !inTail {
+			// Already waiting (w), so that the tail catching up with
+			// what this read finds cannot pass unseen.
+			events, next, err = s.storeEvents(ctx, app, cursor)
+			if err != nil || len(events) > 0 {
+				s.feed.release(app, w)
+				return events, next, err
+			}
+			if head, ready := s.feed.position(); ready && next > head {
+				s.feed.poke() // another replica handed out a newer cursor
+			}
 		}
+		// No event of this app up to next: look after it from now on,
+		// and answer with it if the wait runs out.
+		cursor = next
+		s.feedCounters.waiting.Add(1)
 		select {
-		case <-changed:
+		case <-w.ch:
+			s.feedCounters.wakeups.Add(1)
 		case <-deadline.C:
-			return eventsOf(events), next, nil
+			return s.lastLook(ctx, app, cursor, w)
 		case <-ctx.Done():
-			return eventsOf(events), next, nil
+			return s.lastLook(ctx, app, cursor, w)
 		}
+		s.feedCounters.waiting.Add(-1)
+		s.feed.release(app, w)
 	}
+}
+
+// lastLook answers a long-poll whose wait ran out: from the tail when the
+// cursor is there (the head may have moved since it last looked), else
+// with no events and the cursor.
+func (s *Service) lastLook(ctx context.Context, app string, cursor int64, w *appWait) ([]Event, int64, error) {
+	s.feedCounters.waiting.Add(-1)
+	s.feed.release(app, w)
+	events, next, inTail, w, err := s.feed.read(app, cursor, eventsPageSize)
+	if w != nil {
+		s.feed.release(app, w)
+	}
+	if err != nil || !inTail {
+		// A prune that passed the cursor meanwhile is for its next
+		// call to hear, as it was before the tail.
+		return []Event{}, cursor, nil
+	}
+	if events == nil {
+		events = []Event{}
+	}
+	return events, next, nil
+}
+
+// storeEvents reads app's events after the cursor from the store.
+func (s *Service) storeEvents(ctx context.Context, app string, after int64) ([]Event, int64, error) {
+	s.feedCounters.subscriberReads.Add(1)
+	events, next, err := s.store.EventsAfter(ctx, app, after, eventsPageSize)
+	if err != nil {
+		return nil, 0, s.storeErr(err)
+	}
+	return eventsOf(events), next, nil
 }

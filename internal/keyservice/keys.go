@@ -252,7 +252,6 @@ func (s *Service) RevokeKey(ctx context.Context, c Caller, id string) error {
 	_, err = s.store.RevokeKey(ctx, u.OrgID, id, u.ID, CanRevokeOrphaned(u.Role), s.now().UTC())
 	switch {
 	case err == nil:
-		s.feed.poke()
 		return nil
 	case errors.Is(err, store.ErrOrphaned):
 		return &Error{Kind: KindForbidden, Message: "only an Organization Owner or Aura Owner may revoke an orphaned key", Err: err}

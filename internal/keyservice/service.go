@@ -26,9 +26,14 @@ type Config struct {
 	Logger *slog.Logger
 	// EventRetention is how long feed events are kept; 7 days when zero.
 	EventRetention time.Duration
-	// FeedPoll is how often the feed head is read from the store, which is
-	// how a replica hears of events written by another; 100ms when zero.
+	// FeedPoll is how often the feed is read from the store even though
+	// no write was heard of: a safety net, as a replica hears of its own
+	// writes at their commit and, on PostgreSQL, of every other replica's
+	// by LISTEN/NOTIFY; 1s when zero.
 	FeedPoll time.Duration
+	// FeedTail is how many of the feed's newest events are kept in
+	// memory for the long-polls; DefaultFeedTail when zero.
+	FeedTail int
 	// UsageFlush is how often last-used times are written; 30s when zero.
 	UsageFlush time.Duration
 	// KeyCountEvery is how often the keys are counted by state, for
@@ -56,22 +61,23 @@ type Config struct {
 
 // Service is the key service's domain logic.
 type Service struct {
-	store       *store.Store
-	keys        *keyring
-	hasher      *apikey.Hasher
-	now         func() time.Time
-	log         *slog.Logger
-	maxLifetime time.Duration
-	retention   time.Duration
-	feedPoll    time.Duration
-	usageEvery  time.Duration
-	countEvery  time.Duration
-	keyCounts   keyCounts
-	feed        *feedWatch
-	usage       *usageTracker
-	vusage      *usageTracker // verifier tokens' last use
-	verifiers   *verifierCache
-	throttle    *failureThrottle
+	store        *store.Store
+	keys         *keyring
+	hasher       *apikey.Hasher
+	now          func() time.Time
+	log          *slog.Logger
+	maxLifetime  time.Duration
+	retention    time.Duration
+	feedPoll     time.Duration
+	usageEvery   time.Duration
+	countEvery   time.Duration
+	keyCounts    keyCounts
+	feed         *feedTail
+	feedCounters feedCounters
+	usage        *usageTracker
+	vusage       *usageTracker // verifier tokens' last use
+	verifiers    *verifierCache
+	throttle     *failureThrottle
 	// Leak reports (leaks.go).
 	leakAction   string
 	leakKeys     *leakKeys
@@ -102,7 +108,7 @@ func New(cfg Config) (*Service, error) {
 		feedPoll:    cfg.FeedPoll,
 		usageEvery:  cfg.UsageFlush,
 		countEvery:  cfg.KeyCountEvery,
-		feed:        newFeedWatch(),
+		feed:        newFeedTail(cfg.FeedTail),
 		usage:       newUsageTracker(),
 		vusage:      newUsageTracker(),
 		verifiers:   newVerifierCache(),
@@ -134,7 +140,7 @@ func New(cfg Config) (*Service, error) {
 		s.retention = 7 * 24 * time.Hour
 	}
 	if s.feedPoll <= 0 {
-		s.feedPoll = 100 * time.Millisecond
+		s.feedPoll = time.Second
 	}
 	if s.usageEvery <= 0 {
 		s.usageEvery = 30 * time.Second
@@ -142,14 +148,15 @@ func New(cfg Config) (*Service, error) {
 	if s.countEvery <= 0 {
 		s.countEvery = DefaultKeyCountEvery
 	}
+	cfg.Store.OnFeedChange(s.heardFeedChange)
 	return s, nil
 }
 
-// Run does the background work until ctx ends: it follows the feed head,
+// Run does the background work until ctx ends: it follows the feed,
 // flushes last-used times, counts keys by state, prunes old events and
 // sweeps expired console sessions. It flushes once more before it returns.
 //
-// Following the feed head has a loop of its own: it is what wakes the
+// Following the feed has a loop of its own: it is what wakes the
 // sidecars' long-polls, so a revocation must never wait behind a slow
 // flush (thousands of last-used updates on a busy PostgreSQL take a second)
 // or a prune.
@@ -159,20 +166,8 @@ func (s *Service) Run(ctx context.Context) {
 		defer close(done)
 		s.housekeep(ctx)
 	}()
-	feedTick := time.NewTicker(s.feedPoll)
-	defer feedTick.Stop()
-	s.pollFeed(ctx)
-	for {
-		select {
-		case <-ctx.Done():
-			<-done
-			return
-		case <-feedTick.C:
-			s.pollFeed(ctx)
-		case <-s.feed.poked:
-			s.pollFeed(ctx)
-		}
-	}
+	s.followFeed(ctx)
+	<-done
 }
 
 // housekeep flushes last-used times, counts keys by state, prunes old
@@ -206,14 +201,6 @@ func (s *Service) housekeep(ctx context.Context) {
 			s.sweepConsoleSessions(ctx)
 		}
 	}
-}
-
-func (s *Service) pollFeed(ctx context.Context) {
-	head, err := s.store.EventHead(ctx)
-	if err != nil {
-		return // readiness reports the store; waiting feeds simply time out
-	}
-	s.feed.advance(head)
 }
 
 // FlushUsage writes pending last-used times of keys and verifier tokens.

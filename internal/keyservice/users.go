@@ -85,8 +85,5 @@ func (s *Service) DeleteUser(ctx context.Context, c Caller, id string) error {
 		return errorf(KindForbidden, "only an Organization Owner may remove an owner")
 	}
 	_, err = s.store.DeleteUser(ctx, u.OrgID, id, u.ID, s.now().UTC())
-	if err == nil {
-		s.feed.poke()
-	}
 	return s.notFound(err, "user %s not found", id)
 }

@@ -15,6 +15,7 @@ func addEvent(ctx context.Context, tx *sql.Tx, e Event) error {
 	if err := tx.QueryRowContext(ctx, `UPDATE counters SET value = value + 1 WHERE name = 'event_seq' RETURNING value`).Scan(&seq); err != nil {
 		return fmt.Errorf("take event sequence: %w", err)
 	}
+	feedHeads.Store(tx, seq)
 	var expires sql.NullInt64
 	if e.ExpiresAt != nil {
 		expires = sql.NullInt64{Int64: micros(*e.ExpiresAt), Valid: true}
@@ -58,6 +59,9 @@ func (s *Store) EventHead(ctx context.Context) (int64, error) {
 	return head, classify(err)
 }
 
+// eventColumns are the columns scanEvent reads, in its order.
+const eventColumns = `seq, org_id, app_id, type, key_id, at, expires_at`
+
 func scanEvent(row rowScanner) (Event, error) {
 	var e Event
 	err := row.Scan(&e.Seq, &e.OrgID, &e.AppID, &e.Type, &e.KeyID, timeCol{&e.At}, nullTimeCol{&e.ExpiresAt})
@@ -88,7 +92,7 @@ func (s *Store) EventsAfter(ctx context.Context, appID string, after int64, limi
 			return ErrCursorAhead
 		}
 		var err error
-		events, err = queryAll(ctx, tx, scanEvent, `SELECT seq, org_id, app_id, type, key_id, at, expires_at FROM events WHERE app_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4`,
+		events, err = queryAll(ctx, tx, scanEvent, `SELECT `+eventColumns+` FROM events WHERE app_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4`,
 			appID, after, head, limit)
 		if err != nil {
 			return err
@@ -105,7 +109,7 @@ func (s *Store) EventsAfter(ctx context.Context, appID string, after int64, limi
 // PruneEvents deletes events older than before and remembers the newest
 // sequence number deleted, so that older cursors answer ErrCursorExpired.
 func (s *Store) PruneEvents(ctx context.Context, before time.Time) (int64, error) {
-	var n int64
+	var n, pruned int64
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		var through sql.NullInt64
 		if err := tx.QueryRowContext(ctx, `SELECT max(seq) FROM events WHERE at < $1`, micros(before)).Scan(&through); err != nil {
@@ -119,8 +123,16 @@ func (s *Store) PruneEvents(ctx context.Context, before time.Time) (int64, error
 			return err
 		}
 		n, _ = res.RowsAffected()
-		_, err = tx.ExecContext(ctx, `UPDATE counters SET value = $1 WHERE name = 'events_pruned_through' AND value < $1`, through.Int64)
-		return err
+		if _, err = tx.ExecContext(ctx, `UPDATE counters SET value = $1 WHERE name = 'events_pruned_through' AND value < $1`, through.Int64); err != nil {
+			return err
+		}
+		pruned = through.Int64
+		// Other replicas answer old cursors from memory: they must
+		// hear that those are now expired.
+		return s.notifyFeed(ctx, tx, "")
 	})
+	if err == nil && pruned > 0 {
+		s.feedChanged(FeedChange{PrunedThrough: pruned})
+	}
 	return n, err
 }

@@ -48,7 +48,7 @@ func openPostgres(dsn string) (*Store, error) {
 	db.SetMaxIdleConns(pool.maxConns)
 	db.SetConnMaxIdleTime(pool.maxConnIdleTime)
 	db.SetConnMaxLifetime(pool.maxConnLifetime)
-	return &Store{db: db, wdb: db, dialect: "postgres"}, nil
+	return &Store{db: db, wdb: db, dialect: "postgres", pgDSN: dsn}, nil
 }
 
 // openSQLite opens the SQLite database file at path with two pools: one

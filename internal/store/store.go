@@ -58,6 +58,11 @@ type Store struct {
 	dialect string // "sqlite" or "postgres"
 	// observe, when set, receives each operation's duration.
 	observe func(op string, d time.Duration)
+	// onFeed, when set, hears of this store's commits that change the feed.
+	onFeed func(FeedChange)
+	// pgDSN is the PostgreSQL URL without the pool settings, for the
+	// LISTEN connection that ListenFeed opens apart from the pool.
+	pgDSN string
 	// The verify path's two lookups, prepared once: parsing their SQL anew
 	// on every call took a quarter of a verify's CPU time on SQLite.
 	keyByHash, keyForVerify, appByVerifier *sql.Stmt
@@ -114,11 +119,22 @@ func (s *Store) write(ctx context.Context, fn func(*sql.Tx) error) error {
 		return classify(err)
 	}
 	if err := fn(tx); err != nil {
+		feedHeads.Delete(tx)
 		tx.Rollback()
 		return classify(err)
 	}
+	head, wroteEvents := feedHeadOf(tx)
+	if wroteEvents {
+		if err := s.notifyFeed(ctx, tx, itoa(head)); err != nil {
+			tx.Rollback()
+			return classify(err)
+		}
+	}
 	if err := tx.Commit(); err != nil {
 		return classify(err)
+	}
+	if wroteEvents {
+		s.feedChanged(FeedChange{Head: head})
 	}
 	return nil
 }

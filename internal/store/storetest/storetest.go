@@ -27,6 +27,8 @@ func Run(t *testing.T, open Open) {
 	t.Run("EventsCursor", func(t *testing.T) { testEventsCursor(t, open(t)) })
 	t.Run("ConcurrentRevokes", func(t *testing.T) { testConcurrentRevokes(t, open(t)) })
 	t.Run("ConcurrentEventWriters", func(t *testing.T) { testConcurrentEventWriters(t, open(t)) })
+	t.Run("FeedAfter", func(t *testing.T) { testFeedAfter(t, open(t)) })
+	t.Run("FeedChangeHeard", func(t *testing.T) { testFeedChangeHeard(t, open(t)) })
 	t.Run("CreateRacesDelete", func(t *testing.T) { testCreateRacesDelete(t, open(t)) })
 	t.Run("Bootstrap", func(t *testing.T) { testBootstrap(t, open(t)) })
 	t.Run("ConsoleSessions", func(t *testing.T) { testConsoleSessions(t, open(t)) })

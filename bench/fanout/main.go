@@ -1,0 +1,223 @@
+// Command fanout measures what the change feed costs the key service with
+// thousands of sidecars long-polling it (issue 16): store reads per write,
+// wake latency, memory per idle subscriber and CPU per write, at each of
+// -subscribers concurrent long-polls.
+//
+// It builds `appkeys` and runs `appkeys serve` as its own process (SQLite in
+// a temporary directory, or the empty PostgreSQL database -database names),
+// so that its CPU time and memory are its own. It creates one app per
+// -per-app subscribers (3 sidecars an app, as deployments run them), then
+// for each size opens that many long-polls on GET /v1/events over loopback,
+// each with its app's verifier token, spread over several client addresses
+// (127.0.0.2 and up) so that no address runs out of ephemeral ports. With
+// every long-poll waiting it reads the service's memory, measures an idle
+// window, then revokes -writes keys of random subscribed apps one at a time,
+// -interval apart, timing each from the revoke's start to every one of its
+// app's subscribers receiving the event.
+//
+// Both processes need a file descriptor per long-poll: the harness raises
+// its RLIMIT_NOFILE to the hard limit (the service, a Go program, raises
+// its own), and a size over what the hard limit allows runs at the largest
+// size that fits, and says so. A run takes 2 to 4 minutes.
+//
+//	go run ./bench/fanout [-subscribers 1000,10000,30000] [-database postgres://…]
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/appkeys/appkeys/bench/harness"
+	"github.com/appkeys/appkeys/internal/client"
+)
+
+type options struct {
+	sizes    []int
+	perApp   int
+	writes   int
+	interval time.Duration
+	idle     time.Duration
+	sources  int
+	database string
+	keep     bool
+}
+
+func main() {
+	var o options
+	sizes := flag.String("subscribers", "1000,10000,30000", "concurrent long-polls to measure, comma-separated")
+	flag.IntVar(&o.perApp, "per-app", 3, "subscribers of each app (sidecars an app)")
+	flag.IntVar(&o.writes, "writes", 20, "revocations timed at each size")
+	flag.DurationVar(&o.interval, "interval", 500*time.Millisecond, "time from one revocation's start to the next")
+	flag.DurationVar(&o.idle, "idle", 3*time.Second, "idle window measured before the writes (the baseline subtracted from them)")
+	flag.IntVar(&o.sources, "sources", 8, "client source addresses (127.0.0.2 and up) the long-polls are spread over")
+	flag.StringVar(&o.database, "database", "", "run the service on this empty PostgreSQL database instead of SQLite")
+	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (the service's log and data)")
+	harness.Main("fanout benchmark", func(ctx context.Context) error {
+		for _, f := range strings.Split(*sizes, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 1 {
+				return fmt.Errorf("-subscribers: %q is not a positive number", f)
+			}
+			o.sizes = append(o.sizes, n)
+		}
+		return run(ctx, o)
+	})
+}
+
+// raiseFileLimit sets this process's open-file limit to its hard limit and
+// returns the hard limit; children inherit it.
+func raiseFileLimit() (uint64, error) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return 0, err
+	}
+	lim.Cur = lim.Max
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return 0, err
+	}
+	return lim.Max, nil
+}
+
+func run(ctx context.Context, o options) error {
+	if o.perApp < 1 || o.writes < 1 || o.interval <= 0 || o.sources < 1 || o.sources > 200 {
+		return errors.New("-per-app, -writes, -interval and -sources (at most 200) must be positive")
+	}
+	hard, err := raiseFileLimit()
+	if err != nil {
+		return fmt.Errorf("raise RLIMIT_NOFILE: %w", err)
+	}
+	// Each process holds one descriptor per long-poll, plus its own files,
+	// listeners and the store's connections.
+	fit := int(hard) - 1000
+	var sizes []size
+	for _, n := range o.sizes {
+		if n < o.perApp {
+			return fmt.Errorf("-subscribers: %d is fewer than -per-app %d", n, o.perApp)
+		}
+		sizes = append(sizes, size{asked: n, n: min(n, fit)})
+	}
+	largest := 0
+	for _, s := range sizes {
+		largest = max(largest, s.n)
+	}
+
+	dir, err := os.MkdirTemp("", "appkeys-bench-fanout-")
+	if err != nil {
+		return err
+	}
+	if o.keep {
+		fmt.Fprintln(os.Stderr, "directory:", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
+	bin, err := harness.Build(ctx, dir, "./cmd/appkeys")
+	if err != nil {
+		return err
+	}
+	ports, err := harness.FreePorts(1)
+	if err != nil {
+		return err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", ports[0])
+	data := filepath.Join(dir, "data")
+	args := []string{"serve", "--addr", addr, "--data", data, "--log-level", "warn"}
+	if o.database != "" {
+		args = append(args, "--database", o.database)
+	}
+	ks, err := harness.Start("appkeys", dir, bin, nil, args...)
+	if err != nil {
+		return err
+	}
+	defer ks.Stop()
+	base := "http://" + addr
+	if err := ks.WaitFor(ctx, 60*time.Second, "readiness", func() bool {
+		st, err := harness.Status(ctx, base+"/readyz", nil)
+		return err == nil && st == http.StatusOK
+	}); err != nil {
+		return err
+	}
+	tok, err := os.ReadFile(filepath.Join(data, "owner.token"))
+	if err != nil {
+		return fmt.Errorf("owner token (-database must name an empty database): %w", err)
+	}
+	// A revoke bounded at 10 s: under overload it fails and is counted.
+	owner, err := client.New(base, strings.TrimSpace(string(tok)), client.WithTimeout(10*time.Second))
+	if err != nil {
+		return err
+	}
+	seedStart := time.Now()
+	apps, err := createApps(ctx, owner, (largest+o.perApp-1)/o.perApp)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "created %d apps in %v\n", len(apps), time.Since(seedStart).Round(time.Millisecond))
+
+	loadBefore := harness.Loadavg()
+	started := time.Now()
+	svc := &service{base: base, addr: addr, proc: ks}
+	for i := range sizes {
+		s := &sizes[i]
+		if err := measure(ctx, o, svc, owner, apps[:(s.n+o.perApp-1)/o.perApp], s); err != nil {
+			// Reported in its row; a larger size would fare no better.
+			s.err = err
+			fmt.Fprintf(os.Stderr, "%d subscribers: %v\n", s.n, err)
+			break
+		}
+		fmt.Fprintf(os.Stderr, "%d subscribers: feed reads/write %.2f, wake p50 %s p99 %s, %s per subscriber, CPU/write %v\n",
+			s.n, s.feedPerWrite, ms(quantile(s.wake, 0.5)), ms(quantile(s.wake, 0.99)), kib(s.goPerSub), s.cpuPerWrite.Round(time.Microsecond))
+	}
+	store := "SQLite"
+	if o.database != "" {
+		store = "PostgreSQL"
+	}
+	report(os.Stdout, o, store, hard, sizes, loadBefore, harness.Loadavg(), time.Since(started))
+	return nil
+}
+
+// app is a subscribed app and its verifier token.
+type app struct{ id, token string }
+
+// createApps creates n apps through the API, 8 at a time.
+func createApps(ctx context.Context, owner *client.Client, n int) ([]app, error) {
+	apps := make([]app, n)
+	var (
+		next  atomic.Int64
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+	)
+	for range 8 {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				a, err := owner.CreateApp(ctx, client.CreateAppRequest{Name: fmt.Sprintf("fanout-%d", i), Kind: client.KindCloudFunction})
+				if err != nil {
+					mu.Lock()
+					first = errors.Join(first, err)
+					mu.Unlock()
+					return
+				}
+				apps[i] = app{a.ID, a.VerifierToken}
+			}
+		})
+	}
+	wg.Wait()
+	if first != nil {
+		return nil, first
+	}
+	return apps, ctx.Err()
+}
