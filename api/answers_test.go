@@ -127,8 +127,18 @@ func TestOpenAPIDescribesRealAnswers(t *testing.T) {
 	k2 := call(owner, "POST", "/v1/apps/"+appID+"/keys", map[string]any{"name": "rolled-later", "expires_at": exp}, 201)
 	call(owner, "POST", "/v1/keys/"+fmt.Sprint(k2["id"])+"/roll", map[string]any{"expires_at": exp, "overlap": "1h"}, 201)
 	call(verifier, "POST", "/v1/verify", map[string]any{"key": key["key"]}, 200)
-	page := call(verifier, "GET", "/v1/events?after="+fmt.Sprint(head["next"])+"&wait=5s", nil, 200)
-	if types := eventTypes(page); !slices.Contains(types, "key.revoked") || !slices.Contains(types, "key.expiry_changed") {
+	// A long-poll answers as soon as its app has news, so the two events
+	// may come in two pages: follow the feed as a sidecar does (each page
+	// is checked against the schema by call), a few pages at most.
+	var types []string
+	for next := fmt.Sprint(head["next"]); len(types) < 2 && !t.Failed(); {
+		page := call(verifier, "GET", "/v1/events?after="+next+"&wait=5s", nil, 200)
+		if len(list(page["events"])) == 0 {
+			break // a wait that ran out: nothing more is coming
+		}
+		types, next = append(types, eventTypes(page)...), fmt.Sprint(page["next"])
+	}
+	if !slices.Contains(types, "key.revoked") || !slices.Contains(types, "key.expiry_changed") {
 		t.Errorf("events after a revoke and a roll are %v, so the Event schema went partly unchecked", types)
 	}
 	call(verifier, "GET", "/v1/events?after=1000000", nil, 410) // past the head

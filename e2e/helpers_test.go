@@ -93,6 +93,18 @@ func (s *stack) loadCaddyfile(cfg string) {
 	}
 }
 
+// harnessLoad is loadCaddyfile as the shared harnesses (MeasureRevocations,
+// MeasureLeakBatch) take it: an error instead of stopping the test, since
+// they may run on a goroutine of their own.
+func (s *stack) harnessLoad(cfg string) error {
+	s.tester.InitServer(cfg, "caddyfile")
+	s.loaded = true
+	if s.t.Failed() {
+		return fmt.Errorf("caddy did not load the config")
+	}
+	return nil
+}
+
 func (s *stack) app(name string) *client.CreatedApp {
 	s.t.Helper()
 	a, err := s.owner.CreateApp(context.Background(), client.CreateAppRequest{Name: name, Kind: client.KindCloudFunction})

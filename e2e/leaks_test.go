@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -113,14 +112,7 @@ func TestLeakBatch(t *testing.T) {
 	}
 	rep, err := MeasureLeakBatch(context.Background(), LeakBatchConfig{
 		KeyService: s.ks.URL, OwnerToken: s.ks.OwnerToken, Admin: admin, Signer: gh, Matches: n,
-		Load: func(cfg string) error {
-			s.tester.InitServer(cfg, "caddyfile")
-			s.loaded = true
-			if t.Failed() {
-				return fmt.Errorf("caddy did not load the config")
-			}
-			return nil
-		},
+		Load: s.harnessLoad,
 		Logf: t.Logf,
 	})
 	if err != nil {

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"testing"
 	"time"
 
@@ -21,14 +20,7 @@ func TestRevocationLatency(t *testing.T) {
 	}
 	rep, err := MeasureRevocations(context.Background(), RevocationConfig{
 		KeyService: s.ks.URL, OwnerToken: s.ks.OwnerToken, Admin: admin,
-		Load: func(cfg string) error {
-			s.tester.InitServer(cfg, "caddyfile")
-			s.loaded = true
-			if t.Failed() {
-				return fmt.Errorf("caddy did not load the config")
-			}
-			return nil
-		},
+		Load: s.harnessLoad,
 		Keys: keys, Apps: apps, Creators: creators, Rolls: rolls,
 		Logf: t.Logf,
 	})

@@ -6,6 +6,9 @@ import (
 	"time"
 )
 
+// Like types.go, this repeats httpapi's JSON shapes on purpose: the client
+// depends on the API alone.
+
 // VerifierToken is one of an app's verifier tokens as listed: never the
 // token, only its display prefix. ExpiresAt is nil for the app's current
 // token and set for the previous one during a rotation's overlap.

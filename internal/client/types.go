@@ -1,5 +1,11 @@
 package client
 
+// The types here repeat the JSON shapes of internal/httpapi's answers on
+// purpose: this package is what other programs import, so it depends on
+// the API alone, never on the key service's own packages. api/openapi.yaml
+// is the contract both sides are tested against (./api checks the server's
+// real answers; the client tests decode them).
+
 import (
 	"encoding/json"
 	"time"

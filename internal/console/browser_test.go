@@ -207,6 +207,26 @@ func (b *tab) cookies() []*network.Cookie {
 	return res.Cookies
 }
 
+// copyThenSave drives the new-key dialog's two ways out, as a user with a
+// new key does: Copy API Key (the clipboard must hold plain), then Save As
+// Secret into secret, which read must then find holding plain.
+func copyThenSave(t *testing.T, b *tab, plain, keyName, secret string, read func() (string, error)) {
+	t.Helper()
+	b.click("Copy API Key")
+	b.waitText("Copied to the clipboard.")
+	if got := eval[string](b, `navigator.clipboard.readText()`); got != plain {
+		t.Errorf("clipboard holds %q, want the new key", got)
+	}
+	b.click("Save As Secret")
+	b.waitText("New Secret")
+	b.fill("Name", secret)
+	b.click("Create Secret")
+	b.waitText("Saved API key “" + keyName + "” as secret “" + secret + "”.")
+	if v, err := read(); err != nil || v != plain {
+		t.Fatalf("secret %s = %q, %v; want the new key", secret, v, err)
+	}
+}
+
 func (b *tab) login(token string) {
 	b.t.Helper()
 	b.open("/")
@@ -282,22 +302,10 @@ func TestConsoleInTheBrowser(t *testing.T) {
 		t.Fatalf("the new key dialog shows %q", plain)
 	}
 
-	// Copy API Key puts the key on the clipboard.
-	b.click("Copy API Key")
-	b.waitText("Copied to the clipboard.")
-	if got := eval[string](b, `navigator.clipboard.readText()`); got != plain {
-		t.Errorf("clipboard holds %q, want the new key", got)
-	}
-
-	// Save As Secret → New Secret → Create Secret.
-	b.click("Save As Secret")
-	b.waitText("New Secret")
-	b.fill("Name", "orders-ci-key")
-	b.click("Create Secret")
-	b.waitText("Saved API key “ci-deploy” as secret “orders-ci-key”.")
-	if _, v, err := ks.ReadSecret(ctx, owner, "orders-ci-key"); err != nil || v != plain {
-		t.Fatalf("secret orders-ci-key = %q, %v; want the new key", v, err)
-	}
+	copyThenSave(t, b, plain, "ci-deploy", "orders-ci-key", func() (string, error) {
+		_, v, err := ks.ReadSecret(ctx, owner, "orders-ci-key")
+		return v, err
+	})
 	if b.hasText(plain) || eval[bool](b, fmt.Sprintf(`document.documentElement.outerHTML.includes(%q)`, plain)) {
 		t.Errorf("the key is still in the page after the flow ended")
 	}

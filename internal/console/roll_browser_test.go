@@ -89,19 +89,10 @@ func TestRollInTheBrowser(t *testing.T) {
 	if d := old.ExpiresAt.Sub(time.Now()); d < 23*time.Hour || d > 25*time.Hour {
 		t.Errorf("the old key now expires in %v, want about 24h", d)
 	}
-	b.click("Copy API Key")
-	b.waitText("Copied to the clipboard.")
-	if got := eval[string](b, `navigator.clipboard.readText()`); got != plain {
-		t.Errorf("clipboard holds %q, want the new key", got)
-	}
-	b.click("Save As Secret")
-	b.waitText("New Secret")
-	b.fill("Name", "orders-ci-key")
-	b.click("Create Secret")
-	b.waitText("Saved API key “ci-deploy” as secret “orders-ci-key”.")
-	if _, v, err := ks.ReadSecret(ctx, owner, "orders-ci-key"); err != nil || v != plain {
-		t.Fatalf("secret orders-ci-key = %q, %v; want the new key", v, err)
-	}
+	copyThenSave(t, b, plain, "ci-deploy", "orders-ci-key", func() (string, error) {
+		_, v, err := ks.ReadSecret(ctx, owner, "orders-ci-key")
+		return v, err
+	})
 	if eval[bool](b, fmt.Sprintf(`document.documentElement.outerHTML.includes(%q)`, plain)) {
 		t.Errorf("the key is still in the page after the flow ended")
 	}

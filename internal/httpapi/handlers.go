@@ -10,6 +10,8 @@ import (
 )
 
 // Wire shapes. Times are RFC 3339 in UTC; absent times are null.
+// internal/client repeats them on purpose (it depends on the API alone);
+// api/openapi.yaml is the contract both are tested against.
 
 type userJSON struct {
 	ID        string    `json:"id"`

@@ -52,12 +52,7 @@ func testExpiringKeys(t *testing.T, s *store.Store) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ids := []string{}
-		for _, k := range keys {
-			ids = append(ids, k.ID)
-		}
-		slices.Sort(ids)
-		return ids
+		return sortedIDs(keys)
 	}
 	want := []string{soon.ID, edge.ID}
 	slices.Sort(want)

@@ -31,11 +31,7 @@ func testKeysByHashes(t *testing.T, s *store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ids []string
-	for _, k := range keys {
-		ids = append(ids, k.ID)
-	}
-	slices.Sort(ids)
+	ids := sortedIDs(keys)
 	want := []string{ka.ID, kb.ID, gone.ID}
 	slices.Sort(want)
 	if !slices.Equal(ids, want) {
@@ -132,11 +128,7 @@ func testMarkLeakedNotifies(t *testing.T, s *store.Store) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var ids []string
-		for _, k := range keys {
-			ids = append(ids, k.ID)
-		}
-		slices.Sort(ids)
+		ids := sortedIDs(keys)
 		slices.Sort(c.want)
 		if !slices.Equal(ids, c.want) {
 			t.Fatalf("ListKeys(leaked %v) = %v; want %v", c.leaked, ids, c.want)
@@ -188,4 +180,15 @@ func testConcurrentLeakReports(t *testing.T, s *store.Store) {
 	if err != nil || total != len(leaks) || len(evs) != len(leaks) {
 		t.Fatalf("%d concurrent reports of %d keys: %d revocations, %d events (%v); want %d of each", len(changed), len(leaks), total, len(evs), err, len(leaks))
 	}
+}
+
+// sortedIDs are the ids of keys, sorted, for comparing lists whose order
+// is not what is tested.
+func sortedIDs(keys []store.Key) []string {
+	ids := []string{}
+	for _, k := range keys {
+		ids = append(ids, k.ID)
+	}
+	slices.Sort(ids)
+	return ids
 }
