@@ -24,9 +24,16 @@ func run(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	appkeysBin = filepath.Join(dir, "appkeys")
-	// A plain build (no -race): the binary under test is the one users run,
-	// and the race detector would slow the load the kill interrupts.
-	cmd := exec.Command(goTool(), "build", "-o", appkeysBin, "github.com/appkeys/appkeys/cmd/appkeys")
+	// The binary is built the way these tests are. Under -race (make test)
+	// it reuses the packages the other -race tests compiled, where a plain
+	// build would compile the module, Caddy and SQLite once more (minutes
+	// on a cold machine), and the detector watches the service under the
+	// load the kill interrupts. Without -race it is the binary users run.
+	args := []string{"build", "-o", appkeysBin}
+	if raceBuild {
+		args = append(args, "-race")
+	}
+	cmd := exec.Command(goTool(), append(args, "github.com/appkeys/appkeys/cmd/appkeys")...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "crashtest: go build ./cmd/appkeys:", err)

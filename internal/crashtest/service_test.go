@@ -91,6 +91,14 @@ func tryStart(t testing.TB, dataDir, database, name string) (*service, error) {
 		s.state = cmd.ProcessState
 		close(s.done)
 	}()
+	// Registered first, so it runs after the kill: a -race build reports a
+	// data race in its own log and nowhere else.
+	t.Cleanup(func() {
+		b, err := os.ReadFile(logPath)
+		if i := bytes.Index(b, []byte("WARNING: DATA RACE")); err == nil && i >= 0 {
+			t.Errorf("the service reported a data race:\n%s", b[i:min(len(b), i+4096)])
+		}
+	})
 	t.Cleanup(s.kill)
 
 	c, err := client.New(s.URL, "", client.WithTimeout(time.Second))
