@@ -43,31 +43,7 @@ func TestReloadsUnderLoad(t *testing.T) {
 	allowed := func() float64 {
 		return metric(adminMetrics(t), "appkey_auth_requests_total", "app", a.ID, "result", "allowed")
 	}
-	var (
-		mu       sync.Mutex
-		answers  = map[string]int{}
-		wg       sync.WaitGroup
-		stopLoad = make(chan struct{})
-	)
-	for range 4 {
-		wg.Go(func() {
-			for {
-				select {
-				case <-stopLoad:
-					return
-				default:
-				}
-				got, err := s.try(base, "X-API-Key", k.PlainKey)
-				key := fmt.Sprint(got.status)
-				if err != nil {
-					key = "error: " + err.Error()
-				}
-				mu.Lock()
-				answers[key]++
-				mu.Unlock()
-			}
-		})
-	}
+	stopLoad := s.steadyLoad(base, k.PlainKey, 4)
 
 	for i := 1; i <= 20; i++ {
 		before := allowed()
@@ -77,10 +53,7 @@ func TestReloadsUnderLoad(t *testing.T) {
 		}
 		waitFor(t, 10*time.Second, fmt.Sprintf("requests counted after reload %d", i), func() bool { return allowed() >= before+8 })
 	}
-	close(stopLoad)
-	wg.Wait()
-
-	mu.Lock()
+	answers := stopLoad()
 	total, failed := 0, 0
 	for ans, n := range answers {
 		total += n
@@ -99,7 +72,6 @@ func TestReloadsUnderLoad(t *testing.T) {
 	if failed*100 > total {
 		t.Errorf("%d of %d requests failed in transport during reloads", failed, total)
 	}
-	mu.Unlock()
 	if v := p.verifies.Load(); v > int64(engines) {
 		t.Errorf("%d verify calls for one key over %d engines: the cache did not survive reloads", v, engines)
 	}
@@ -172,31 +144,7 @@ func TestVerifierTokenSwapUnderLoad(t *testing.T) {
 	allowed := func() float64 {
 		return metric(adminMetrics(t), "appkey_auth_requests_total", "app", a.ID, "result", "allowed")
 	}
-	var (
-		mu       sync.Mutex
-		answers  = map[string]int{}
-		wg       sync.WaitGroup
-		stopLoad = make(chan struct{})
-	)
-	for range 8 {
-		wg.Go(func() {
-			for {
-				select {
-				case <-stopLoad:
-					return
-				default:
-				}
-				got, err := s.try(site, "X-API-Key", k.PlainKey)
-				key := fmt.Sprint(got.status)
-				if err != nil {
-					key = "error: " + err.Error()
-				}
-				mu.Lock()
-				answers[key]++
-				mu.Unlock()
-			}
-		})
-	}
+	stopLoad := s.steadyLoad(site, k.PlainKey, 8)
 	ctx := context.Background()
 	minted, err := s.owner.MintVerifierToken(ctx, a.ID, time.Hour)
 	if err != nil {
@@ -224,11 +172,7 @@ func TestVerifierTokenSwapUnderLoad(t *testing.T) {
 	// A key the sidecar never saw verifies with the new token.
 	fresh := s.key(nil, a.ID, time.Now().Add(time.Hour))
 	s.waitStatus(site, fresh.PlainKey, 200, 5*time.Second)
-	close(stopLoad)
-	wg.Wait()
-
-	mu.Lock()
-	defer mu.Unlock()
+	answers := stopLoad()
 	total, failed, fivexx := 0, 0, 0
 	for ans, n := range answers {
 		total += n
@@ -254,5 +198,42 @@ func TestVerifierTokenSwapUnderLoad(t *testing.T) {
 	}
 	if h := p.heads.Load(); h != 1 {
 		t.Errorf("%d feed subscriptions started, want 1 across the swap", h)
+	}
+}
+
+// steadyLoad sends key to site from n clients, one request after another,
+// until the returned stop is called; stop returns how each request was
+// answered: by status ("200", "401", …), or "error: …" for a transport
+// failure.
+func (s *stack) steadyLoad(site Site, key string, n int) (stop func() map[string]int) {
+	var (
+		mu      sync.Mutex
+		answers = map[string]int{}
+		wg      sync.WaitGroup
+		done    = make(chan struct{})
+	)
+	for range n {
+		wg.Go(func() {
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				got, err := s.try(site, "X-API-Key", key)
+				ans := fmt.Sprint(got.status)
+				if err != nil {
+					ans = "error: " + err.Error()
+				}
+				mu.Lock()
+				answers[ans]++
+				mu.Unlock()
+			}
+		})
+	}
+	return func() map[string]int {
+		close(done)
+		wg.Wait()
+		return answers
 	}
 }

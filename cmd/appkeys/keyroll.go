@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -55,39 +54,9 @@ it at once. Secrets that hold the old key get the new one; with
 }
 
 func printRolledKey(cmd *cobra.Command, asJSON bool, k *client.RolledKey) error {
-	out := cmd.OutOrStdout()
-	if asJSON {
-		if k.PlainKey != "" {
-			fmt.Fprintln(cmd.ErrOrStderr(), keyOnceNotice)
-		}
-		return printJSON(out, k)
-	}
 	prev := k.Previous.ID + " revoked"
 	if k.Previous.State != client.StateRevoked {
 		prev = k.Previous.ID + " works until " + k.Previous.ExpiresAt.UTC().Format("2006-01-02 15:04:05 UTC")
 	}
-	if err := printFields(out, [][2]string{
-		{"ID", k.ID},
-		{"NAME", k.Name},
-		{"APP", appLabel(k.Key)},
-		{"PREFIX", k.Prefix},
-		{"STATE", stateLabel(k.Key)},
-		{"EXPIRES", fmtTime(k.ExpiresAt)},
-		{"PREVIOUS", prev},
-	}); err != nil {
-		return err
-	}
-	var err error
-	switch {
-	case len(k.Secrets) > 0:
-		names := make([]string, len(k.Secrets))
-		for i, n := range k.Secrets {
-			names[i] = cell(n)
-		}
-		_, err = fmt.Fprintf(out, "\nThe new key was saved into secret %s and is not shown; read it with: appkeys secrets get %s\n",
-			strings.Join(names, ", "), names[0])
-	case k.PlainKey != "":
-		_, err = fmt.Fprintf(out, "\n%s\n\n%s\n", k.PlainKey, keyOnceNotice)
-	}
-	return err
+	return printNewKey(cmd, asJSON, k, k.Key, k.PlainKey, k.Secrets, [2]string{"PREVIOUS", prev})
 }

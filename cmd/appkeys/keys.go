@@ -56,7 +56,11 @@ printed; read it back with "appkeys secrets get".`,
 				// whatever the service sends.
 				k.PlainKey = ""
 			}
-			return printCreatedKey(cmd, flags.json(), k)
+			var saved []string
+			if k.SecretName != "" {
+				saved = []string{k.SecretName}
+			}
+			return printNewKey(cmd, flags.json(), k, k.Key, k.PlainKey, saved)
 		},
 	}
 	create.Flags().StringVar(&app, "app", "", "the app: its id (app_…) or its name")
@@ -158,33 +162,41 @@ from now (7d, 36h): the ones to roll or replace before their clients get
 	return group
 }
 
-func printCreatedKey(cmd *cobra.Command, asJSON bool, k *client.CreatedKey) error {
+// printNewKey prints a key just made, created or rolled (answer is the
+// whole API answer, k its key): as JSON, the notice beside it on standard
+// error, or as fields (more after the key's own), then the key alone on
+// its line, so it can be copied whole, or the secrets it went to instead.
+func printNewKey(cmd *cobra.Command, asJSON bool, answer any, k client.Key, plain string, secrets []string, more ...[2]string) error {
 	out := cmd.OutOrStdout()
 	if asJSON {
 		// stdout stays one JSON document; the notice goes beside it.
-		if k.PlainKey != "" {
+		if plain != "" {
 			fmt.Fprintln(cmd.ErrOrStderr(), keyOnceNotice)
 		}
-		return printJSON(out, k)
+		return printJSON(out, answer)
 	}
-	if err := printFields(out, [][2]string{
+	fields := append([][2]string{
 		{"ID", k.ID},
 		{"NAME", k.Name},
-		{"APP", appLabel(k.Key)},
+		{"APP", appLabel(k)},
 		{"PREFIX", k.Prefix},
-		{"STATE", stateLabel(k.Key)},
+		{"STATE", stateLabel(k)},
 		{"EXPIRES", fmtTime(k.ExpiresAt)},
-	}); err != nil {
+	}, more...)
+	if err := printFields(out, fields); err != nil {
 		return err
 	}
 	var err error
 	switch {
-	case k.SecretName != "":
+	case len(secrets) > 0:
+		names := make([]string, len(secrets))
+		for i, n := range secrets {
+			names[i] = cell(n)
+		}
 		_, err = fmt.Fprintf(out, "\nThe key was saved into secret %s and is not shown; read it with: appkeys secrets get %s\n",
-			cell(k.SecretName), cell(k.SecretName))
-	case k.PlainKey != "":
-		// The key alone on its line, so it can be copied whole.
-		_, err = fmt.Fprintf(out, "\n%s\n\n%s\n", k.PlainKey, keyOnceNotice)
+			strings.Join(names, ", "), names[0])
+	case plain != "":
+		_, err = fmt.Fprintf(out, "\n%s\n\n%s\n", plain, keyOnceNotice)
 	}
 	return err
 }
