@@ -60,3 +60,49 @@ func TestKeyLookup(t *testing.T) {
 		t.Fatal("a looked-up key reached the logs")
 	}
 }
+
+// TestKeyLookupIsAudited: looking up a key is an incident step an
+// organization's owners must be able to see afterwards: who asked, and
+// which of their keys it was. A lookup that matched nothing of theirs
+// (another organization's key, or no key) is recorded too, naming no key:
+// neither the string asked about nor another organization's key id.
+func TestKeyLookupIsAudited(t *testing.T) {
+	w := newWorld(t)
+	k := w.createKey(w.member, w.appB.ID, "ci")
+	_, err := w.owner.LookupKey(ctx(t), k.PlainKey)
+	must(t, err)
+
+	org2, err := w.client(w.svc.AdminToken).CreateOrg(ctx(t), client.CreateOrgRequest{Name: "Other", OwnerEmail: "boss@other.example"})
+	must(t, err)
+	other := w.client(org2.Owner.Token)
+	w.do("POST", "/v1/keys/lookup", org2.Owner.Token, map[string]string{"key": k.PlainKey}).WantError(http.StatusNotFound, "not_found")
+
+	lookups := func(c *client.Client) []client.AuditRecord {
+		t.Helper()
+		recs, err := c.ListAudit(ctx(t), 100)
+		must(t, err)
+		var out []client.AuditRecord
+		for _, r := range recs {
+			if r.Action == "key.lookup" {
+				out = append(out, r)
+			}
+			if strings.Contains(r.Target+r.Detail, k.PlainKey) || strings.Contains(r.Target+r.Detail, k.PlainKey[4:]) {
+				t.Errorf("an audit record holds the looked-up key: %+v", r)
+			}
+		}
+		return out
+	}
+	mine := lookups(w.owner)
+	if len(mine) != 1 || mine[0].Target != k.ID || mine[0].Actor != w.ownerID {
+		t.Errorf("the owner's lookup is audited as %+v; want one key.lookup of %s by %s", mine, k.ID, w.ownerID)
+	}
+	theirs := lookups(other)
+	if len(theirs) != 1 || theirs[0].Target != "" || theirs[0].Actor != org2.Owner.ID {
+		t.Errorf("the other org's lookup is audited as %+v; want one key.lookup naming no key", theirs)
+	}
+	for _, r := range theirs {
+		if strings.Contains(r.Target+r.Detail, k.ID) {
+			t.Errorf("another organization's audit log names our key: %+v", r)
+		}
+	}
+}

@@ -29,12 +29,30 @@ func (s *Service) LookupKey(ctx context.Context, c Caller, key string) (Key, err
 	notFound := errorf(KindNotFound, "no key of your organization matches")
 	k, err := s.store.KeyByHash(ctx, hashes...)
 	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return Key{}, notFound
+	case errors.Is(err, store.ErrNotFound), err == nil && k.OrgID != u.OrgID:
+		// Audited too, naming nothing: neither the string asked about nor
+		// another organization's key.
+		return Key{}, s.auditLookup(ctx, u, "", notFound)
 	case err != nil:
 		return Key{}, s.storeErr(err)
-	case k.OrgID != u.OrgID:
-		return Key{}, notFound
+	}
+	if err := s.auditLookup(ctx, u, k.ID, nil); err != nil {
+		return Key{}, err
 	}
 	return keyOf(k, s.now()), nil
+}
+
+// auditLookup records that u looked up a key (target, "" when nothing of
+// theirs matched), so an organization's owners can retrace an incident;
+// it answers answer unless the record could not be written.
+func (s *Service) auditLookup(ctx context.Context, u *User, target string, answer error) error {
+	detail := "matched a key of the organization"
+	if target == "" {
+		detail = "matched no key of the organization"
+	}
+	err := s.store.RecordAudit(ctx, store.Audit{OrgID: u.OrgID, At: s.now().UTC(), Actor: u.ID, Action: "key.lookup", Target: target, Detail: detail})
+	if err != nil {
+		return s.storeErr(err)
+	}
+	return answer
 }

@@ -35,6 +35,13 @@ func addAudits(ctx context.Context, tx *sql.Tx, recs []Audit) error {
 	return nil
 }
 
+// RecordAudit writes an audit record on its own, for an act that changes
+// nothing else (a key lookup): acts that change data audit in their own
+// transaction instead.
+func (s *Store) RecordAudit(ctx context.Context, a Audit) error {
+	return classify(s.write(ctx, func(tx *sql.Tx) error { return addAudit(ctx, tx, a) }))
+}
+
 // ListAudit returns an organization's newest audit records, newest first.
 func (s *Store) ListAudit(ctx context.Context, orgID string, limit int) ([]Audit, error) {
 	records, err := queryAll(ctx, s.db, func(row rowScanner) (Audit, error) {
