@@ -51,6 +51,8 @@ type options struct {
 	sources  int
 	database string
 	keep     bool
+
+	repollWait, repollWindow time.Duration
 }
 
 func main() {
@@ -62,6 +64,8 @@ func main() {
 	flag.DurationVar(&o.idle, "idle", 3*time.Second, "idle window measured before the writes (the baseline subtracted from them)")
 	flag.IntVar(&o.sources, "sources", 8, "client source addresses (127.0.0.2 and up) the long-polls are spread over")
 	flag.StringVar(&o.database, "database", "", "run the service on this empty PostgreSQL database instead of SQLite")
+	flag.DurationVar(&o.repollWait, "repoll-wait", 2*time.Second, "after each size's writes, the same subscribers long-poll with this wait to time re-polls (0: skip)")
+	flag.DurationVar(&o.repollWindow, "repoll-window", 10*time.Second, "how long re-polls are measured")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (the service's log and data)")
 	harness.Main("fanout benchmark", func(ctx context.Context) error {
 		for _, f := range strings.Split(*sizes, ",") {
@@ -173,6 +177,12 @@ func run(ctx context.Context, o options) error {
 			s.err = err
 			fmt.Fprintf(os.Stderr, "%d subscribers: %v\n", s.n, err)
 			break
+		}
+		if o.repollWait > 0 {
+			if err := measureRepoll(ctx, o, svc, apps[:(s.n+o.perApp-1)/o.perApp], s); err != nil {
+				s.repoll.err = err
+				fmt.Fprintf(os.Stderr, "%d subscribers, re-polls: %v\n", s.n, err)
+			}
 		}
 		fmt.Fprintf(os.Stderr, "%d subscribers: feed reads/write %.2f, wake p50 %s p99 %s, %s per subscriber, CPU/write %v\n",
 			s.n, s.feedPerWrite, ms(quantile(s.wake, 0.5)), ms(quantile(s.wake, 0.99)), kib(s.goPerSub), s.cpuPerWrite.Round(time.Microsecond))

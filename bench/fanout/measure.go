@@ -62,6 +62,9 @@ type size struct {
 	byKind              map[string]float64
 	opsPerWrite         float64 // every store operation per write, net
 	idleFeedPerSec      float64
+	idleOpsPerSec       float64 // every store operation per second, idle
+	idleCPU             float64 // service CPU seconds per second, idle
+	repoll              repoll
 	cpuPerWrite         time.Duration // net of the idle rate
 	wake, revoke        []time.Duration
 	missed              int // revocations not at every subscriber within 5 s
@@ -181,8 +184,10 @@ func measure(ctx context.Context, o options, svc *service, owner *client.Client,
 		s.byKind[k] = netGrowth(idle0, idle1, w0, w1, fmt.Sprintf("%s{read=%q}", feedReads, k)) / writes
 	}
 	s.opsPerWrite = netGrowth(idle0, idle1, w0, w1, storeOps) / writes
-	idleCPU := float64(idle1.cpu-idle0.cpu) / idle1.at.Sub(idle0.at).Seconds()
-	s.cpuPerWrite = time.Duration((float64(w1.cpu-w0.cpu) - idleCPU*w1.at.Sub(w0.at).Seconds()) / writes)
+	idleSecs := idle1.at.Sub(idle0.at).Seconds()
+	s.idleCPU = float64(idle1.cpu-idle0.cpu) / idleSecs
+	s.idleOpsPerSec = (idle1.m[storeOps] - idle0.m[storeOps]) / idleSecs
+	s.cpuPerWrite = time.Duration((float64(w1.cpu-w0.cpu) - s.idleCPU*w1.at.Sub(w0.at).Seconds()) / writes)
 	s.empty, s.foreign = p.empty.Load(), p.foreign.Load()
 	if err := p.err(); err != nil {
 		return err

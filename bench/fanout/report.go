@@ -57,6 +57,22 @@ func report(w io.Writer, o options, store string, hard uint64, sizes []size, loa
 	}
 	fmt.Fprintln(w, "- Store reads and CPU are net of the idle rate measured just before the writes (the head poll); \"all store ops\" counts every store operation (feed reads, the revoke's write, verifier-token lookups of the re-polls).")
 	fmt.Fprintln(w, "- Memory per idle subscriber: growth of the service's Go heap in use plus goroutine stacks (and of its RSS) from before the long-polls were opened to all of them waiting, divided by their number.")
+	if o.repollWait > 0 {
+		fmt.Fprintf(w, "\nRe-polls: the same subscribers with wait=%v, so that every wait runs out with no news and the subscriber asks again at once (a sidecar does this once per wait, 30 s by default); measured over %v, net of the idle rate.\n\n", o.repollWait, o.repollWindow)
+		fmt.Fprintln(w, "| subscribers | re-polls / s | CPU / re-poll | store ops / re-poll | feed store reads / re-poll |")
+		fmt.Fprintln(w, "| ---: | ---: | ---: | ---: | ---: |")
+		for _, s := range sizes {
+			if s.err != nil {
+				continue
+			}
+			if s.repoll.err != nil {
+				fmt.Fprintf(w, "| %d | not measured: %v ||||\n", s.n, s.repoll.err)
+				continue
+			}
+			fmt.Fprintf(w, "| %d | %.0f | %.1f µs | %.2f | %.2f |\n", s.n, s.repoll.perSec,
+				float64(s.repoll.cpuPerPoll)/float64(time.Microsecond), s.repoll.opsPerPoll, s.repoll.readsPoll)
+		}
+	}
 	for _, s := range sizes {
 		if s.n == 10_000 {
 			fmt.Fprintf(w, "\nGoals at 10,000 subscribers: store reads per write %.2f (≤ 2: %s); wake p99 %s (< 50 ms: %s); memory per idle subscriber %s (< 16 KiB: %s).\n",
