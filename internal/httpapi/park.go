@@ -274,10 +274,17 @@ func (b *bufferedResponse) writeTo(conn net.Conn, keep bool) error {
 	b.header.Set("Content-Length", strconv.Itoa(b.body.Len()))
 	resp := &http.Response{StatusCode: b.status, ProtoMajor: 1, ProtoMinor: 1, Header: b.header,
 		ContentLength: int64(b.body.Len()), Body: io.NopCloser(&b.body), Close: !keep}
+	// One write: Response.Write writes each header line on its own, which
+	// on a raw connection would be a system call and a packet apiece.
+	var out bytes.Buffer
+	out.Grow(512 + b.body.Len())
+	if err := resp.Write(&out); err != nil {
+		return err
+	}
 	if err := conn.SetWriteDeadline(time.Now().Add(parkedWriteTimeout)); err != nil {
 		return err
 	}
-	if err := resp.Write(conn); err != nil {
+	if _, err := conn.Write(out.Bytes()); err != nil {
 		return err
 	}
 	return conn.SetWriteDeadline(time.Time{})

@@ -2,6 +2,7 @@ package keyserver_test
 
 import (
 	"net"
+	"net/http"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -99,3 +100,31 @@ func liveBytes() int64 {
 	return int64(m.HeapAlloc + m.StackInuse)
 }
 
+
+// BenchmarkEmptyLongPoll measures a long-poll whose wait runs out with no
+// news, what every idle sidecar sends once per wait, parked and held: one
+// op is one request and its empty answer on a kept connection, with a 1 ns
+// wait, so the op is the overhead of asking and answering, parking
+// included, without the wait. Compare the two ns/op of one run.
+//
+//	go test -run '^$' -bench EmptyLongPoll -count 6 ./internal/keyserver
+func BenchmarkEmptyLongPoll(b *testing.B) {
+	for _, mode := range []string{"parked", "held"} {
+		b.Run(mode, func(b *testing.B) {
+			w := newParkWorld(b, servicetest.WithConfig(func(c *keyserver.Config) { c.HeldLongPolls = mode == "held" }))
+			head := w.head(b)
+			b.SetParallelism(4)
+			b.RunParallel(func(pb *testing.PB) {
+				c, br := dial(b, w.addr)
+				for pb.Next() {
+					c.SetDeadline(time.Now().Add(30 * time.Second))
+					w.poll(b, c, head, "1ns")
+					if resp, a := readAnswer(b, br); resp.StatusCode != http.StatusOK || a.Next != head {
+						b.Errorf("answer %d %+v", resp.StatusCode, a)
+						return
+					}
+				}
+			})
+		})
+	}
+}
