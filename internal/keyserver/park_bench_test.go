@@ -100,7 +100,6 @@ func liveBytes() int64 {
 	return int64(m.HeapAlloc + m.StackInuse)
 }
 
-
 // BenchmarkEmptyLongPoll measures a long-poll whose wait runs out with no
 // news, what every idle sidecar sends once per wait, parked and held: one
 // op is one request and its empty answer on a kept connection, with a 1 ns
