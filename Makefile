@@ -70,14 +70,15 @@ bench-sidecar:
 	$(GO) run ./bench/sidecar $(SIDECAR_FLAGS)
 
 # The change feed with 1,000, 10,000 and 30,000 long-polls on one key
-# service (SQLite): store reads, wake latency, memory and CPU (2 to 4
-# minutes); FANOUT_FLAGS=-h lists the knobs.
+# service (SQLite): store reads, wake latency, memory and CPU, with waiting
+# long-polls parked and held side by side (5 to 8 minutes); FANOUT_FLAGS=-h
+# lists the knobs.
 bench-fanout:
 	$(GO) run ./bench/fanout $(FANOUT_FLAGS)
 
 # The same on a throwaway PostgreSQL 15 cluster.
 bench-fanout-pg:
-	scripts/with-postgres.sh sh -c 'go run ./bench/fanout -database "$$APPKEYS_TEST_DATABASE_URL" $(FANOUT_FLAGS)'
+	scripts/with-postgres.sh sh -c 'go run ./bench/fanout -database "$$APPKEYS_TEST_DATABASE_URL" -long-polls parked $(FANOUT_FLAGS)'
 
 # Revocation through replica B reaching a sidecar that follows replica A's
 # feed, two replicas on a throwaway PostgreSQL 15 cluster, writers on both

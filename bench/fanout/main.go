@@ -18,7 +18,11 @@
 // Both processes need a file descriptor per long-poll: the harness raises
 // its RLIMIT_NOFILE to the hard limit (the service, a Go program, raises
 // its own), and a size over what the hard limit allows runs at the largest
-// size that fits, and says so. A run takes 2 to 4 minutes.
+// size that fits, and says so.
+//
+// It measures each size twice, side by side, with a service of its own
+// each: waiting long-polls parked off net/http (the default) and held in
+// net/http (--park-long-polls=false). A run takes 5 to 8 minutes.
 //
 //	go run ./bench/fanout [-subscribers 1000,10000,30000] [-database postgres://…]
 package main
@@ -31,6 +35,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -53,6 +58,7 @@ type options struct {
 	keep     bool
 
 	repollWait, repollWindow time.Duration
+	modes                    []string // "parked", "held": how the service keeps waiting long-polls
 }
 
 func main() {
@@ -67,7 +73,14 @@ func main() {
 	flag.DurationVar(&o.repollWait, "repoll-wait", 2*time.Second, "after each size's writes, the same subscribers long-poll with this wait to time re-polls (0: skip)")
 	flag.DurationVar(&o.repollWindow, "repoll-window", 10*time.Second, "how long re-polls are measured")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (the service's log and data)")
+	modes := flag.String("long-polls", "parked,held", "how the service keeps waiting long-polls, each measured in turn with a service of its own: parked (off net/http, the default) and held (in net/http, --park-long-polls=false)")
 	harness.Main("fanout benchmark", func(ctx context.Context) error {
+		for _, m := range strings.Split(*modes, ",") {
+			if m = strings.TrimSpace(m); m != "parked" && m != "held" {
+				return fmt.Errorf("-long-polls: %q is neither parked nor held", m)
+			}
+			o.modes = append(o.modes, strings.TrimSpace(m))
+		}
 		for _, f := range strings.Split(*sizes, ",") {
 			n, err := strconv.Atoi(strings.TrimSpace(f))
 			if err != nil || n < 1 {
@@ -97,6 +110,9 @@ func run(ctx context.Context, o options) error {
 	if o.perApp < 1 || o.writes < 1 || o.interval <= 0 || o.sources < 1 || o.sources > 200 {
 		return errors.New("-per-app, -writes, -interval and -sources (at most 200) must be positive")
 	}
+	if o.database != "" && len(o.modes) > 1 {
+		return errors.New("-database: the service needs an empty database for each -long-polls mode; name one mode")
+	}
 	hard, err := raiseFileLimit()
 	if err != nil {
 		return fmt.Errorf("raise RLIMIT_NOFILE: %w", err)
@@ -111,11 +127,6 @@ func run(ctx context.Context, o options) error {
 		}
 		sizes = append(sizes, size{asked: n, n: min(n, fit)})
 	}
-	largest := 0
-	for _, s := range sizes {
-		largest = max(largest, s.n)
-	}
-
 	dir, err := os.MkdirTemp("", "appkeys-bench-fanout-")
 	if err != nil {
 		return err
@@ -129,15 +140,33 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
+	for _, mode := range o.modes {
+		if err := runMode(ctx, o, mode, bin, filepath.Join(dir, mode), hard, slices.Clone(sizes)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// runMode measures every size on a service of its own that keeps waiting
+// long-polls as mode says, and reports them.
+func runMode(ctx context.Context, o options, mode, bin, dir string, hard uint64, sizes []size) error {
+	largest := 0
+	for _, s := range sizes {
+		largest = max(largest, s.n)
+	}
 	ports, err := harness.FreePorts(1)
 	if err != nil {
 		return err
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", ports[0])
 	data := filepath.Join(dir, "data")
-	args := []string{"serve", "--addr", addr, "--data", data, "--log-level", "warn"}
+	args := []string{"serve", "--addr", addr, "--data", data, "--log-level", "warn", "--park-long-polls=" + strconv.FormatBool(mode == "parked")}
 	if o.database != "" {
 		args = append(args, "--database", o.database)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
 	}
 	ks, err := harness.Start("appkeys", dir, bin, nil, args...)
 	if err != nil {
@@ -191,7 +220,7 @@ func run(ctx context.Context, o options) error {
 	if o.database != "" {
 		store = "PostgreSQL"
 	}
-	report(os.Stdout, o, store, hard, sizes, loadBefore, harness.Loadavg(), time.Since(started))
+	report(os.Stdout, o, store+", long-polls "+mode, hard, sizes, loadBefore, harness.Loadavg(), time.Since(started))
 	return nil
 }
 

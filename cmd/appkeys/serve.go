@@ -35,6 +35,8 @@ type serveFlags struct {
 	leakKeysURL     string
 	leakKeysFile    string
 	leakAction      string
+	parkLongPolls   bool
+	serve           bool // these flags are registered (up has none of them)
 }
 
 func (f *serveFlags) register(cmd *cobra.Command, defaultAddr string) {
@@ -51,6 +53,7 @@ func (f *serveFlags) register(cmd *cobra.Command, defaultAddr string) {
 
 // registerServe adds the flags of `serve` alone.
 func (f *serveFlags) registerServe(cmd *cobra.Command) {
+	f.serve = true
 	fl := cmd.Flags()
 	fl.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate (chain) to serve HTTPS with; needs --tls-key")
 	fl.StringVar(&f.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
@@ -59,6 +62,7 @@ func (f *serveFlags) registerServe(cmd *cobra.Command) {
 	fl.StringSliceVar(&f.trustedProxies, "trusted-proxies", nil, "proxies whose X-Forwarded-Proto is believed: CIDRs, addresses or private_ranges (comma-separated or repeated)")
 	fl.StringVar(&f.leakKeysURL, "leak-keys-url", keyserver.GitHubLeakKeysURL, "where the public keys that sign GitHub's secret scanning leak reports (POST /v1/leaks/github) are read; empty refuses every report")
 	fl.StringVar(&f.leakKeysFile, "leak-keys-file", "", "read those public keys from this file instead (GitHub's meta/public_keys/secret_scanning document), for air-gapped installs")
+	fl.BoolVar(&f.parkLongPolls, "park-long-polls", true, "take waiting HTTP/1.1 long-polls on /v1/events off net/http while they wait, which holds each in a fraction of the memory; false keeps them in net/http (for comparison)")
 	fl.StringVar(&f.leakAction, "leak-action", "revoke", "what a verified leak report does to a live key: revoke (at once, reason leaked) or notify (keep it working, marked leaked)")
 }
 
@@ -132,6 +136,7 @@ func (f *serveFlags) config(stderr io.Writer) (keyserver.Config, error) {
 		MetricsAddr:        f.metricsAddr,
 		TLSCertFile:        f.tlsCert,
 		TLSKeyFile:         f.tlsKey,
+		HeldLongPolls:      f.serve && !f.parkLongPolls,
 		Addr:               f.addr,
 		DataDir:            f.data,
 		DatabaseURL:        db,

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,6 +44,8 @@ type Server struct {
 	leaks   *leakMetrics
 	scrape  http.Handler // the registry's /metrics
 	handler http.Handler
+	parking *parking     // nil: long-polls wait in net/http
+	parked  atomic.Int64 // long-polls parked now
 }
 
 // route is one endpoint of the API.
@@ -110,6 +113,10 @@ func New(svc *keyservice.Service, opts Options) *Server {
 	}
 	s.metrics = newMetrics(reg, svc)
 	s.leaks = newLeakMetrics(reg)
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "appkeys_feed_parked",
+		Help: "Long-polls of the change feed waiting off net/http now (parked: their connection holds no buffers or handler goroutine); part of appkeys_feed_waiting.",
+	}, func() float64 { return float64(s.parked.Load()) }))
 	for _, rt := range routes {
 		h := rt.handle
 		if rt.auth {
@@ -220,7 +227,10 @@ func RequestID(ctx context.Context) string {
 
 type statusWriter struct {
 	http.ResponseWriter
-	status int
+	status  int
+	pattern string    // the route, for the request's metrics and log
+	start   time.Time // when the request came in
+	parked  bool      // the request's connection was taken from net/http: it answers, counts and logs itself
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -252,11 +262,11 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		w.Header().Set("X-Request-Id", id)
 		ctx := context.WithValue(r.Context(), requestIDKey, id)
 		r = r.WithContext(ctx)
-		sw := &statusWriter{ResponseWriter: w}
 		_, pattern := s.mux.Handler(r)
 		if pattern == "" || pattern == "/v1/" {
 			pattern = "unmatched"
 		}
+		sw := &statusWriter{ResponseWriter: w, pattern: pattern, start: start}
 		defer func() {
 			if p := recover(); p != nil {
 				if p == http.ErrAbortHandler {
@@ -267,21 +277,9 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 					writeErr(sw, http.StatusInternalServerError, "internal", "internal error (request "+id+")")
 				}
 			}
-			status := sw.status
-			if status == 0 {
-				status = http.StatusOK
+			if !sw.parked {
+				s.record(r, pattern, sw.status, start)
 			}
-			d := time.Since(start)
-			s.metrics.observeRequest(pattern, status, d)
-			level := slog.LevelInfo
-			if status >= 500 {
-				level = slog.LevelError
-			} else if pattern == "POST /v1/verify" || pattern == "GET /v1/events" || pattern == "GET /metrics" || strings.HasPrefix(pattern, "GET /healthz") || strings.HasPrefix(pattern, "GET /readyz") {
-				level = slog.LevelDebug // the sidecars' and probes' traffic would drown the rest
-			}
-			s.log.LogAttrs(ctx, level, "request", slog.String("request_id", id), slog.String("method", r.Method),
-				slog.String("route", pattern), slog.String("path", logPath(r.URL.Path)), slog.Int("status", status),
-				slog.Duration("duration", d))
 		}()
 		limit := int64(MaxBodyBytes)
 		if pattern == leakRoute {
@@ -297,6 +295,24 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(sw, r)
 	})
+}
+
+// record counts and logs a request answered with status (0: 200).
+func (s *Server) record(r *http.Request, pattern string, status int, start time.Time) {
+	if status == 0 {
+		status = http.StatusOK
+	}
+	d := time.Since(start)
+	s.metrics.observeRequest(pattern, status, d)
+	level := slog.LevelInfo
+	if status >= 500 {
+		level = slog.LevelError
+	} else if pattern == "POST /v1/verify" || pattern == "GET /v1/events" || pattern == "GET /metrics" || strings.HasPrefix(pattern, "GET /healthz") || strings.HasPrefix(pattern, "GET /readyz") {
+		level = slog.LevelDebug // the sidecars' and probes' traffic would drown the rest
+	}
+	s.log.LogAttrs(r.Context(), level, "request", slog.String("request_id", RequestID(r.Context())), slog.String("method", r.Method),
+		slog.String("route", pattern), slog.String("path", logPath(r.URL.Path)), slog.Int("status", status),
+		slog.Duration("duration", d))
 }
 
 // logPath hides path segments that carry a key or a token: a user who pastes

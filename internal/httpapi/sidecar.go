@@ -61,6 +61,15 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		}
 		wait = d
 	}
+	if wait > 0 && after != nil && s.park(w, r, after, wait) {
+		return
+	}
+	s.answerEvents(w, r, after, wait)
+}
+
+// answerEvents answers a call on the feed: at once, or when an event of
+// the caller's app comes or the wait runs out.
+func (s *Server) answerEvents(w http.ResponseWriter, r *http.Request, after *int64, wait time.Duration) {
 	events, next, err := s.svc.Events(r.Context(), caller(r), after, wait)
 	if err != nil {
 		s.fail(w, r, err)

@@ -74,6 +74,9 @@ type Config struct {
 	// (chain) and its key: the service then speaks HTTPS only. Sidecars
 	// trust a private CA with the module's ca_file.
 	TLSCertFile, TLSKeyFile string
+	// HeldLongPolls keeps waiting long-polls in net/http, as before they
+	// parked (httpapi.ParkingListener): for measuring one against the other.
+	HeldLongPolls bool
 }
 
 // Bootstrap tells what an empty store was given on first start.
@@ -98,6 +101,7 @@ type Server struct {
 	MetricsURL string
 
 	http    *http.Server
+	api     *httpapi.Server
 	metrics *http.Server // nil without MetricsAddr
 	cancel  context.CancelFunc
 	done    chan struct{}
@@ -243,13 +247,21 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		defer close(s.done)
 		svc.Run(runCtx)
 	}()
-	go func() {
-		if tlsConfig != nil {
-			s.served <- s.http.ServeTLS(ln, "", "")
-			return
-		}
-		s.served <- s.http.Serve(ln)
-	}()
+	// Long-polls park off net/http while they wait (httpapi.ParkingListener),
+	// on plain HTTP/1.1 and on TLS alike: the TLS listener is made here,
+	// under the parking one, as ServeTLS would make it, so that a connection
+	// handed back is not wrapped twice.
+	if tlsConfig != nil {
+		s.http.TLSConfig.NextProtos = []string{"h2", "http/1.1"}
+		ln = tls.NewListener(ln, s.http.TLSConfig)
+	}
+	s.api = api
+	if !cfg.HeldLongPolls {
+		parking := httpapi.NewParkingListener(ln)
+		api.Park(runCtx, parking)
+		ln = parking
+	}
+	go func() { s.served <- s.http.Serve(ln) }()
 	return s, nil
 }
 
@@ -257,7 +269,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 // ended), flushes last-used times and closes the store.
 func (s *Server) Close(ctx context.Context) error {
 	s.cancel() // ends long-polls, whose context derives from runCtx
-	err := s.http.Shutdown(ctx)
+	// Parked long-polls answer and hand their connections back to the
+	// server, which Shutdown then closes as idle.
+	err := s.api.WaitParked(ctx)
+	err = errors.Join(err, s.http.Shutdown(ctx))
 	if s.metrics != nil {
 		err = errors.Join(err, s.metrics.Shutdown(ctx))
 	}
