@@ -35,6 +35,7 @@ type serveFlags struct {
 	leakKeysURL     string
 	leakKeysFile    string
 	leakAction      string
+	usageRetention  time.Duration
 }
 
 func (f *serveFlags) register(cmd *cobra.Command, defaultAddr string) {
@@ -60,6 +61,7 @@ func (f *serveFlags) registerServe(cmd *cobra.Command) {
 	fl.StringVar(&f.leakKeysURL, "leak-keys-url", keyserver.GitHubLeakKeysURL, "where the public keys that sign GitHub's secret scanning leak reports (POST /v1/leaks/github) are read; empty refuses every report")
 	fl.StringVar(&f.leakKeysFile, "leak-keys-file", "", "read those public keys from this file instead (GitHub's meta/public_keys/secret_scanning document), for air-gapped installs")
 	fl.StringVar(&f.leakAction, "leak-action", "revoke", "what a verified leak report does to a live key: revoke (at once, reason leaked) or notify (keep it working, marked leaked)")
+	fl.DurationVar(&f.usageRetention, "usage-retention", keyserver.DefaultUsageRetention, "how long the hourly request counts the sidecars report are kept (older hours are pruned in the background)")
 }
 
 func (f *serveFlags) config(stderr io.Writer) (keyserver.Config, error) {
@@ -121,6 +123,9 @@ func (f *serveFlags) config(stderr io.Writer) (keyserver.Config, error) {
 			return keyserver.Config{}, fmt.Errorf("invalid --leak-keys-url %q: use an http(s) URL such as %s", leakURL, keyserver.GitHubLeakKeysURL)
 		}
 	}
+	if f.usageRetention < 0 || (f.usageRetention > 0 && f.usageRetention < time.Hour) {
+		return keyserver.Config{}, fmt.Errorf("invalid --usage-retention %s: use at least 1h, such as 2160h (90 days)", f.usageRetention)
+	}
 	if f.leakAction != "" && f.leakAction != "revoke" && f.leakAction != "notify" { // "": up, which has no such flag
 		return keyserver.Config{}, fmt.Errorf("invalid --leak-action %q: use revoke or notify", f.leakAction)
 	}
@@ -129,6 +134,7 @@ func (f *serveFlags) config(stderr io.Writer) (keyserver.Config, error) {
 		LeakKeysURL:        leakURL,
 		LeakKeysFile:       f.leakKeysFile,
 		LeakAction:         f.leakAction,
+		UsageRetention:     f.usageRetention,
 		MetricsAddr:        f.metricsAddr,
 		TLSCertFile:        f.tlsCert,
 		TLSKeyFile:         f.tlsKey,
