@@ -100,4 +100,3 @@ func (s *Server) appUsage(w http.ResponseWriter, r *http.Request) {
 	})
 	writeJSON(w, http.StatusOK, map[string]any{"app_id": id, "from": from, "to": to, "keys": out})
 }
-
