@@ -1,0 +1,82 @@
+package e2e
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/appkeys/appkeys/internal/client"
+)
+
+// keyUsage sums a key's requests over the last day, as the API reads them.
+func (s *stack) keyUsage(keyID string) client.UsageCount {
+	s.t.Helper()
+	u, err := s.owner.KeyUsage(context.Background(), keyID, time.Time{}, time.Time{})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	var sum client.UsageCount
+	for _, p := range u.Points {
+		sum.Allowed += p.Allowed
+		sum.RateLimited += p.RateLimited
+		sum.Forbidden += p.Forbidden
+	}
+	return sum
+}
+
+func (s *stack) sendN(site Site, key string, n int) {
+	s.t.Helper()
+	for range n {
+		if a := s.get(site, "X-API-Key", key); a.status != 200 {
+			s.t.Fatalf("a good key: %d %s", a.status, a.body)
+		}
+	}
+}
+
+// TestUsageReachesTheKeyService: requests through a real Caddy show up in
+// the key service's usage per key within 15 s (the sidecar reports every
+// second here, every 10 s by default), cache hits included, and raise the
+// key's Last Used. A reload with the same settings keeps the counts in the
+// sidecar's pool; a reload with new settings and the final unload make
+// the old reporter send what it holds: every request counted exactly once.
+func TestUsageReachesTheKeyService(t *testing.T) {
+	s := newStack(t)
+	a := s.app("counted")
+	k1 := s.key(nil, a.ID, time.Now().Add(time.Hour))
+	k2 := s.key(nil, a.ID, time.Now().Add(time.Hour))
+	site := s.site(a, "usage_interval 1s")
+	s.load(s.ks.URL, site)
+
+	s.sendN(site, k1.PlainKey, 25) // one verify, then cache hits
+	s.sendN(site, k2.PlainKey, 5)
+	waitFor(t, 15*time.Second, "usage of 25 and 5 requests", func() bool {
+		return s.keyUsage(k1.ID).Allowed == 25 && s.keyUsage(k2.ID).Allowed == 5
+	})
+	keys, err := s.owner.ListAppKeys(context.Background(), a.ID, client.StateAny)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		if k.LastUsedAt == nil || time.Since(*k.LastUsedAt) > time.Minute {
+			t.Errorf("key %s: Last Used %v after requests a moment ago", k.Name, k.LastUsedAt)
+		}
+	}
+
+	// Reloads: the same settings (the reporter stays), then a long
+	// interval (a new reporter; the old one reports at its cleanup).
+	s.sendN(site, k1.PlainKey, 10)
+	s.load(s.ks.URL, site)
+	s.sendN(site, k1.PlainKey, 10)
+	long := site
+	long.Auth = []string{"usage_interval 1h"}
+	s.load(s.ks.URL, long)
+	s.sendN(long, k1.PlainKey, 10)
+	s.unload() // the 1h reporter reports at shutdown
+	waitFor(t, 15*time.Second, "usage of 55 requests", func() bool { return s.keyUsage(k1.ID).Allowed >= 55 })
+	if got := s.keyUsage(k1.ID); got.Allowed != 55 || got.RateLimited != 0 || got.Forbidden != 0 {
+		t.Fatalf("after reloads and shutdown: %+v, want exactly 55 allowed", got)
+	}
+	if d := metric(adminMetrics(t), "appkey_auth_usage_dropped_total", "app", a.ID); d != 0 {
+		t.Fatalf("%v requests dropped with the key service up", d)
+	}
+}
