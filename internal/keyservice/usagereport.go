@@ -192,3 +192,19 @@ func (s *Service) pruneUsage(ctx context.Context) {
 		s.log.Info("pruned hourly usage buckets", "count", n)
 	}
 }
+
+// GetKey returns a key of the caller's organization, revoked or not, with
+// its state at the service's clock and its freshest Last Used. Another
+// organization's key is not found.
+func (s *Service) GetKey(ctx context.Context, c Caller, id string) (Key, error) {
+	u, err := c.user()
+	if err != nil {
+		return Key{}, err
+	}
+	k, err := s.store.GetKey(ctx, u.OrgID, id)
+	if err != nil {
+		return Key{}, s.notFound(err, "key %s not found", id)
+	}
+	k.LastUsedAt = s.usage.latest(k.ID, k.LastUsedAt)
+	return keyOf(k, s.now()), nil
+}
