@@ -67,7 +67,7 @@ func TestKeyPageShowsUsage(t *testing.T) {
 		t.Fatalf("GET /keys/%s = %d", w.used.ID, code)
 	}
 	for _, want := range []string{"busy-key", w.used.ID, "orders-fn", "Active", "Last used", "1,234", "63", `role="img"`,
-		"<title id=\"usage-chart-title\">", "1,234 allowed and 63 limited", "requests / hour", "The numbers, hour by hour"} {
+		"<title id=\"usage-chart-title\">", "1,234 allowed and 63 limited", "requests per hour", "The numbers, hour by hour"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("the key page lacks %q", want)
 		}

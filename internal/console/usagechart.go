@@ -13,7 +13,7 @@ const (
 	chartW, chartH    = 720, 260
 	chartLeft         = 56 // room for the y labels
 	chartRight        = 12
-	chartTop          = 16
+	chartTop          = 30
 	chartBottom       = 40 // room for the hour labels
 	chartPlotW        = chartW - chartLeft - chartRight
 	chartPlotH        = chartH - chartTop - chartBottom
@@ -52,12 +52,13 @@ type chartTick struct {
 	Label string
 }
 
-// niceTop is the y axis's top for a peak: four ticks of a step of 1, 2
-// or 5 times a power of ten, the smallest that reaches the peak.
+// niceTop is the y axis's top for a peak: four ticks of a step of 1, 2, 3, 4, 5, 6
+// or 8 times a power of ten, the smallest that reaches the peak (the peak
+// bar then fills more than half the height).
 func niceTop(peak int64) int64 {
 	need := max((peak+3)/4, 1)
 	for p := int64(1); ; p *= 10 {
-		for _, m := range []int64{1, 2, 5} {
+		for _, m := range []int64{1, 2, 3, 4, 5, 6, 8} {
 			if m*p >= need {
 				return 4 * m * p
 			}
