@@ -2,11 +2,72 @@ package e2e
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/appkeys/appkeys/internal/client"
+	"github.com/appkeys/appkeys/internal/console"
+	"github.com/appkeys/appkeys/internal/keyserver"
+	"github.com/appkeys/appkeys/internal/servicetest"
 )
+
+// consoleUser is someone logged in to the key service's web console.
+type consoleUser struct {
+	t    *testing.T
+	base string
+	c    *http.Client
+}
+
+var loginCSRF = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+func loginConsole(t *testing.T, base, token string) *consoleUser {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	u := &consoleUser{t: t, base: base, c: &http.Client{Jar: jar, Timeout: 15 * time.Second}}
+	m := loginCSRF.FindStringSubmatch(u.get("/login"))
+	if m == nil {
+		t.Fatal("the login page has no CSRF token")
+	}
+	resp, err := u.c.PostForm(base+"/login", url.Values{"csrf": {m[1]}, "token": {token}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return u
+}
+
+func (u *consoleUser) get(path string) string {
+	u.t.Helper()
+	resp, err := u.c.Get(u.base + path)
+	if err != nil {
+		u.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		u.t.Fatalf("GET %s: %d", path, resp.StatusCode)
+	}
+	return string(b)
+}
+
+var chartBar = regexp.MustCompile(`data-allowed="(\d+)" data-limited="(\d+)"`)
+
+// chartAllowed sums the allowed requests the key page's chart draws.
+func (u *consoleUser) chartAllowed(keyID string) int {
+	u.t.Helper()
+	n := 0
+	for _, m := range chartBar.FindAllStringSubmatch(u.get("/keys/"+keyID), -1) {
+		a, _ := strconv.Atoi(m[1])
+		n += a
+	}
+	return n
+}
 
 // keyUsage sums a key's requests over the last day, as the API reads them.
 func (s *stack) keyUsage(keyID string) client.UsageCount {
@@ -34,13 +95,13 @@ func (s *stack) sendN(site Site, key string, n int) {
 }
 
 // TestUsageReachesTheKeyService: requests through a real Caddy show up in
-// the key service's usage per key within 15 s (the sidecar reports every
+// the key service's usage per key, and in the console's chart, within 15 s (the sidecar reports every
 // second here, every 10 s by default), cache hits included, and raise the
 // key's Last Used. A reload with the same settings keeps the counts in the
 // sidecar's pool; a reload with new settings and the final unload make
 // the old reporter send what it holds: every request counted exactly once.
 func TestUsageReachesTheKeyService(t *testing.T) {
-	s := newStack(t)
+	s := newStack(t, servicetest.WithConfig(func(c *keyserver.Config) { c.Console = console.Mount }))
 	a := s.app("counted")
 	k1 := s.key(nil, a.ID, time.Now().Add(time.Hour))
 	k2 := s.key(nil, a.ID, time.Now().Add(time.Hour))
@@ -52,6 +113,9 @@ func TestUsageReachesTheKeyService(t *testing.T) {
 	waitFor(t, 15*time.Second, "usage of 25 and 5 requests", func() bool {
 		return s.keyUsage(k1.ID).Allowed == 25 && s.keyUsage(k2.ID).Allowed == 5
 	})
+	// The console's chart draws the same within the same bound.
+	web := loginConsole(t, s.ks.URL, s.ks.OwnerToken)
+	waitFor(t, 15*time.Second, "the console's chart of 25 requests", func() bool { return web.chartAllowed(k1.ID) == 25 })
 	keys, err := s.owner.ListAppKeys(context.Background(), a.ID, client.StateAny)
 	if err != nil {
 		t.Fatal(err)
