@@ -110,12 +110,34 @@ func TestUsageReachesTheKeyService(t *testing.T) {
 
 	s.sendN(site, k1.PlainKey, 25) // one verify, then cache hits
 	s.sendN(site, k2.PlainKey, 5)
+	// Refused keys count nowhere: not another app's key, not a revoked
+	// one, not a made-up one (a guessing client cannot fill the counts).
+	other := s.key(nil, s.app("other").ID, time.Now().Add(time.Hour))
+	gone := s.key(nil, a.ID, time.Now().Add(time.Hour))
+	if err := s.owner.RevokeKey(context.Background(), gone.ID); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{other.PlainKey, gone.PlainKey, newBadKey(t)} {
+		if got := s.get(site, "X-API-Key", bad); got.status != 401 {
+			t.Fatalf("a refused key: %d", got.status)
+		}
+	}
 	waitFor(t, 15*time.Second, "usage of 25 and 5 requests", func() bool {
 		return s.keyUsage(k1.ID).Allowed == 25 && s.keyUsage(k2.ID).Allowed == 5
 	})
 	// The console's chart draws the same within the same bound.
 	web := loginConsole(t, s.ks.URL, s.ks.OwnerToken)
 	waitFor(t, 15*time.Second, "the console's chart of 25 requests", func() bool { return web.chartAllowed(k1.ID) == 25 })
+	totals, err := s.owner.AppUsage(context.Background(), a.ID, time.Time{}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(totals.Keys) != 2 {
+		t.Fatalf("the app's usage lists %+v; want k1 and k2 alone", totals.Keys)
+	}
+	if u := s.keyUsage(other.ID); u.Total() != 0 {
+		t.Fatalf("another app's key, refused here, counted %+v", u)
+	}
 	keys, err := s.owner.ListAppKeys(context.Background(), a.ID, client.StateAny)
 	if err != nil {
 		t.Fatal(err)

@@ -183,3 +183,50 @@ func TestUsageCloseWithKeyServiceAway(t *testing.T) {
 		t.Fatalf("dropped %d at close, want 1", obs.dropped.Load())
 	}
 }
+
+// blockingSink is a key service that holds every report until released.
+type blockingSink struct {
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (s *blockingSink) ReportUsage(ctx context.Context, keys []UsageCount) error {
+	s.entered <- struct{}{}
+	select {
+	case <-s.release:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// A slow key service never holds up the request path: while a report
+// hangs, requests are still counted, into the next batch.
+func TestUsageCountingNeverWaitsForTheKeyService(t *testing.T) {
+	sink := &blockingSink{entered: make(chan struct{}), release: make(chan struct{})}
+	obs := &usageObs{}
+	u, err := NewUsage(UsageConfig{Timeout: time.Hour}, sink, obs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Count("key_a", OutcomeAllowed)
+	done := make(chan error)
+	go func() { done <- u.Flush(context.Background()) }()
+	<-sink.entered // the report hangs at the key service
+	for range 10_000 {
+		u.Count("key_a", OutcomeAllowed)
+		u.Count("key_b", OutcomeForbidden)
+	}
+	close(sink.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for range sink.entered {
+		}
+	}()
+	if err := u.Flush(context.Background()); err != nil || obs.reported.Load() != 20_001 {
+		t.Fatalf("reported %d of 20,001 requests, %v", obs.reported.Load(), err)
+	}
+	close(sink.entered)
+}
