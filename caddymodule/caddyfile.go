@@ -45,6 +45,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    tls_server_name      <name>      # name the key service's certificate must carry
 //	    failed_attempts      <n>/<duration> | off  # bad keys per client address; default 20/1m
 //	    trusted_networks     <cidr|private_ranges...>  # never throttled; repeatable
+//	    usage_interval       <duration>  # how often request counts are reported; default 10s
+//	    usage_drop_after     <duration>  # counts wait this long for an absent key service; default 5m
 //	}
 //
 // Each setting but trusted_networks may be given once; a second line for
@@ -102,6 +104,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 					err = d.Errf("failed_attempts: %v", err)
 				}
 			}
+		case "usage_interval":
+			err = durationArg(d, &h.UsageInterval)
+		case "usage_drop_after":
+			err = durationArg(d, &h.UsageDropAfter)
 		case "trusted_networks": // repeatable: each line adds
 			if !d.NextArg() {
 				return d.ArgErr()

@@ -119,6 +119,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 
 // admit lets the request with a valid key through, naming the key.
 func (h *Handler) admit(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, d verify.Decision) error {
+	h.countUsage(d.KeyID, verify.OutcomeAllowed)
 	// One allocation for both values; each slice is capped at its own, so
 	// an append to one never writes into the other.
 	v := &[2]string{d.KeyID, d.AppID}

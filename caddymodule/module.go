@@ -44,6 +44,8 @@ const (
 	DefaultFeedDownRevalidate = 30 * time.Second
 	DefaultFailedAttempts     = 20
 	DefaultFailedWindow       = time.Minute
+	DefaultUsageInterval      = 10 * time.Second
+	DefaultUsageDropAfter     = 5 * time.Minute
 )
 
 // Handler lets a request through only with a live API key of the configured
@@ -148,11 +150,24 @@ type Handler struct {
 	// balancer's address.
 	TrustedNetworks []string `json:"trusted_networks,omitempty"`
 
+	// UsageInterval is how often the requests counted per key and
+	// outcome are reported to the key service (POST /v1/usage), and at
+	// shutdown. Default 10s.
+	UsageInterval caddy.Duration `json:"usage_interval,omitempty"`
+
+	// UsageDropAfter is how long counts wait for a key service that does
+	// not take them before they are dropped (counted in
+	// appkey_auth_usage_dropped_total). Default 5m.
+	UsageDropAfter caddy.Duration `json:"usage_drop_after,omitempty"`
+
 	logger  *zap.Logger
 	header  string // canonical form of Header
 	engine  *pooledEngine
 	poolKey string
 	metrics *handlerMetrics
+
+	usage    *pooledUsage
+	usageKey string
 
 	throttle    *verify.Throttle // nil when off
 	throttleKey string
@@ -239,6 +254,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.engine, h.poolKey = v.(*pooledEngine), key
 	h.engine.hold(h, token)
+	if err := h.provisionUsage(s); err != nil {
+		return err
+	}
 	return h.provisionThrottle()
 }
 
@@ -299,6 +317,8 @@ func (h *Handler) setDefaults() {
 	setDuration(&h.StaleIfError, DefaultStaleIfError)
 	setDuration(&h.Timeout, DefaultTimeout)
 	setDuration(&h.FeedDownRevalidate, DefaultFeedDownRevalidate)
+	setDuration(&h.UsageInterval, DefaultUsageInterval)
+	setDuration(&h.UsageDropAfter, DefaultUsageDropAfter)
 	if h.FailedAttempts == nil {
 		h.FailedAttempts = new(FailedAttempts)
 	}
@@ -332,7 +352,8 @@ func (h *Handler) validate() error {
 		return fmt.Errorf("appkey_auth: header %q is not a valid header name", h.Header)
 	case h.CacheSize < 0:
 		return errors.New("appkey_auth: cache_size must be positive")
-	case h.CacheTTL < 0 || h.NegativeTTL < 0 || h.StaleIfError < 0 || h.Timeout < 0 || h.FeedDownRevalidate < 0:
+	case h.CacheTTL < 0 || h.NegativeTTL < 0 || h.StaleIfError < 0 || h.Timeout < 0 || h.FeedDownRevalidate < 0 ||
+		h.UsageInterval < 0 || h.UsageDropAfter < 0:
 		return errors.New("appkey_auth: durations must not be negative")
 	case (h.CAFile != "" || h.TLSServerName != "") && u.Scheme != "https":
 		return fmt.Errorf("appkey_auth: ca_file and tls_server_name need an https:// key_service, got %q", h.KeyService)
@@ -360,6 +381,11 @@ func (h *Handler) Cleanup() error {
 	}
 	h.engine.release(h)
 	_, err := engines.Delete(h.poolKey)
+	if h.usageKey != "" {
+		h.usage.tokens.release(h)
+		_, uerr := usages.Delete(h.usageKey)
+		err = errors.Join(err, uerr)
+	}
 	if h.throttleKey != "" {
 		_, terr := throttles.Delete(h.throttleKey)
 		err = errors.Join(err, terr)

@@ -158,7 +158,7 @@ from now (7d, 36h): the ones to roll or replace before their clients get
 	}
 	revoke.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
 
-	group.AddCommand(create, list, newKeysRollCmd(flags), revoke, newKeysLookupCmd(flags))
+	group.AddCommand(create, list, newKeysRollCmd(flags), revoke, newKeysLookupCmd(flags), newKeysUsageCmd(flags))
 	return group
 }
 

@@ -37,6 +37,7 @@ type serveFlags struct {
 	leakAction      string
 	parkLongPolls   bool
 	serve           bool // these flags are registered (up has none of them)
+	usageRetention  time.Duration
 }
 
 func (f *serveFlags) register(cmd *cobra.Command, defaultAddr string) {
@@ -64,6 +65,7 @@ func (f *serveFlags) registerServe(cmd *cobra.Command) {
 	fl.StringVar(&f.leakKeysFile, "leak-keys-file", "", "read those public keys from this file instead (GitHub's meta/public_keys/secret_scanning document), for air-gapped installs")
 	fl.BoolVar(&f.parkLongPolls, "park-long-polls", true, "take waiting HTTP/1.1 long-polls on /v1/events off net/http while they wait, which holds each in a fraction of the memory; false keeps them in net/http (for comparison)")
 	fl.StringVar(&f.leakAction, "leak-action", "revoke", "what a verified leak report does to a live key: revoke (at once, reason leaked) or notify (keep it working, marked leaked)")
+	fl.DurationVar(&f.usageRetention, "usage-retention", keyserver.DefaultUsageRetention, "how long the hourly request counts the sidecars report are kept (older hours are pruned in the background)")
 }
 
 func (f *serveFlags) config(stderr io.Writer) (keyserver.Config, error) {
@@ -125,6 +127,9 @@ func (f *serveFlags) config(stderr io.Writer) (keyserver.Config, error) {
 			return keyserver.Config{}, fmt.Errorf("invalid --leak-keys-url %q: use an http(s) URL such as %s", leakURL, keyserver.GitHubLeakKeysURL)
 		}
 	}
+	if f.usageRetention < 0 || (f.usageRetention > 0 && f.usageRetention < time.Hour) {
+		return keyserver.Config{}, fmt.Errorf("invalid --usage-retention %s: use at least 1h, such as 2160h (90 days)", f.usageRetention)
+	}
 	if f.leakAction != "" && f.leakAction != "revoke" && f.leakAction != "notify" { // "": up, which has no such flag
 		return keyserver.Config{}, fmt.Errorf("invalid --leak-action %q: use revoke or notify", f.leakAction)
 	}
@@ -133,6 +138,7 @@ func (f *serveFlags) config(stderr io.Writer) (keyserver.Config, error) {
 		LeakKeysURL:        leakURL,
 		LeakKeysFile:       f.leakKeysFile,
 		LeakAction:         f.leakAction,
+		UsageRetention:     f.usageRetention,
 		MetricsAddr:        f.metricsAddr,
 		TLSCertFile:        f.tlsCert,
 		TLSKeyFile:         f.tlsKey,

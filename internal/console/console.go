@@ -114,6 +114,7 @@ func (c *console) register(mux *http.ServeMux) {
 	mux.Handle("GET /apps/{id}/keys", c.authed(c.keysPage))
 	mux.Handle("POST /apps/{id}/keys", c.authed(c.createKey))
 	mux.Handle("GET /keys", c.authed(c.keysPage))
+	mux.Handle("GET /keys/{id}", c.authed(c.keyPage))
 	mux.Handle("POST /keys/{id}/revoke", c.authed(c.revokeKey))
 	mux.Handle("POST /keys/{id}/roll", c.authed(c.rollKey))
 	mux.Handle("POST /keys/lookup", c.authed(c.lookupKey))
@@ -224,6 +225,9 @@ func parsePages(assets map[string]string) map[string]*template.Template {
 		"iso":      func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 		"reason":   orphanReason,
 		"plural":   pluralWord,
+		"count":    groupDigits,
+		"add":      func(a, b int) int { return a + b },
+		"sub":      func(a, b int) int { return a - b },
 		// dict passes several values to a shared template.
 		"dict": func(kv ...any) map[string]any {
 			m := map[string]any{}
@@ -237,7 +241,7 @@ func parsePages(assets map[string]string) map[string]*template.Template {
 	pages := map[string]*template.Template{}
 	// A page's file, and the files of its dialogs.
 	files := map[string][]string{"keys": {"roll.html"}}
-	for _, name := range []string{"login", "home", "app", "keys", "error"} {
+	for _, name := range []string{"login", "home", "app", "keys", "error", "key"} {
 		t := template.Must(base.Clone())
 		for _, f := range append([]string{name + ".html"}, files[name]...) {
 			t = template.Must(t.ParseFS(templateFS, "templates/"+f))

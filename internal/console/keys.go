@@ -70,8 +70,15 @@ func (c *console) keysData(r *http.Request, req *request, appID, tab string) (*p
 				Rollable: k.State == keyservice.StateActive && k.RolledTo == ""})
 		}
 	}
+	recent, err := c.svc.RecentRequests(ctx, req.caller)
+	if err != nil {
+		c.log.Warn("console: read recent requests", "err", err)
+	}
 	for i := range v.Rows {
 		v.Rows[i].ToListed, v.Rows[i].FromListed = listed[v.Rows[i].RolledTo], listed[v.Rows[i].RolledFrom]
+		if v.Rows[i].Requests = recent[v.Rows[i].ID]; err != nil {
+			v.Rows[i].Requests = -1
+		}
 	}
 	v.Create = newKeyForm(c.svc.Now())
 	v.Roll = rollForm{Expires: v.Create.Expires, Choices: overlapChoices}

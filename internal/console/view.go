@@ -37,6 +37,8 @@ type pageData struct {
 	// App instance and keys views
 	App  *appRow
 	Keys *keysView
+	// Key is a key's detail page.
+	Key *keyView
 }
 
 type crumb struct {
@@ -110,6 +112,9 @@ type keyRow struct {
 	// ToListed and FromListed tell whether the keys this one was rolled
 	// to and from are rows of the same table, so their ids can link there.
 	ToListed, FromListed bool
+	// Requests is the key's requests of every outcome in the last 24
+	// hours, as the sidecars reported them; -1 when they could not be read.
+	Requests int64
 }
 
 // keyForm is the Create API Key dialog: its quick choices, and what the

@@ -18,6 +18,9 @@ type metrics struct {
 	// route's 429s in appkeys_http_requests_total are the same requests
 	// seen as HTTP, kept because every route has that series.
 	verifyThrottled prometheus.Counter
+	// usageReports counts the sidecars' usage reports taken; usageIgnored
+	// their entries for keys not of the reporting app.
+	usageReports, usageIgnored prometheus.Counter
 }
 
 func newMetrics(reg *prometheus.Registry, svc *keyservice.Service) *metrics {
@@ -39,12 +42,20 @@ func newMetrics(reg *prometheus.Registry, svc *keyservice.Service) *metrics {
 			Name: "appkeys_verify_throttled_total",
 			Help: "Verify calls refused with 429 because the app's budget of failed verifications was spent.",
 		}),
+		usageReports: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "appkeys_usage_reports_total",
+			Help: "Usage reports taken from sidecars (POST /v1/usage).",
+		}),
+		usageIgnored: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "appkeys_usage_ignored_entries_total",
+			Help: "Entries of usage reports left out because their key is not one of the reporting app's (another app's, another organization's, or none).",
+		}),
 	}
 	for _, c := range []string{keyservice.CodeValid, keyservice.CodeMalformed, keyservice.CodeNotFound, keyservice.CodeExpired,
 		keyservice.CodeRevoked, keyservice.CodeOrphaned, keyservice.CodeWrongApp} {
 		m.verifyResults.WithLabelValues(c)
 	}
-	reg.MustRegister(m.requests, m.duration, m.verifyResults, m.verifyThrottled, &keysCollector{svc: svc}, &feedCollector{svc: svc},
+	reg.MustRegister(m.requests, m.duration, m.verifyResults, m.verifyThrottled, m.usageReports, m.usageIgnored, &keysCollector{svc: svc}, &feedCollector{svc: svc},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -85,6 +85,9 @@ var routes = []route{
 	{"GET /v1/audit", (*Server).listAudit, true},
 	{"POST /v1/verify", (*Server).verify, true},
 	{"GET /v1/events", (*Server).events, true},
+	{"POST /v1/usage", (*Server).reportUsage, true},
+	{"GET /v1/keys/{id}/usage", (*Server).keyUsage, true},
+	{"GET /v1/apps/{id}/usage", (*Server).appUsage, true},
 	{"GET /healthz", (*Server).healthz, false},
 	{"GET /readyz", (*Server).readyz, false},
 }

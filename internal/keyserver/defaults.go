@@ -5,6 +5,7 @@ import "github.com/appkeys/appkeys/internal/keyservice"
 // Defaults of Config's fields left zero, for a command line to show.
 const (
 	DefaultVerifyFailureRate  = keyservice.DefaultVerifyFailureRate
+	DefaultUsageRetention     = keyservice.DefaultUsageRetention
 	DefaultVerifyFailureBurst = keyservice.DefaultVerifyFailureBurst
 	// GitHubLeakKeysURL is where GitHub publishes the keys that sign its
 	// secret scanning leak reports.

@@ -47,6 +47,9 @@ type Config struct {
 	Now func() time.Time
 	// FeedPoll overrides how often the feed head is polled.
 	FeedPoll time.Duration
+	// UsageRetention is how long hourly usage buckets are kept
+	// (keyservice.DefaultUsageRetention when zero).
+	UsageRetention time.Duration
 	// KeyCountEvery overrides how often keys are counted by state for
 	// metrics (keyservice.DefaultKeyCountEvery).
 	KeyCountEvery time.Duration
@@ -137,6 +140,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	svc, err := keyservice.New(keyservice.Config{
 		Store: st, MasterKey: master, MaxKeyLifetime: cfg.MaxKeyLifetime, Logger: log, Now: cfg.Now, FeedPoll: cfg.FeedPoll,
 		KeyCountEvery:     cfg.KeyCountEvery,
+		UsageRetention:    cfg.UsageRetention,
 		VerifyFailureRate: cfg.VerifyFailureRate, VerifyFailureBurst: cfg.VerifyFailureBurst,
 		LeakAction: cfg.LeakAction, LeakKeysURL: cfg.LeakKeysURL, LeakKeysFile: cfg.LeakKeysFile,
 		LeakReportRate: cfg.LeakReportRate, LeakReportBurst: cfg.LeakReportBurst,

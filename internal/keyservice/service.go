@@ -36,6 +36,9 @@ type Config struct {
 	FeedTail int
 	// UsageFlush is how often last-used times are written; 30s when zero.
 	UsageFlush time.Duration
+	// UsageRetention is how long hourly usage buckets are kept;
+	// DefaultUsageRetention when zero.
+	UsageRetention time.Duration
 	// KeyCountEvery is how often the keys are counted by state, for
 	// metrics; DefaultKeyCountEvery when zero.
 	KeyCountEvery time.Duration
@@ -61,23 +64,25 @@ type Config struct {
 
 // Service is the key service's domain logic.
 type Service struct {
-	store        *store.Store
-	keys         *keyring
-	hasher       *apikey.Hasher
-	now          func() time.Time
-	log          *slog.Logger
-	maxLifetime  time.Duration
-	retention    time.Duration
-	feedPoll     time.Duration
-	usageEvery   time.Duration
-	countEvery   time.Duration
-	keyCounts    keyCounts
-	feed         *feedTail
-	feedCounters feedCounters
-	usage        *usageTracker
-	vusage       *usageTracker // verifier tokens' last use
-	verifiers    *verifierCache
-	throttle     *failureThrottle
+	store       *store.Store
+	keys        *keyring
+	hasher      *apikey.Hasher
+	now         func() time.Time
+	log         *slog.Logger
+	maxLifetime time.Duration
+	retention   time.Duration
+	feedPoll    time.Duration
+	usageEvery  time.Duration
+	// usageRetention is how long hourly usage buckets are kept.
+	usageRetention time.Duration
+	countEvery     time.Duration
+	keyCounts      keyCounts
+	feed           *feedTail
+	feedCounters   feedCounters
+	usage          *usageTracker
+	vusage         *usageTracker // verifier tokens' last use
+	verifiers      *verifierCache
+	throttle       *failureThrottle
 	// Leak reports (leaks.go).
 	leakAction   string
 	leakKeys     *leakKeys
@@ -98,21 +103,22 @@ func New(cfg Config) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{
-		store:       cfg.Store,
-		keys:        kr,
-		hasher:      hasher,
-		now:         cfg.Now,
-		log:         cfg.Logger,
-		maxLifetime: cfg.MaxKeyLifetime,
-		retention:   cfg.EventRetention,
-		feedPoll:    cfg.FeedPoll,
-		usageEvery:  cfg.UsageFlush,
-		countEvery:  cfg.KeyCountEvery,
-		feed:        newFeedTail(cfg.FeedTail),
-		usage:       newUsageTracker(),
-		vusage:      newUsageTracker(),
-		verifiers:   newVerifierCache(),
-		throttle:    newFailureThrottle(cfg.VerifyFailureRate, cfg.VerifyFailureBurst),
+		store:          cfg.Store,
+		keys:           kr,
+		hasher:         hasher,
+		now:            cfg.Now,
+		log:            cfg.Logger,
+		maxLifetime:    cfg.MaxKeyLifetime,
+		retention:      cfg.EventRetention,
+		feedPoll:       cfg.FeedPoll,
+		usageEvery:     cfg.UsageFlush,
+		usageRetention: cfg.UsageRetention,
+		countEvery:     cfg.KeyCountEvery,
+		feed:           newFeedTail(cfg.FeedTail),
+		usage:          newUsageTracker(),
+		vusage:         newUsageTracker(),
+		verifiers:      newVerifierCache(),
+		throttle:       newFailureThrottle(cfg.VerifyFailureRate, cfg.VerifyFailureBurst),
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -144,6 +150,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	if s.usageEvery <= 0 {
 		s.usageEvery = 30 * time.Second
+	}
+	if s.usageRetention <= 0 {
+		s.usageRetention = DefaultUsageRetention
 	}
 	if s.countEvery <= 0 {
 		s.countEvery = DefaultKeyCountEvery
@@ -199,6 +208,7 @@ func (s *Service) housekeep(ctx context.Context) {
 				s.log.Info("pruned feed events", "count", n)
 			}
 			s.sweepConsoleSessions(ctx)
+			s.pruneUsage(ctx)
 		}
 	}
 }

@@ -44,6 +44,7 @@ type ClientConfig struct {
 type Client struct {
 	verifyURL string
 	eventsURL string
+	usageURL  string
 	// auth is the Authorization header value: swapped by SetToken while
 	// calls are in flight, so a rolled verifier token needs no new client
 	// (nor a new cache or feed subscriber).
@@ -99,6 +100,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	c := &Client{
 		verifyURL: base + "/v1/verify",
 		eventsURL: base + "/v1/events",
+		usageURL:  base + "/v1/usage",
 		http: &http.Client{
 			Transport: rt,
 			// A redirect would send the verifier token and keys to

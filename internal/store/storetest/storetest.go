@@ -48,6 +48,8 @@ func Run(t *testing.T, open Open) {
 	t.Run("MarkLeakedRevokes", func(t *testing.T) { testMarkLeakedRevokes(t, open(t)) })
 	t.Run("MarkLeakedNotifies", func(t *testing.T) { testMarkLeakedNotifies(t, open(t)) })
 	t.Run("ConcurrentLeakReports", func(t *testing.T) { testConcurrentLeakReports(t, open(t)) })
+	t.Run("Usage", func(t *testing.T) { testUsage(t, open(t)) })
+	t.Run("UsageFullBatch", func(t *testing.T) { testUsageFullBatch(t, open(t)) })
 }
 
 type fixture struct {
