@@ -44,6 +44,10 @@ const (
 	DefaultFeedDownRevalidate = 30 * time.Second
 	DefaultFailedAttempts     = 20
 	DefaultFailedWindow       = time.Minute
+	DefaultMaxVerifyCalls     = 64
+	// MaxMaxVerifyCalls bounds max_verify_calls: far above what one key
+	// service answers at once, low enough that a typo is caught.
+	MaxMaxVerifyCalls = 65536
 )
 
 // Handler lets a request through only with a live API key of the configured
@@ -148,6 +152,17 @@ type Handler struct {
 	// balancer's address.
 	TrustedNetworks []string `json:"trusted_networks,omitempty"`
 
+	// MaxVerifyCalls bounds the verify calls this sidecar has in flight to
+	// the key service at once, 64 by default; -1 lifts the bound. Past it,
+	// a request whose key is not cached queues for a free slot for as long
+	// as the request lasts: a client that gives up (or whose deadline
+	// passes) leaves the queue at once and is answered 503 with
+	// Retry-After, as when the key service is unreachable. Concurrent
+	// requests with the same key share one call and one place in the
+	// queue. It keeps a sidecar restarting cold in front of many distinct
+	// keys from opening a call per key at once.
+	MaxVerifyCalls int `json:"max_verify_calls,omitempty"`
+
 	logger  *zap.Logger
 	header  string // canonical form of Header
 	engine  *pooledEngine
@@ -230,6 +245,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			StaleIfError:       time.Duration(h.StaleIfError),
 			Timeout:            time.Duration(h.Timeout),
 			FeedDownRevalidate: time.Duration(h.FeedDownRevalidate),
+			MaxVerifyCalls:     h.MaxVerifyCalls,
 		},
 	}
 	key := s.poolKey()
@@ -299,6 +315,9 @@ func (h *Handler) setDefaults() {
 	setDuration(&h.StaleIfError, DefaultStaleIfError)
 	setDuration(&h.Timeout, DefaultTimeout)
 	setDuration(&h.FeedDownRevalidate, DefaultFeedDownRevalidate)
+	if h.MaxVerifyCalls == 0 {
+		h.MaxVerifyCalls = DefaultMaxVerifyCalls
+	}
 	if h.FailedAttempts == nil {
 		h.FailedAttempts = new(FailedAttempts)
 	}
@@ -336,6 +355,8 @@ func (h *Handler) validate() error {
 		return errors.New("appkey_auth: durations must not be negative")
 	case (h.CAFile != "" || h.TLSServerName != "") && u.Scheme != "https":
 		return fmt.Errorf("appkey_auth: ca_file and tls_server_name need an https:// key_service, got %q", h.KeyService)
+	case h.MaxVerifyCalls < -1 || h.MaxVerifyCalls > MaxMaxVerifyCalls:
+		return fmt.Errorf("appkey_auth: max_verify_calls must be 1 to %d, or -1 for no bound; got %d", MaxMaxVerifyCalls, h.MaxVerifyCalls)
 	case h.FailedAttempts != nil && (h.FailedAttempts.Limit < 0 || h.FailedAttempts.Window < 0):
 		return errors.New("appkey_auth: failed_attempts: limit and window must be positive")
 	}
