@@ -94,3 +94,11 @@ soak:
 # The same soak with the key service on a throwaway PostgreSQL 15 cluster.
 soak-pg:
 	scripts/with-postgres.sh sh -c 'go run ./bench/soak -database "$$APPKEYS_TEST_DATABASE_URL" $(SOAK_FLAGS)'
+
+# A sidecar restarting cold: a fresh Caddy with appkey_auth, 100,000 valid
+# keys all missing at once, with max_verify_calls 64 and without, side by
+# side (about 3 minutes, seeding included; -data DIR keeps the seeded keys
+# for later runs); COLDSTART_FLAGS=-h lists the knobs.
+.PHONY: bench-coldstart
+bench-coldstart:
+	$(GO) run ./bench/coldstart $(COLDSTART_FLAGS)
