@@ -10,7 +10,8 @@
 // The key service (`appkeys serve`, SQLite) runs as its own process, so its
 // CPU time is its own; it is seeded once with -keys valid keys of one app
 // (in this process, through the service's own CreateKey), then started
-// afresh for each phase on that data directory. Caddy (./cmd/caddy) runs as
+// afresh for each phase on that data directory, read once beforehand so
+// that no phase waits for the disk. Caddy (./cmd/caddy) runs as
 // its own process too, started afresh for each phase. Between the two sits
 // a counting proxy in this process, which counts the verify calls and
 // those in flight at once exactly, as the key service receives them.
