@@ -26,7 +26,7 @@ type window struct {
 	lat                                          []time.Duration // of every request sent in it; a timeout counts as -client-timeout
 	calls                                        int64           // verify calls the key service received
 	peak                                         int64           // most verify calls in flight at once
-	ksCPU, caddyCPU                              time.Duration
+	ksCPU, caddyCPU, harnessCPU                  time.Duration
 }
 
 // phase is one cold start with one max_verify_calls.
@@ -34,6 +34,10 @@ type phase struct {
 	cap     string
 	windows []window
 	peak    int64 // over the whole phase
+	// The key service's own view of its verifies, from its histogram: how
+	// many it served, their mean time, and how many took over 1 s.
+	served, slowServed float64
+	servedMean         time.Duration
 }
 
 // countingProxy forwards to the key service and counts its verify calls,
@@ -122,7 +126,20 @@ func (p *phase) run(ctx context.Context, o options, dir, data, ksBin, caddyBin s
 	}); err != nil {
 		return err
 	}
-	return p.load(ctx, o, "http://"+site+"/", s.keys, proxy, ks.PID, caddy.PID)
+	if err := p.load(ctx, o, "http://"+site+"/", s.keys, proxy, ks.PID, caddy.PID); err != nil {
+		return err
+	}
+	m, err := harness.Scrape(ctx, "http://"+ksAddr+"/metrics")
+	if err != nil {
+		return err
+	}
+	const series = `appkeys_http_request_duration_seconds_%s{route="POST /v1/verify"%s}`
+	p.served = m[fmt.Sprintf(series, "count", "")]
+	p.slowServed = p.served - m[fmt.Sprintf(series, "bucket", `,le="1"`)]
+	if p.served > 0 {
+		p.servedMean = time.Duration(m[fmt.Sprintf(series, "sum", "")] / p.served * float64(time.Second))
+	}
+	return nil
 }
 
 func caddyfile(admin, site, keyService, app, limit string) string {
@@ -176,6 +193,7 @@ func (p *phase) load(ctx context.Context, o options, target string, keys []strin
 	go func() {
 		ks0, _ := harness.CPUPrecise(ksPID)
 		c0, _ := harness.CPUPrecise(caddyPID)
+		h0, _ := harness.CPUPrecise(os.Getpid())
 		calls0 := proxy.calls.Load()
 		for i := range n {
 			t := time.NewTimer(time.Until(start.Add(time.Duration(i+1) * o.window)))
@@ -188,7 +206,8 @@ func (p *phase) load(ctx context.Context, o options, target string, keys []strin
 			}
 			ks1, err1 := harness.CPUPrecise(ksPID)
 			c1, err2 := harness.CPUPrecise(caddyPID)
-			if err := errors.Join(err1, err2); err != nil {
+			h1, err3 := harness.CPUPrecise(os.Getpid())
+			if err := errors.Join(err1, err2, err3); err != nil {
 				sampled <- err
 				return
 			}
@@ -196,10 +215,10 @@ func (p *phase) load(ctx context.Context, o options, target string, keys []strin
 			peak := proxy.peak.Swap(proxy.active.Load())
 			mu.Lock()
 			w := &p.windows[i]
-			w.calls, w.peak, w.ksCPU, w.caddyCPU = calls1-calls0, peak, ks1-ks0, c1-c0
+			w.calls, w.peak, w.ksCPU, w.caddyCPU, w.harnessCPU = calls1-calls0, peak, ks1-ks0, c1-c0, h1-h0
 			mu.Unlock()
 			p.peak = max(p.peak, peak)
-			ks0, c0, calls0 = ks1, c1, calls1
+			ks0, c0, h0, calls0 = ks1, c1, h1, calls1
 		}
 		sampled <- nil
 	}()
