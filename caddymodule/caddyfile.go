@@ -1,6 +1,8 @@
 package caddymodule
 
 import (
+	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -44,6 +46,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    ca_file              <path>      # PEM CA(s) for an https:// key_service; default: system roots
 //	    tls_server_name      <name>      # name the key service's certificate must carry
 //	    failed_attempts      <n>/<duration> | off  # bad keys per client address; default 20/1m
+//	    max_verify_calls     <n> | off   # verify calls in flight at once; default 64
 //	    trusted_networks     <cidr|private_ranges...>  # never throttled; repeatable
 //	    usage_interval       <duration>  # how often request counts are reported; default 10s
 //	    usage_drop_after     <duration>  # counts wait this long for an absent key service; default 5m
@@ -58,6 +61,10 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // it is checked, so no more than 20 are checked at once; the attempt comes
 // back when the key proves good or the key service cannot answer, and a
 // request abandoned before its answer keeps it.
+//
+// max_verify_calls 64 lets 64 verify calls be in flight at once; a request
+// whose key is not cached waits for a free slot as long as it lasts, and
+// gets 503 with Retry-After when it gives up first. off lifts the bound.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the directive's name
 	if d.NextArg() {
@@ -108,6 +115,14 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = durationArg(d, &h.UsageInterval)
 		case "usage_drop_after":
 			err = durationArg(d, &h.UsageDropAfter)
+		case "max_verify_calls":
+			var arg string
+			if arg, err = oneArg(d, h.MaxVerifyCalls != 0); err == nil {
+				h.MaxVerifyCalls, err = parseMaxVerifyCalls(arg)
+				if err != nil {
+					err = d.Errf("max_verify_calls: %v", err)
+				}
+			}
 		case "trusted_networks": // repeatable: each line adds
 			if !d.NextArg() {
 				return d.ArgErr()
@@ -175,6 +190,22 @@ func parseFailedAttempts(s string) (*FailedAttempts, error) {
 		return nil, errFailedAttempts(s)
 	}
 	return &FailedAttempts{Limit: limit, Window: caddy.Duration(window)}, nil
+}
+
+// parseMaxVerifyCalls reads a positive count up to MaxMaxVerifyCalls, or
+// `off` (-1, no bound).
+func parseMaxVerifyCalls(s string) (int, error) {
+	if s == "off" {
+		return -1, nil
+	}
+	n, err := strconv.Atoi(s)
+	switch {
+	case err != nil && errors.Is(err, strconv.ErrRange), err == nil && n > MaxMaxVerifyCalls:
+		return 0, fmt.Errorf("at most %d, got %q", MaxMaxVerifyCalls, s)
+	case err != nil || n <= 0:
+		return 0, fmt.Errorf("want a positive number or off, got %q", s)
+	}
+	return n, nil
 }
 
 type errFailedAttempts string

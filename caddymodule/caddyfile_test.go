@@ -28,6 +28,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		ca_file        /etc/appkeys/ca.pem
 		tls_server_name keys.internal
 		failed_attempts 5/30s
+		max_verify_calls 16
 		trusted_networks 10.0.0.0/8 192.0.2.7
 		trusted_networks 2001:db8::/32
 	}`)
@@ -40,7 +41,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		StaleIfError: caddy.Duration(time.Minute), Timeout: caddy.Duration(750 * time.Millisecond),
 		FeedDownRevalidate: caddy.Duration(20 * time.Second), CAFile: "/etc/appkeys/ca.pem", TLSServerName: "keys.internal",
 		FailedAttempts:  &FailedAttempts{Limit: 5, Window: caddy.Duration(30 * time.Second)},
-		TrustedNetworks: []string{"10.0.0.0/8", "192.0.2.7", "2001:db8::/32"}}
+		TrustedNetworks: []string{"10.0.0.0/8", "192.0.2.7", "2001:db8::/32"}, MaxVerifyCalls: 16}
 	if !reflect.DeepEqual(h, want) {
 		t.Fatalf("got %+v\nwant %+v", h, want)
 	}
@@ -59,7 +60,8 @@ func TestUnmarshalCaddyfileDefaults(t *testing.T) {
 	if h.Header != "X-API-Key" || h.CacheSize != 100000 || time.Duration(h.CacheTTL) != 5*time.Minute ||
 		time.Duration(h.NegativeTTL) != 10*time.Second || time.Duration(h.StaleIfError) != 5*time.Minute ||
 		time.Duration(h.Timeout) != 2*time.Second || time.Duration(h.FeedDownRevalidate) != 30*time.Second ||
-		*h.FailedAttempts != (FailedAttempts{Limit: 20, Window: caddy.Duration(time.Minute)}) || h.CAFile != "" || h.TrustedNetworks != nil {
+		*h.FailedAttempts != (FailedAttempts{Limit: 20, Window: caddy.Duration(time.Minute)}) || h.CAFile != "" || h.TrustedNetworks != nil ||
+		h.MaxVerifyCalls != 64 {
 		t.Fatalf("defaults: %+v", h)
 	}
 }
@@ -75,6 +77,19 @@ func TestUnmarshalCaddyfileThrottleOffAndPrivateRanges(t *testing.T) {
 	h.setDefaults()
 	if !h.FailedAttempts.Off || h.FailedAttempts.Limit != 0 || len(h.TrustedNetworks) < 4 || h.TrustedNetworks[0] != "192.168.0.0/16" {
 		t.Fatalf("got %+v, %v", h.FailedAttempts, h.TrustedNetworks)
+	}
+}
+
+// max_verify_calls off lifts the cap: -1 in JSON, which validate accepts
+// and setDefaults keeps.
+func TestUnmarshalCaddyfileMaxVerifyCallsOff(t *testing.T) {
+	h := Handler{KeyService: "http://ks:8700", App: "app_1", VerifierToken: "t"}
+	if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser("appkey_auth {\nmax_verify_calls off\n}")); err != nil {
+		t.Fatal(err)
+	}
+	h.setDefaults()
+	if h.MaxVerifyCalls != -1 || h.validate() != nil {
+		t.Fatalf("max_verify_calls off: %d, %v", h.MaxVerifyCalls, h.validate())
 	}
 }
 
@@ -104,6 +119,15 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		"appkey_auth {\ncache_ttl 1m\ncache_ttl 2m\n}":                "cache_ttl: given twice",
 		"appkey_auth {\nfailed_attempts off\nfailed_attempts 5/1m\n}": "failed_attempts: given twice",
 		"appkey_auth {\ncache_size 5\ncache_size 6\n}":                "cache_size: given twice",
+		// The cap on concurrent verify calls: a positive count or off.
+		"appkey_auth {\nmax_verify_calls 0\n}":                      "max_verify_calls: want a positive number or off, got \"0\"",
+		"appkey_auth {\nmax_verify_calls -4\n}":                     "max_verify_calls: want a positive number or off",
+		"appkey_auth {\nmax_verify_calls lots\n}":                   "max_verify_calls: want a positive number or off",
+		"appkey_auth {\nmax_verify_calls 1.5\n}":                    "max_verify_calls: want a positive number or off",
+		"appkey_auth {\nmax_verify_calls 99999999\n}":               "max_verify_calls: at most 65536",
+		"appkey_auth {\nmax_verify_calls\n}":                        "wrong argument count",
+		"appkey_auth {\nmax_verify_calls 8 16\n}":                   "wrong argument count",
+		"appkey_auth {\nmax_verify_calls 8\nmax_verify_calls 16\n}": "max_verify_calls: given twice",
 	} {
 		var h Handler
 		err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input))

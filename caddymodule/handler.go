@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -80,10 +81,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			// taken, or sending a key and hanging up would guess for free.
 			return err
 		}
-		if limited {
-			h.throttle.Refund(addr) // the key service's failure, not the client's
+		if limited && !errors.Is(r.Context().Err(), context.Canceled) {
+			// The key service's failure, not the client's. A client that
+			// hung up while queued for a verify slot keeps its attempt
+			// taken, like any client that goes before the verdict.
+			h.throttle.Refund(addr)
 		}
-		h.metrics.unavailable.Inc()
+		if errors.Is(err, verify.ErrQueued) {
+			h.metrics.unavailableQueued.Inc()
+		} else {
+			h.metrics.unavailable.Inc()
+		}
 		var ue *verify.UnavailableError
 		wait := time.Second
 		if errors.As(err, &ue) {

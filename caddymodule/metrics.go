@@ -45,6 +45,8 @@ var (
 		"Requests refused with 429 because their client address sent too many bad keys.")
 	revocationsApplied = appCounter("appkey_auth_revocations_applied_total",
 		"Revocations, orphanings and app deletions from the change feed applied to the cache.")
+	queuedTotal = appCounter("appkey_auth_keyservice_queued_total",
+		"Verify calls that found every slot (max_verify_calls) taken and queued for one.")
 
 	entriesDesc = prometheus.NewDesc("appkey_auth_cache_entries",
 		"Entries in the cache, by kind (valid, invalid).", []string{"app", "kind"}, nil)
@@ -52,10 +54,12 @@ var (
 		"How long after it happened the newest change-feed event was applied.", []string{"app"}, nil)
 	lastSeqDesc = prometheus.NewDesc("appkey_auth_events_last_seq",
 		"Sequence number of the newest change-feed event applied.", []string{"app"}, nil)
+	queueWaitingDesc = prometheus.NewDesc("appkey_auth_keyservice_queue_waiting",
+		"Verify calls (one per key, however many requests wait for it) queued for a slot (max_verify_calls).", []string{"app"}, nil)
 
 	collectors = []prometheus.Collector{
 		requestsTotal, cacheHits, cacheMisses, cacheEvictions, keyserviceRequests,
-		keyserviceDuration, staleServed, throttled, revocationsApplied, stateCollector{},
+		keyserviceDuration, staleServed, throttled, revocationsApplied, queuedTotal, stateCollector{},
 	}
 )
 
@@ -84,10 +88,11 @@ func (stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- entriesDesc
 	ch <- lagDesc
 	ch <- lastSeqDesc
+	ch <- queueWaitingDesc
 }
 
 func (stateCollector) Collect(ch chan<- prometheus.Metric) {
-	type entries struct{ valid, invalid int }
+	type entries struct{ valid, invalid, waiting int }
 	perApp := map[string]entries{}
 	engines.Range(func(_, v any) bool {
 		s := v.(*pooledEngine)
@@ -95,12 +100,14 @@ func (stateCollector) Collect(ch chan<- prometheus.Metric) {
 		e := perApp[s.app]
 		e.valid += st.ValidEntries
 		e.invalid += st.InvalidEntries
+		e.waiting += st.QueueWaiting
 		perApp[s.app] = e
 		return true
 	})
 	for app, e := range perApp {
 		ch <- prometheus.MustNewConstMetric(entriesDesc, prometheus.GaugeValue, float64(e.valid), app, "valid")
 		ch <- prometheus.MustNewConstMetric(entriesDesc, prometheus.GaugeValue, float64(e.invalid), app, "invalid")
+		ch <- prometheus.MustNewConstMetric(queueWaitingDesc, prometheus.GaugeValue, float64(e.waiting), app)
 	}
 	type progress struct {
 		seq int64
@@ -126,6 +133,7 @@ func (stateCollector) Collect(ch chan<- prometheus.Metric) {
 // request path does no label lookup.
 type handlerMetrics struct {
 	allowed, allowedStale, missing, unavailable prometheus.Counter
+	unavailableQueued                           prometheus.Counter
 	throttled, throttledReq, throttledByService prometheus.Counter
 	deniedBy                                    map[verify.Code]prometheus.Counter
 	deniedOther                                 prometheus.Counter
@@ -137,8 +145,10 @@ func newHandlerMetrics(app string) *handlerMetrics {
 		allowedStale: requestsTotal.WithLabelValues(app, "allowed", "stale"),
 		missing:      requestsTotal.WithLabelValues(app, "denied", "missing"),
 		unavailable:  requestsTotal.WithLabelValues(app, "unavailable", "keyservice"),
-		throttled:    throttled.WithLabelValues(app),
-		throttledReq: requestsTotal.WithLabelValues(app, "throttled", "failed_attempts"),
+		// Queued behind max_verify_calls until the request gave up.
+		unavailableQueued: requestsTotal.WithLabelValues(app, "unavailable", "queue"),
+		throttled:         throttled.WithLabelValues(app),
+		throttledReq:      requestsTotal.WithLabelValues(app, "throttled", "failed_attempts"),
 		// The key service answered 429: the app's budget of failed
 		// verifies is spent, and this key was one more failure.
 		throttledByService: requestsTotal.WithLabelValues(app, "throttled", "keyservice"),
@@ -163,6 +173,7 @@ func (m *handlerMetrics) denied(c verify.Code) prometheus.Counter {
 type observer struct {
 	app                                   string
 	hits, misses, evictions, stale, revoc prometheus.Counter
+	queued                                prometheus.Counter
 	duration                              prometheus.Observer
 }
 
@@ -174,6 +185,7 @@ func newObserver(app string) *observer {
 		evictions: cacheEvictions.WithLabelValues(app),
 		stale:     staleServed.WithLabelValues(app),
 		revoc:     revocationsApplied.WithLabelValues(app),
+		queued:    queuedTotal.WithLabelValues(app),
 		duration:  keyserviceDuration.WithLabelValues(app),
 	}
 }
@@ -183,6 +195,7 @@ func (o *observer) CacheMiss()         { o.misses.Inc() }
 func (o *observer) CacheEvicted()      { o.evictions.Inc() }
 func (o *observer) StaleServed()       { o.stale.Inc() }
 func (o *observer) RevocationApplied() { o.revoc.Inc() }
+func (o *observer) VerifyQueued()      { o.queued.Inc() }
 
 // KeyServiceCall counts a verify call by its HTTP status: "error" when no
 // answer arrived, "invalid" for a 200 that was no usable answer (so that

@@ -46,6 +46,10 @@ const (
 	DefaultFailedWindow       = time.Minute
 	DefaultUsageInterval      = 10 * time.Second
 	DefaultUsageDropAfter     = 5 * time.Minute
+	DefaultMaxVerifyCalls     = 64
+	// MaxMaxVerifyCalls bounds max_verify_calls: far above what one key
+	// service answers at once, low enough that a typo is caught.
+	MaxMaxVerifyCalls = 65536
 )
 
 // Handler lets a request through only with a live API key of the configured
@@ -159,6 +163,16 @@ type Handler struct {
 	// not take them before they are dropped (counted in
 	// appkey_auth_usage_dropped_total). Default 5m.
 	UsageDropAfter caddy.Duration `json:"usage_drop_after,omitempty"`
+	// MaxVerifyCalls bounds the verify calls this sidecar has in flight to
+	// the key service at once, 64 by default; -1 lifts the bound. Past it,
+	// a request whose key is not cached queues for a free slot for as long
+	// as the request lasts: a client that gives up (or whose deadline
+	// passes) leaves the queue at once and is answered 503 with
+	// Retry-After, as when the key service is unreachable. Concurrent
+	// requests with the same key share one call and one place in the
+	// queue. It keeps a sidecar restarting cold in front of many distinct
+	// keys from opening a call per key at once.
+	MaxVerifyCalls int `json:"max_verify_calls,omitempty"`
 
 	logger  *zap.Logger
 	header  string // canonical form of Header
@@ -245,6 +259,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			StaleIfError:       time.Duration(h.StaleIfError),
 			Timeout:            time.Duration(h.Timeout),
 			FeedDownRevalidate: time.Duration(h.FeedDownRevalidate),
+			MaxVerifyCalls:     h.MaxVerifyCalls,
 		},
 	}
 	key := s.poolKey()
@@ -319,6 +334,9 @@ func (h *Handler) setDefaults() {
 	setDuration(&h.FeedDownRevalidate, DefaultFeedDownRevalidate)
 	setDuration(&h.UsageInterval, DefaultUsageInterval)
 	setDuration(&h.UsageDropAfter, DefaultUsageDropAfter)
+	if h.MaxVerifyCalls == 0 {
+		h.MaxVerifyCalls = DefaultMaxVerifyCalls
+	}
 	if h.FailedAttempts == nil {
 		h.FailedAttempts = new(FailedAttempts)
 	}
@@ -357,6 +375,8 @@ func (h *Handler) validate() error {
 		return errors.New("appkey_auth: durations must not be negative")
 	case (h.CAFile != "" || h.TLSServerName != "") && u.Scheme != "https":
 		return fmt.Errorf("appkey_auth: ca_file and tls_server_name need an https:// key_service, got %q", h.KeyService)
+	case h.MaxVerifyCalls < -1 || h.MaxVerifyCalls > MaxMaxVerifyCalls:
+		return fmt.Errorf("appkey_auth: max_verify_calls must be 1 to %d, or -1 for no bound; got %d", MaxMaxVerifyCalls, h.MaxVerifyCalls)
 	case h.FailedAttempts != nil && (h.FailedAttempts.Limit < 0 || h.FailedAttempts.Window < 0):
 		return errors.New("appkey_auth: failed_attempts: limit and window must be positive")
 	}

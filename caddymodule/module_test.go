@@ -196,6 +196,8 @@ func TestValidate(t *testing.T) {
 		"no token":        func(h *Handler) { h.VerifierToken = "" },
 		"bad header":      func(h *Handler) { h.Header = "X Key" },
 		"negative ttl":    func(h *Handler) { h.CacheTTL = -1 },
+		"verify cap -2":   func(h *Handler) { h.MaxVerifyCalls = -2 },
+		"verify cap huge": func(h *Handler) { h.MaxVerifyCalls = 1 << 20 },
 	} {
 		h := ok
 		mut(&h)

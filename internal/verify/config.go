@@ -26,8 +26,15 @@ type Config struct {
 	// StaleIfError is how long after CacheTTL a valid answer may still be
 	// used while the key service fails (default 5m; negative disables).
 	StaleIfError time.Duration
-	// Timeout bounds each verify call (default 2s).
+	// Timeout bounds each verify call (default 2s), from when it gets its
+	// slot (see MaxVerifyCalls).
 	Timeout time.Duration
+	// MaxVerifyCalls bounds the verify calls in flight at once (default
+	// 64; negative: no bound). Past it, a miss queues for a slot for as
+	// long as its request's context allows, so that a sidecar restarting
+	// cold in front of many distinct keys does not open a call per key
+	// at once.
+	MaxVerifyCalls int
 	// FeedDownRevalidate: while the change feed has been down longer than
 	// this, cached answers older than it are checked again before use
 	// (default 30s).
@@ -56,6 +63,9 @@ func (c *Config) defaults() error {
 	}
 	if c.NegativeSize == 0 {
 		c.NegativeSize = c.CacheSize
+	}
+	if c.MaxVerifyCalls == 0 {
+		c.MaxVerifyCalls = 64
 	}
 	if c.BreakerThreshold == 0 {
 		c.BreakerThreshold = 5

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/appkeys/appkeys/internal/apikey"
 )
@@ -88,7 +87,12 @@ type Engine struct {
 	base int64  // unix nanos that positive's times count from
 	gen  uint64 // bumped by every eviction or purge from the feed
 
-	group    singleflight.Group
+	// Shared calls, one per key (see flight), and the slots they take.
+	fmu     sync.Mutex
+	flights map[fingerprint]*flight
+	waiting int           // flights queued for a slot, under fmu
+	slots   chan struct{} // one token per call in flight; nil: no cap
+
 	brk      breaker
 	feed     atomic.Pointer[Feed]
 	life     sync.Mutex // orders inflight.Add before Close's Wait
@@ -123,7 +127,10 @@ func NewEngine(cfg Config, svc KeyService, obs Observer) (*Engine, error) {
 	if cfg.CacheSize >= math.MaxInt32/2 {
 		return nil, fmt.Errorf("cache size must be below %d", math.MaxInt32/2)
 	}
-	e := &Engine{cfg: cfg, svc: svc, obs: obs, pos: newValidCache(cfg.CacheSize)}
+	e := &Engine{cfg: cfg, svc: svc, obs: obs, pos: newValidCache(cfg.CacheSize), flights: map[fingerprint]*flight{}}
+	if cfg.MaxVerifyCalls > 0 {
+		e.slots = make(chan struct{}, cfg.MaxVerifyCalls)
+	}
 	// A base on a whole second keeps an expiry on a whole second (where a
 	// roll's overlap ends) exact; any other is rounded down, a second at
 	// most, which only ever ends a key early.
@@ -324,17 +331,24 @@ func (e *Engine) Purge() {
 	e.neg.Purge()
 }
 
-// Stats is a snapshot of the caches' sizes.
+// Stats is a snapshot of the caches' sizes and of the verify queue.
 type Stats struct {
 	ValidEntries   int
 	InvalidEntries int
+	// QueueWaiting is the number of verify calls (one per key, however
+	// many requests wait for it) queued for a slot.
+	QueueWaiting int
 }
 
-// Stats returns the current cache sizes.
+// Stats returns the current cache sizes and queue length.
 func (e *Engine) Stats() Stats {
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	return Stats{ValidEntries: e.pos.len(), InvalidEntries: e.neg.Len()}
+	st := Stats{ValidEntries: e.pos.len(), InvalidEntries: e.neg.Len()}
+	e.mu.Unlock()
+	e.fmu.Lock()
+	st.QueueWaiting = e.waiting
+	e.fmu.Unlock()
+	return st
 }
 
 // Close refuses new calls and waits for the calls in flight, which the

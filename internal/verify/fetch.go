@@ -3,43 +3,49 @@ package verify
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
 )
 
 // fetch asks the key service, sharing one call among concurrent callers for
-// the same key, and falls back to a usable stale answer when it fails.
+// the same key, and falls back to a usable stale answer when it fails or
+// when the request gives up while that call is still queued for a slot.
 func (e *Engine) fetch(ctx context.Context, key string, fp fingerprint) (Decision, error) {
 	if open, wait, last := e.brk.open(e.cfg.Now().UnixNano()); open {
 		return e.fallback(fp, &UnavailableError{RetryAfter: wait, Err: breakerOpen(last)})
 	}
-	ch := e.group.DoChan(string(fp[:]), func() (any, error) {
-		if !e.enter() {
-			return nil, &UnavailableError{RetryAfter: e.cfg.BreakerCooldown, Err: errClosed}
-		}
-		defer e.inflight.Done()
-		return e.call(ctx, key, fp)
-	})
+	f := e.join(ctx, key, fp)
 	select {
-	case r := <-ch:
-		if errors.Is(r.Err, ErrThrottled) {
-			return Decision{}, r.Err // a refusal of this key: nothing stale stands in
-		}
-		if r.Err != nil {
-			return e.fallback(fp, r.Err)
-		}
-		return r.Val.(Decision), nil
+	case <-f.done:
 	case <-ctx.Done():
-		// The shared call goes on for the others (and fills the cache).
-		return Decision{}, ctx.Err()
+		select {
+		case <-f.done: // answered meanwhile: use it
+		default:
+			if e.leave(fp, f) {
+				// Queued behind the cap until the request gave up: an
+				// overloaded key service as far as this request can tell.
+				return e.fallback(fp, &UnavailableError{RetryAfter: e.cfg.BreakerCooldown, Err: fmt.Errorf("%w: %w", ErrQueued, ctx.Err())})
+			}
+			// The shared call goes on for the others (and fills the cache).
+			return Decision{}, ctx.Err()
+		}
 	}
+	if errors.Is(f.err, ErrThrottled) {
+		return Decision{}, f.err // a refusal of this key: nothing stale stands in
+	}
+	if f.err != nil {
+		return e.fallback(fp, f.err)
+	}
+	return f.dec, nil
 }
 
-// call is the one shared verify call for a key. It runs under its own
-// timeout, detached from the first caller's cancellation, so that caller
+// call is the one shared verify call for a key. It waits for a slot while
+// any request still waits for it (wait), then runs under its own timeout,
+// detached from the requests' cancellation, so that the first request
 // going away does not fail everyone waiting on the same key.
-func (e *Engine) call(ctx context.Context, key string, fp fingerprint) (any, error) {
+func (e *Engine) call(wait context.Context, f *flight, key string, fp fingerprint) (Decision, error) {
 	now := e.cfg.Now().UnixNano()
 	// A caller that missed the cache just before an earlier call for this
 	// key stored its answer starts a new flight; the answer is here now.
@@ -53,10 +59,14 @@ func (e *Engine) call(ctx context.Context, key string, fp fingerprint) (any, err
 		return Decision{Result: Result{Code: c.neg.code}, Source: SourceCache}, nil
 	}
 
-	if ok, wait, last := e.brk.allow(now); !ok {
-		return nil, &UnavailableError{RetryAfter: wait, Err: breakerOpen(last)}
+	if !e.acquire(wait, f) {
+		return Decision{}, errAbandoned
 	}
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.Timeout)
+	defer e.release()
+	if ok, retry, last := e.brk.allow(e.cfg.Now().UnixNano()); !ok {
+		return Decision{}, &UnavailableError{RetryAfter: retry, Err: breakerOpen(last)}
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(wait), e.cfg.Timeout)
 	defer cancel()
 	start := time.Now()
 	res, err := e.svc.Verify(cctx, key)
@@ -67,11 +77,11 @@ func (e *Engine) call(ctx context.Context, key string, fp fingerprint) (any, err
 		// (else a flood of bad keys would lock good ones out), and no
 		// answer to cache.
 		e.brk.success()
-		return nil, te
+		return Decision{}, te
 	}
 	if err != nil {
 		e.brk.failure(e.cfg.Now().UnixNano(), err)
-		return nil, &UnavailableError{RetryAfter: e.cfg.BreakerCooldown, Err: err}
+		return Decision{}, &UnavailableError{RetryAfter: e.cfg.BreakerCooldown, Err: err}
 	}
 	e.brk.success()
 	now = e.cfg.Now().UnixNano()

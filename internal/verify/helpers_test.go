@@ -29,6 +29,8 @@ type fakeService struct {
 	calls    map[string]int
 	total    atomic.Int64
 	returned atomic.Int64 // calls that have returned
+	active   atomic.Int64 // calls in progress
+	peak     atomic.Int64 // the most calls ever in progress at once
 	err      error
 	hold     chan struct{} // when non-nil, calls wait for it to close
 	entered  chan struct{} // when non-nil, receives once per call entering
@@ -41,6 +43,10 @@ func newFakeService() *fakeService {
 func (f *fakeService) Verify(ctx context.Context, key string) (Result, error) {
 	f.total.Add(1)
 	defer f.returned.Add(1)
+	n := f.active.Add(1)
+	defer f.active.Add(-1)
+	for p := f.peak.Load(); n > p && !f.peak.CompareAndSwap(p, n); p = f.peak.Load() {
+	}
 	f.mu.Lock()
 	f.calls[key]++
 	hold, entered, err := f.hold, f.entered, f.err
@@ -120,6 +126,7 @@ func newTestEngine(t testing.TB, cfg Config, svc KeyService, obs Observer) *Engi
 type countObserver struct {
 	NopObserver
 	hits, misses, evicted, stale, revocations atomic.Int64
+	queued                                    atomic.Int64
 	lastSeq                                   atomic.Int64
 }
 
@@ -128,6 +135,7 @@ func (o *countObserver) CacheMiss()         { o.misses.Add(1) }
 func (o *countObserver) CacheEvicted()      { o.evicted.Add(1) }
 func (o *countObserver) StaleServed()       { o.stale.Add(1) }
 func (o *countObserver) RevocationApplied() { o.revocations.Add(1) }
+func (o *countObserver) VerifyQueued()      { o.queued.Add(1) }
 func (o *countObserver) EventApplied(seq int64, _ time.Duration) {
 	o.lastSeq.Store(seq)
 }

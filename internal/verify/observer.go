@@ -16,6 +16,9 @@ type Observer interface {
 	// is nil for a usable answer, a *BadAnswerError for a 200 that was not
 	// one.
 	KeyServiceCall(status int, err error, d time.Duration)
+	// VerifyQueued: a verify call found every slot taken (see
+	// Config.MaxVerifyCalls) and waits for one.
+	VerifyQueued()
 	// StaleServed: a cached answer past its freshness was used because the
 	// key service failed.
 	StaleServed()
@@ -33,6 +36,7 @@ func (NopObserver) CacheHit()                                {}
 func (NopObserver) CacheMiss()                               {}
 func (NopObserver) CacheEvicted()                            {}
 func (NopObserver) KeyServiceCall(int, error, time.Duration) {}
+func (NopObserver) VerifyQueued()                            {}
 func (NopObserver) StaleServed()                             {}
 func (NopObserver) RevocationApplied()                       {}
 func (NopObserver) EventApplied(int64, time.Duration)        {}

@@ -48,6 +48,11 @@ const (
 	Schema    Fault = "wrong_schema"   // a 200 with JSON of another shape
 	Redirect  Fault = "redirect"       // a 307 to a place that would say yes to anything
 	Flap      Fault = "flap"           // every other verify call answers 503
+	// Held is a key service slow on purpose for as long as a test wants:
+	// each verify call waits until Release (or until its client gives
+	// up), then answers correctly. It is no failure, so it is not in
+	// Faults.
+	Held Fault = "held"
 )
 
 // Faults lists every way the key service can fail: every fault but
@@ -62,11 +67,13 @@ type Server struct {
 	// Delay is how long a Slow answer takes (default 1s).
 	Delay time.Duration
 
-	mu     sync.Mutex
-	keys   map[string]map[string]any
-	fault  atomic.Value // Fault
-	quit   chan struct{}
-	closed sync.Once
+	mu       sync.Mutex
+	keys     map[string]map[string]any
+	fault    atomic.Value // Fault
+	quit     chan struct{}
+	closed   sync.Once
+	released chan struct{} // closed by Release
+	release  sync.Once
 
 	// VerifyCalls counts verify calls that reached the server.
 	VerifyCalls atomic.Int64
@@ -87,7 +94,8 @@ func New(tb testing.TB) *Server {
 // setting s.TLS), closed when the test ends.
 func NewUnstarted(tb testing.TB) *Server {
 	tb.Helper()
-	s := &Server{Token: "vt_fault_test", Delay: time.Second, keys: map[string]map[string]any{}, quit: make(chan struct{})}
+	s := &Server{Token: "vt_fault_test", Delay: time.Second, keys: map[string]map[string]any{}, quit: make(chan struct{}),
+		released: make(chan struct{})}
 	s.fault.Store(Healthy)
 	s.Server = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
 	tb.Cleanup(s.Close)
@@ -110,6 +118,11 @@ func (s *Server) SetFault(f Fault) {
 		s.Listener.Close()
 		s.CloseClientConnections()
 	}
+}
+
+// Release lets every verify call held by Held answer, now and later.
+func (s *Server) Release() {
+	s.release.Do(func() { close(s.released) })
 }
 
 // AddKey returns a new key the server calls valid for app.
@@ -187,6 +200,14 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request) {
 	case BlackHole:
 		s.hold(r)
 		return
+	case Held:
+		select {
+		case <-s.released:
+		case <-r.Context().Done():
+			return
+		case <-s.quit:
+			return
+		}
 	case Slow:
 		t := time.NewTimer(s.Delay)
 		defer t.Stop()
