@@ -21,17 +21,25 @@ func (l Limits) String() string {
 	return strings.Join(parts, ", ")
 }
 
-// UpdateKeyLimits replaces the limits of a live key of an organization,
+// UpdateKeyLimits sets the limits of a live key of an organization to
+// change(its current limits); change runs inside the transaction, with the
+// key's row locked on PostgreSQL, so two concurrent updates of different
+// limits both land. It returns change's error, if any, unchanged.
 // writing a key.updated event (sidecars drop the key's cached answer and
 // ask again) and a key.update audit record. A key revoked, or of another
 // organization, or none, is ErrNotFound; an orphaned key ErrOrphaned; an
 // expired one ErrKeyExpired (neither can authenticate, so a limit on them
 // means nothing).
-func (s *Store) UpdateKeyLimits(ctx context.Context, orgID, id, actor string, l Limits, at time.Time) (Key, error) {
+func (s *Store) UpdateKeyLimits(ctx context.Context, orgID, id, actor string, change func(Limits) (Limits, error), at time.Time) (Key, error) {
 	var k Key
+	var l Limits
+	lock := "" // SQLite's single writer serializes the read and the write
+	if s.dialect == "postgres" {
+		lock = " FOR UPDATE OF k"
+	}
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		var err error
-		k, err = one(scanKey(tx.QueryRowContext(ctx, `SELECT `+keyCols+keyFrom+` WHERE k.id = $1 AND k.org_id = $2 AND k.revoked_at IS NULL`, id, orgID)))
+		k, err = one(scanKey(tx.QueryRowContext(ctx, `SELECT `+keyCols+keyFrom+` WHERE k.id = $1 AND k.org_id = $2 AND k.revoked_at IS NULL`+lock, id, orgID)))
 		if err != nil {
 			return err
 		}
@@ -40,6 +48,9 @@ func (s *Store) UpdateKeyLimits(ctx context.Context, orgID, id, actor string, l 
 			return ErrOrphaned
 		case !k.ExpiresAt.After(at):
 			return ErrKeyExpired
+		}
+		if l, err = change(k.Limits); err != nil {
+			return err
 		}
 		rate, per, cidrs := limitArgs(l)
 		// A revoke or orphaning committed since the read leaves the row

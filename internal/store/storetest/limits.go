@@ -40,7 +40,7 @@ func testKeyLimits(t *testing.T, s *store.Store) {
 	head, _ := s.EventHead(ctx)
 	at := t0.Add(time.Minute)
 	next := store.Limits{RateLimit: &store.RateLimit{Requests: 100, Per: time.Hour}}
-	up, err := s.UpdateKeyLimits(ctx, f.org.ID, k.ID, f.owner.ID, next, at)
+	up, err := s.UpdateKeyLimits(ctx, f.org.ID, k.ID, f.owner.ID, to(next), at)
 	must(t, err)
 	if !reflect.DeepEqual(up.Limits, next) {
 		t.Fatalf("UpdateKeyLimits answered %+v", up.Limits)
@@ -65,30 +65,35 @@ func testKeyLimits(t *testing.T, s *store.Store) {
 		t.Fatalf("the rolled-to key has %+v, want the old key's %+v", got.Limits, next)
 	}
 	// Clearing.
-	cleared, err := s.UpdateKeyLimits(ctx, f.org.ID, r.New.ID, f.owner.ID, store.Limits{}, at)
+	cleared, err := s.UpdateKeyLimits(ctx, f.org.ID, r.New.ID, f.owner.ID, to(store.Limits{}), at)
 	if err != nil || cleared.Limits.RateLimit != nil || len(cleared.Limits.AllowedCIDRs) != 0 {
 		t.Fatalf("clearing: %+v, %v", cleared.Limits, err)
 	}
 
 	// Another organization's key is not found; so is a revoked key.
 	other := setup(t, s)
-	if _, err := s.UpdateKeyLimits(ctx, other.org.ID, plain.ID, other.owner.ID, next, at); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.UpdateKeyLimits(ctx, other.org.ID, plain.ID, other.owner.ID, to(next), at); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("another organization's key: %v", err)
 	}
 	if _, err := s.RevokeKey(ctx, f.org.ID, plain.ID, f.owner.ID, true, at); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.UpdateKeyLimits(ctx, f.org.ID, plain.ID, f.owner.ID, next, at); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.UpdateKeyLimits(ctx, f.org.ID, plain.ID, f.owner.ID, to(next), at); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("a revoked key: %v", err)
 	}
 	expired := f.key(t, f.app.ID, f.owner.ID, "expired", t0.Add(time.Second))
-	if _, err := s.UpdateKeyLimits(ctx, f.org.ID, expired.ID, f.owner.ID, next, at); !errors.Is(err, store.ErrKeyExpired) {
+	if _, err := s.UpdateKeyLimits(ctx, f.org.ID, expired.ID, f.owner.ID, to(next), at); !errors.Is(err, store.ErrKeyExpired) {
 		t.Fatalf("an expired key: %v", err)
 	}
 	if _, err := s.DeleteApp(ctx, f.org.ID, f.app.ID, f.owner.ID, at); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.UpdateKeyLimits(ctx, f.org.ID, r.New.ID, f.owner.ID, next, at); !errors.Is(err, store.ErrOrphaned) {
+	if _, err := s.UpdateKeyLimits(ctx, f.org.ID, r.New.ID, f.owner.ID, to(next), at); !errors.Is(err, store.ErrOrphaned) {
 		t.Fatalf("an orphaned key: %v", err)
 	}
+}
+
+// to is an UpdateKeyLimits change that sets l.
+func to(l store.Limits) func(store.Limits) (store.Limits, error) {
+	return func(store.Limits) (store.Limits, error) { return l, nil }
 }
