@@ -33,9 +33,9 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request) {
 // verdictJSON is a verify answer. A struct rather than a map spares the hot
 // path a map and a sort per answer; the fields keep the map's (alphabetical)
 // order, so the bytes are the same. The limits appear only when the key has
-// them: a sidecar too old to enforce them refuses an answer with fields it
-// does not know (it decodes strictly), so it fails closed on a limited key
-// and goes on serving the others.
+// them, so the answer for a key without limits is byte for byte what it
+// was. A sidecar older than limits ignores them (it skips unknown fields):
+// upgrade the sidecars before setting limits (docs/limits.md).
 type verdictJSON struct {
 	AllowedCIDRs []string       `json:"allowed_cidrs,omitempty"`
 	AppID        string         `json:"app_id"`

@@ -3,6 +3,7 @@ package verify
 import (
 	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -41,7 +42,7 @@ func FuzzVerifyAnswer(f *testing.F) {
 			if !errors.As(err, &bad) {
 				t.Fatalf("error %T (%v) is not a *BadAnswerError", err, err)
 			}
-			if r != (Result{}) {
+			if !reflect.DeepEqual(r, Result{}) {
 				t.Fatalf("error %v came with a result %+v", err, r)
 			}
 			return
