@@ -45,6 +45,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    tls_server_name      <name>      # name the key service's certificate must carry
 //	    failed_attempts      <n>/<duration> | off  # bad keys per client address; default 20/1m
 //	    trusted_networks     <cidr|private_ranges...>  # never throttled; repeatable
+//	    limit_share          <n>         # divide each key's rate limit among n replicas; default 1
 //	}
 //
 // Each setting but trusted_networks may be given once; a second line for
@@ -100,6 +101,13 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if arg, err = oneArg(d, h.FailedAttempts != nil); err == nil {
 				if h.FailedAttempts, err = parseFailedAttempts(arg); err != nil {
 					err = d.Errf("failed_attempts: %v", err)
+				}
+			}
+		case "limit_share":
+			var arg string
+			if arg, err = oneArg(d, h.LimitShare != 0); err == nil {
+				if h.LimitShare, err = strconv.Atoi(arg); err != nil || h.LimitShare < 1 || h.LimitShare > maxLimitShare {
+					err = d.Errf("limit_share: want a number of replicas from 1 to %d, got %q", maxLimitShare, arg)
 				}
 			}
 		case "trusted_networks": // repeatable: each line adds

@@ -30,6 +30,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		failed_attempts 5/30s
 		trusted_networks 10.0.0.0/8 192.0.2.7
 		trusted_networks 2001:db8::/32
+		limit_share    3
 	}`)
 	var h Handler
 	if err := h.UnmarshalCaddyfile(d); err != nil {
@@ -40,7 +41,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		StaleIfError: caddy.Duration(time.Minute), Timeout: caddy.Duration(750 * time.Millisecond),
 		FeedDownRevalidate: caddy.Duration(20 * time.Second), CAFile: "/etc/appkeys/ca.pem", TLSServerName: "keys.internal",
 		FailedAttempts:  &FailedAttempts{Limit: 5, Window: caddy.Duration(30 * time.Second)},
-		TrustedNetworks: []string{"10.0.0.0/8", "192.0.2.7", "2001:db8::/32"}}
+		TrustedNetworks: []string{"10.0.0.0/8", "192.0.2.7", "2001:db8::/32"}, LimitShare: 3}
 	if !reflect.DeepEqual(h, want) {
 		t.Fatalf("got %+v\nwant %+v", h, want)
 	}
@@ -104,6 +105,11 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		"appkey_auth {\ncache_ttl 1m\ncache_ttl 2m\n}":                "cache_ttl: given twice",
 		"appkey_auth {\nfailed_attempts off\nfailed_attempts 5/1m\n}": "failed_attempts: given twice",
 		"appkey_auth {\ncache_size 5\ncache_size 6\n}":                "cache_size: given twice",
+		"appkey_auth {\nlimit_share 0\n}":                             "limit_share",
+		"appkey_auth {\nlimit_share -2\n}":                            "limit_share",
+		"appkey_auth {\nlimit_share 10001\n}":                         "limit_share",
+		"appkey_auth {\nlimit_share two\n}":                           "limit_share",
+		"appkey_auth {\nlimit_share 2\nlimit_share 3\n}":              "limit_share: given twice",
 	} {
 		var h Handler
 		err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input))

@@ -1,7 +1,6 @@
 package verify
 
 import (
-	"math"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -111,13 +110,8 @@ func (l *Limits) Policy() string {
 }
 
 // RefusedField is the RateLimit field value for a request refused by
-// Take: no request remains (r=0), and one is available again in t
-// seconds, the wait rounded up.
-func RefusedField(wait time.Duration) string {
-	return limitsPolicyName + ";r=0;t=" + strconv.Itoa(ceilSeconds(wait))
-}
-
-// ceilSeconds is d in whole seconds, rounded up, at least 1.
-func ceilSeconds(d time.Duration) int {
-	return int(max(math.Ceil(d.Seconds()), 1))
+// Take: no request remains (r=0), and one is available again in seconds
+// (Take's wait rounded up, as in Retry-After).
+func RefusedField(seconds int) string {
+	return limitsPolicyName + ";r=0;t=" + strconv.Itoa(seconds)
 }

@@ -63,7 +63,7 @@ func TestLimitsRateFromCache(t *testing.T) {
 	if n := svc.callsFor(k); n != 1 {
 		t.Fatalf("%d calls to the key service; the limit must be enforced from the cache", n)
 	}
-	if got := RefusedField(wait); got != `"key";r=0;t=1` {
+	if got := RefusedField(1); got != `"key";r=0;t=1` {
 		t.Fatalf("RateLimit field %q", got)
 	}
 }
