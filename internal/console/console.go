@@ -224,6 +224,8 @@ func parsePages(assets map[string]string) map[string]*template.Template {
 		"iso":      func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 		"reason":   orphanReason,
 		"plural":   pluralWord,
+		"limits":   limitsText,
+		"periods":  func() any { return ratePeriods },
 		// dict passes several values to a shared template.
 		"dict": func(kv ...any) map[string]any {
 			m := map[string]any{}
