@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"testing"
 	"time"
 
@@ -156,5 +157,54 @@ func checkField(t *testing.T, h http.Header, name string, want map[string]int64)
 		if got, ok := item.Params.Get(p); !ok || got != v {
 			t.Errorf("%s %q: %s = %v, want %d", name, h.Values(name), p, got, v)
 		}
+	}
+}
+
+// TestLimitShareAtTheEdge: a sidecar told it is one of 2 replicas allows
+// half a key's limit, and says so in RateLimit-Policy.
+func TestLimitShareAtTheEdge(t *testing.T) {
+	s := newStack(t)
+	a := s.app("shared")
+	site := s.site(a, "limit_share 2")
+	k, err := s.owner.CreateKey(context.Background(), a.ID, client.CreateKeyRequest{Name: "shared", ExpiresAt: time.Now().Add(time.Hour),
+		RateLimit: &client.RateLimit{Requests: 10, Per: "1m"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.load(s.ks.URL, site)
+	// The feed's start from its head purges the cache, and with it any
+	// bucket made before: wait until it has started, by an event applied.
+	throwaway := s.key(nil, a.ID, time.Now().Add(time.Hour))
+	if err := s.owner.RevokeKey(context.Background(), throwaway.ID); err != nil {
+		t.Fatal(err)
+	}
+	sidecar, err := client.New(s.ks.URL, a.VerifierToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, err := sidecar.EventsHead(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the feed started", func() bool {
+		return metric(adminMetrics(t), "appkey_auth_events_last_seq", "app", a.ID) >= float64(head)
+	})
+	passed := 0
+	var refused answer
+	for range 20 {
+		got := s.get(site, "X-API-Key", k.PlainKey)
+		if got.status == http.StatusTooManyRequests {
+			refused = got
+			break
+		}
+		passed++
+	}
+	// 10 a minute shared by 2: a burst of 5 here, then one more every 12 s.
+	if passed != 5 || refused.status != http.StatusTooManyRequests {
+		t.Fatalf("%d passed before %d; want 5, then 429", passed, refused.status)
+	}
+	checkField(t, refused.header, "RateLimit-Policy", map[string]int64{"q": 5, "w": 60})
+	if ra, err := strconv.Atoi(refused.header.Get("Retry-After")); err != nil || ra < 1 || ra > 12 {
+		t.Errorf("Retry-After %q, want 1 to 12 seconds", refused.header.Get("Retry-After"))
 	}
 }
