@@ -3,7 +3,9 @@ package storetest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
+	"sync"
 	"testing"
 	"time"
 
@@ -96,4 +98,38 @@ func testKeyLimits(t *testing.T, s *store.Store) {
 // to is an UpdateKeyLimits change that sets l.
 func to(l store.Limits) func(store.Limits) (store.Limits, error) {
 	return func(store.Limits) (store.Limits, error) { return l, nil }
+}
+
+// Concurrent updates of different limits of one key both land: each
+// change reads the limits the one before it wrote.
+func testConcurrentLimitUpdates(t *testing.T, s *store.Store) {
+	ctx := context.Background()
+	f := setup(t, s)
+	k := f.key(t, f.app.ID, f.owner.ID, "raced", t0.Add(24*time.Hour))
+	at := t0.Add(time.Minute)
+	const rounds = 10
+	var wg sync.WaitGroup
+	for i := range 2 * rounds {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := s.UpdateKeyLimits(ctx, f.org.ID, k.ID, f.owner.ID, func(l store.Limits) (store.Limits, error) {
+				if i%2 == 0 {
+					l.RateLimit = &store.RateLimit{Requests: i + 1, Per: time.Second}
+				} else {
+					l.AllowedCIDRs = append(l.AllowedCIDRs, fmt.Sprintf("10.%d.0.0/16", i))
+				}
+				return l, nil
+			}, at)
+			if err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	got, err := s.GetKey(ctx, f.org.ID, k.ID)
+	must(t, err)
+	if got.Limits.RateLimit == nil || len(got.Limits.AllowedCIDRs) != rounds {
+		t.Fatalf("after %d concurrent updates of each limit: %+v (%d networks)", rounds, got.Limits, len(got.Limits.AllowedCIDRs))
+	}
 }

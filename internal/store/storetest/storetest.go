@@ -49,6 +49,7 @@ func Run(t *testing.T, open Open) {
 	t.Run("MarkLeakedNotifies", func(t *testing.T) { testMarkLeakedNotifies(t, open(t)) })
 	t.Run("ConcurrentLeakReports", func(t *testing.T) { testConcurrentLeakReports(t, open(t)) })
 	t.Run("KeyLimits", func(t *testing.T) { testKeyLimits(t, open(t)) })
+	t.Run("ConcurrentLimitUpdates", func(t *testing.T) { testConcurrentLimitUpdates(t, open(t)) })
 }
 
 type fixture struct {
