@@ -50,6 +50,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    trusted_networks     <cidr|private_ranges...>  # never throttled; repeatable
 //	    usage_interval       <duration>  # how often request counts are reported; default 10s
 //	    usage_drop_after     <duration>  # counts wait this long for an absent key service; default 5m
+//	    limit_share          <n>         # divide each key's rate limit among n replicas; default 1
 //	}
 //
 // Each setting but trusted_networks may be given once; a second line for
@@ -121,6 +122,13 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				h.MaxVerifyCalls, err = parseMaxVerifyCalls(arg)
 				if err != nil {
 					err = d.Errf("max_verify_calls: %v", err)
+				}
+			}
+		case "limit_share":
+			var arg string
+			if arg, err = oneArg(d, h.LimitShare != 0); err == nil {
+				if h.LimitShare, err = strconv.Atoi(arg); err != nil || h.LimitShare < 1 || h.LimitShare > maxLimitShare {
+					err = d.Errf("limit_share: want a number of replicas from 1 to %d, got %q", maxLimitShare, arg)
 				}
 			}
 		case "trusted_networks": // repeatable: each line adds

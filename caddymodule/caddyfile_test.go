@@ -31,6 +31,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		max_verify_calls 16
 		trusted_networks 10.0.0.0/8 192.0.2.7
 		trusted_networks 2001:db8::/32
+		limit_share    3
 	}`)
 	var h Handler
 	if err := h.UnmarshalCaddyfile(d); err != nil {
@@ -41,7 +42,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		StaleIfError: caddy.Duration(time.Minute), Timeout: caddy.Duration(750 * time.Millisecond),
 		FeedDownRevalidate: caddy.Duration(20 * time.Second), CAFile: "/etc/appkeys/ca.pem", TLSServerName: "keys.internal",
 		FailedAttempts:  &FailedAttempts{Limit: 5, Window: caddy.Duration(30 * time.Second)},
-		TrustedNetworks: []string{"10.0.0.0/8", "192.0.2.7", "2001:db8::/32"}, MaxVerifyCalls: 16}
+		TrustedNetworks: []string{"10.0.0.0/8", "192.0.2.7", "2001:db8::/32"}, MaxVerifyCalls: 16, LimitShare: 3}
 	if !reflect.DeepEqual(h, want) {
 		t.Fatalf("got %+v\nwant %+v", h, want)
 	}
@@ -128,6 +129,11 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		"appkey_auth {\nmax_verify_calls\n}":                        "wrong argument count",
 		"appkey_auth {\nmax_verify_calls 8 16\n}":                   "wrong argument count",
 		"appkey_auth {\nmax_verify_calls 8\nmax_verify_calls 16\n}": "max_verify_calls: given twice",
+		"appkey_auth {\nlimit_share 0\n}":                           "limit_share",
+		"appkey_auth {\nlimit_share -2\n}":                          "limit_share",
+		"appkey_auth {\nlimit_share 10001\n}":                       "limit_share",
+		"appkey_auth {\nlimit_share two\n}":                         "limit_share",
+		"appkey_auth {\nlimit_share 2\nlimit_share 3\n}":            "limit_share: given twice",
 	} {
 		var h Handler
 		err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input))

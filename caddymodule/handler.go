@@ -13,6 +13,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -48,8 +49,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// A key already known good costs the throttle nothing: the hot path
 	// stays free, and a throttled client with a good key still gets in.
 	if d, ok := h.engine.Cached(key); ok {
-		h.metrics.allowed.Inc()
-		return h.admit(w, r, next, d)
+		return h.admit(w, r, next, d, h.metrics.allowed)
 	}
 	addr, limited := h.limitedAddr(r)
 	if limited {
@@ -117,16 +117,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if limited {
 		h.throttle.Refund(addr)
 	}
+	allowed := h.metrics.allowed
 	if d.Source == verify.SourceStale {
-		h.metrics.allowedStale.Inc()
-	} else {
-		h.metrics.allowed.Inc()
+		allowed = h.metrics.allowedStale
 	}
-	return h.admit(w, r, next, d)
+	return h.admit(w, r, next, d, allowed)
 }
 
-// admit lets the request with a valid key through, naming the key.
-func (h *Handler) admit(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, d verify.Decision) error {
+// admit lets the request with a valid key through, naming the key, once
+// the key's limits allow it; allowed counts it then.
+func (h *Handler) admit(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, d verify.Decision, allowed prometheus.Counter) error {
+	if d.Limits != nil {
+		if err := h.holdToLimits(w, r, d); err != nil {
+			return err
+		}
+	}
+	allowed.Inc()
 	h.countUsage(d.KeyID, verify.OutcomeAllowed)
 	// One allocation for both values; each slice is capped at its own, so
 	// an append to one never writes into the other.
@@ -139,6 +145,76 @@ func (h *Handler) admit(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	return next.ServeHTTP(w, r)
 }
 
+// Errors of requests refused by their key's limits. They reach Caddy's log,
+// never the client: the 403 is the same for every address refused.
+var (
+	errOutsideNetworks = errors.New("API key not allowed from this client address")
+	errOverRateLimit   = errors.New("API key over its rate limit")
+)
+
+// holdToLimits holds a request with a valid key to the key's limits, from
+// the cache with no call: its networks first, so a client outside them
+// never spends the key's rate, then its rate. It answers 403 (the same for
+// every refused address) or 429 with Retry-After and the RateLimit fields,
+// and nil when the request may go on.
+func (h *Handler) holdToLimits(w http.ResponseWriter, r *http.Request, d verify.Decision) error {
+	if d.Limits.Restricted() && !d.Limits.Permits(clientAddr(r)) {
+		h.limitRefused(d, limitForbidden)
+		return caddyhttp.Error(http.StatusForbidden, errOutsideNetworks)
+	}
+	if ok, wait := d.Limits.Take(time.Now()); !ok {
+		h.limitRefused(d, limitRateLimited)
+		secs := retryAfterSeconds(wait)
+		hdr := w.Header()
+		hdr.Set("Retry-After", strconv.Itoa(secs))
+		hdr.Set("RateLimit-Policy", d.Limits.Policy())
+		hdr.Set("RateLimit", verify.RefusedField(secs))
+		return caddyhttp.Error(http.StatusTooManyRequests, errOverRateLimit)
+	}
+	return nil
+}
+
+// limitRefusal says which of a key's limits refused a request.
+type limitRefusal uint8
+
+const (
+	limitForbidden   limitRefusal = iota + 1 // outside allowed_cidrs: 403
+	limitRateLimited                         // over rate_limit: 429
+)
+
+// limitRefused is the one place every request refused by its key's limits
+// passes, with the key it presented: it counts the refusal in
+// appkey_auth_requests_total (result "forbidden" or "rate_limited"). Usage
+// counting per key and outcome belongs here too.
+func (h *Handler) limitRefused(d verify.Decision, why limitRefusal) {
+	ctr, outcome := h.metrics.rateLimited, verify.OutcomeRateLimited
+	if why == limitForbidden {
+		ctr, outcome = h.metrics.forbidden, verify.OutcomeForbidden
+	}
+	ctr.Inc()
+	h.countUsage(d.KeyID, outcome)
+	if c := h.logger.Check(zapcore.DebugLevel, "API key refused by its limits"); c != nil {
+		c.Write(zap.String("key_id", d.KeyID), zap.Bool("rate_limited", why == limitRateLimited))
+	}
+}
+
+// clientAddr is the request's client address as Caddy determined it,
+// which honours the server's trusted_proxies: a forwarded address counts
+// only from a trusted proxy. It is not valid when it cannot be known.
+func clientAddr(r *http.Request) netip.Addr {
+	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok {
+		a, err := netip.ParseAddr(ip)
+		if err != nil {
+			return netip.Addr{}
+		}
+		return a.Unmap()
+	}
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		return ap.Addr().Unmap()
+	}
+	return netip.Addr{}
+}
+
 // limitedAddr returns the client address failed attempts count against,
 // and false when the throttle is off, the address is in a trusted network,
 // or it cannot be known. The address is Caddy's client IP, which honours
@@ -147,19 +223,10 @@ func (h *Handler) limitedAddr(r *http.Request) (netip.Addr, bool) {
 	if h.throttle == nil {
 		return netip.Addr{}, false
 	}
-	var addr netip.Addr
-	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok {
-		a, err := netip.ParseAddr(ip)
-		if err != nil {
-			return netip.Addr{}, false
-		}
-		addr = a
-	} else if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
-		addr = ap.Addr()
-	} else {
+	addr := clientAddr(r)
+	if !addr.IsValid() {
 		return netip.Addr{}, false
 	}
-	addr = addr.Unmap()
 	for _, p := range h.trusted {
 		if p.Contains(addr) {
 			return netip.Addr{}, false

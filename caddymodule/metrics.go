@@ -22,7 +22,7 @@ func appCounter(name, help string) *prometheus.CounterVec {
 var (
 	requestsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "appkey_auth_requests_total",
-		Help: "Requests checked by appkey_auth, by app, result (allowed, denied, throttled, unavailable) and reason.",
+		Help: "Requests checked by appkey_auth, by app, result (allowed, denied, throttled, unavailable, rate_limited, forbidden) and reason.",
 	}, []string{"app", "result", "reason"})
 	cacheHits = appCounter("appkey_auth_cache_hits_total",
 		"Key checks answered from the cache.")
@@ -137,6 +137,9 @@ type handlerMetrics struct {
 	throttled, throttledReq, throttledByService prometheus.Counter
 	deniedBy                                    map[verify.Code]prometheus.Counter
 	deniedOther                                 prometheus.Counter
+	// A valid key refused by its own limits: over its rate_limit, or
+	// from outside its allowed_cidrs.
+	rateLimited, forbidden prometheus.Counter
 }
 
 func newHandlerMetrics(app string) *handlerMetrics {
@@ -154,6 +157,8 @@ func newHandlerMetrics(app string) *handlerMetrics {
 		throttledByService: requestsTotal.WithLabelValues(app, "throttled", "keyservice"),
 		deniedOther:        requestsTotal.WithLabelValues(app, "denied", "unknown"),
 		deniedBy:           map[verify.Code]prometheus.Counter{},
+		rateLimited:        requestsTotal.WithLabelValues(app, "rate_limited", "rate_limit"),
+		forbidden:          requestsTotal.WithLabelValues(app, "forbidden", "allowed_cidrs"),
 	}
 	for _, c := range []verify.Code{verify.CodeMalformed, verify.CodeNotFound, verify.CodeExpired,
 		verify.CodeRevoked, verify.CodeOrphaned, verify.CodeWrongApp} {

@@ -52,6 +52,10 @@ const (
 	MaxMaxVerifyCalls = 65536
 )
 
+// maxLimitShare bounds limit_share: past it, most keys' share would round
+// to the one request per window every sidecar keeps.
+const maxLimitShare = 10_000
+
 // Handler lets a request through only with a live API key of the configured
 // app, looked up at the appkeys key service and cached. A request without a
 // key gets 401 with `WWW-Authenticate: Bearer realm="appkeys"`; one with a
@@ -146,6 +150,15 @@ type Handler struct {
 	// keys never use up attempts, and IPv6 addresses count per /64. On by
 	// default, at 20 per minute.
 	FailedAttempts *FailedAttempts `json:"failed_attempts,omitempty"`
+
+	// LimitShare divides each key's rate limit among this many sidecars
+	// of the app, 1 by default. Every sidecar counts a key's requests on
+	// its own, so with N replicas of an app a client spreading its
+	// requests may get up to N times the key's limit; with limit_share N
+	// each allows its Nth (rounded down, at least one request per window),
+	// which keeps the whole at or under the limit when the load is spread
+	// evenly, and refuses early when it is not.
+	LimitShare int `json:"limit_share,omitempty"`
 
 	// TrustedNetworks lists client networks, as CIDR ranges or single
 	// addresses, that are never throttled. The client address is the one
@@ -260,6 +273,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			Timeout:            time.Duration(h.Timeout),
 			FeedDownRevalidate: time.Duration(h.FeedDownRevalidate),
 			MaxVerifyCalls:     h.MaxVerifyCalls,
+			LimitShare:         h.LimitShare,
 		},
 	}
 	key := s.poolKey()
@@ -370,6 +384,8 @@ func (h *Handler) validate() error {
 		return fmt.Errorf("appkey_auth: header %q is not a valid header name", h.Header)
 	case h.CacheSize < 0:
 		return errors.New("appkey_auth: cache_size must be positive")
+	case h.LimitShare < 0 || h.LimitShare > maxLimitShare:
+		return fmt.Errorf("appkey_auth: limit_share must be from 1 to %d", maxLimitShare)
 	case h.CacheTTL < 0 || h.NegativeTTL < 0 || h.StaleIfError < 0 || h.Timeout < 0 || h.FeedDownRevalidate < 0 ||
 		h.UsageInterval < 0 || h.UsageDropAfter < 0:
 		return errors.New("appkey_auth: durations must not be negative")

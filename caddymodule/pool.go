@@ -36,9 +36,9 @@ type settings struct {
 
 // poolKey names the shared engine.
 func (s settings) poolKey() string {
-	return fmt.Sprintf("%s|%s|%s|%d|%s|%s|%s|%s|%s|%d", s.keyService, s.app, s.tlsID,
+	return fmt.Sprintf("%s|%s|%s|%d|%s|%s|%s|%s|%s|%d|%d", s.keyService, s.app, s.tlsID,
 		s.engine.CacheSize, s.engine.CacheTTL, s.engine.NegativeTTL, s.engine.StaleIfError, s.engine.Timeout, s.engine.FeedDownRevalidate,
-		s.engine.MaxVerifyCalls)
+		s.engine.MaxVerifyCalls, s.engine.LimitShare)
 }
 
 // feedKey names the shared feed subscriber.

@@ -14,7 +14,11 @@
 //     then reverse_proxy. The endpoint is what a user without the module
 //     would write: it reads X-API-Key from the GET forward_auth sends and
 //     asks the key service (POST /v1/verify with the app's verifier token)
-//     for every request, answering 200 or 401. It has no cache.
+//     for every request, answering 200 or 401. It has no cache;
+//   - appkey_auth with a rate limit: the appkey_auth site again, with a
+//     second key that carries a rate limit (1,000,000 a second, high
+//     enough never to refuse), so every request also takes a token from
+//     the key's bucket.
 //
 // The real key service (internal/keyserver, SQLite in a temporary directory)
 // runs in this process; the app and its key are created through its HTTP
@@ -128,6 +132,11 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return fmt.Errorf("create key: %w", err)
 	}
+	limited, err := owner.CreateKey(ctx, app.ID, client.CreateKeyRequest{Name: "bench-limited", ExpiresAt: time.Now().Add(24 * time.Hour),
+		RateLimit: &client.RateLimit{Requests: 1_000_000, Per: "1s"}})
+	if err != nil {
+		return fmt.Errorf("create limited key: %w", err)
+	}
 
 	upstream, err := harness.Serve(http.HandlerFunc(upstreamHandler))
 	if err != nil {
@@ -166,6 +175,7 @@ func run(ctx context.Context, o options) error {
 		{"plain reverse_proxy", fmt.Sprintf("http://127.0.0.1:%d/", ports[1]), hdr},
 		{"appkey_auth (cache hit) + reverse_proxy", fmt.Sprintf("http://127.0.0.1:%d/", ports[2]), hdr},
 		{"forward_auth to the key service + reverse_proxy", fmt.Sprintf("http://127.0.0.1:%d/", ports[3]), hdr},
+		{"appkey_auth (cache hit, rate limit enforced) + reverse_proxy", fmt.Sprintf("http://127.0.0.1:%d/", ports[2]), http.Header{keyHeader: {limited.PlainKey}}},
 	}
 	if err := waitReady(ctx, targets, caddy); err != nil {
 		return err
@@ -474,9 +484,17 @@ func report(w io.Writer, o options, targets []target, results [][]sample, cc cac
 	r1, r2 := rps[1]/rps[0], rps[1]/rps[2]
 	p99r := p99[1] / p99[0]
 	fmt.Fprintf(w, "- appkey_auth / plain (median req/s): **%.2f** (goal ≥ 0.95: %s); by round %s, median %.2f.\n", r1, harness.Verdict(r1 >= 0.95), fmtRatios(pairs), harness.Median(pairs))
+	limPairs := make([]float64, len(results[0]))
+	for j := range limPairs {
+		limPairs[j] = results[3][j].res.RPS / results[0][j].res.RPS
+	}
+	r3 := rps[3] / rps[0]
+	fmt.Fprintf(w, "- appkey_auth with a rate limit enforced / plain (median req/s): **%.2f** (goal ≥ 0.95: %s); by round %s, median %.2f; / appkey_auth without: %.2f.\n",
+		r3, harness.Verdict(r3 >= 0.95), fmtRatios(limPairs), harness.Median(limPairs), rps[3]/rps[1])
 	fmt.Fprintf(w, "- appkey_auth p99 / plain p99: **%.2f** (%s vs %s; goal ≤ 1.10: %s).\n", p99r, msf(p99[1]), msf(p99[0]), harness.Verdict(p99r <= 1.10))
 	fmt.Fprintf(w, "- appkey_auth / forward_auth (median req/s): **%.2f**x (goal ≥ 2x: %s); by round %s.\n", r2, harness.Verdict(r2 >= 2), fmtRatios(fwd))
-	fmt.Fprintf(w, "- Caddy CPU per request: appkey_auth %+.0f µs over plain (%.2fx), forward_auth %+.0f µs.\n", (ccpu[1]-ccpu[0])/1e3, ccpu[1]/ccpu[0], (ccpu[2]-ccpu[0])/1e3)
+	fmt.Fprintf(w, "- Caddy CPU per request: appkey_auth %+.0f µs over plain (%.2fx), with a rate limit %+.0f µs (%.2fx), forward_auth %+.0f µs.\n",
+		(ccpu[1]-ccpu[0])/1e3, ccpu[1]/ccpu[0], (ccpu[3]-ccpu[0])/1e3, ccpu[3]/ccpu[0], (ccpu[2]-ccpu[0])/1e3)
 	fmt.Fprintf(w, "- During the rounds: appkey_auth cache hits %.0f, misses %.0f, key-service calls %.0f; the forward_auth endpoint asked the key service %d times.\n",
 		cc.hits, cc.misses, cc.ksCalls, cc.authRuns)
 	fmt.Fprintln(w, "\np50, p90, p99: medians of the rounds' own percentiles; max: the largest of any round; spread: fastest round / slowest round.")

@@ -172,7 +172,8 @@ func TestKeysTable(t *testing.T) {
 	used := time.Date(2026, 3, 1, 8, 30, 0, 0, time.UTC)
 	keys := []client.Key{
 		{ID: "key_1", Name: "ci", AppID: "app_1", AppName: "shop", Prefix: "cak_AbCdEf", State: client.StateActive,
-			ExpiresAt: time.Date(2027, 2, 1, 0, 0, 0, 0, time.UTC), CreatedBy: "usr_1", CreatedByEmail: "a@b.test", LastUsedAt: &used},
+			ExpiresAt: time.Date(2027, 2, 1, 0, 0, 0, 0, time.UTC), CreatedBy: "usr_1", CreatedByEmail: "a@b.test", LastUsedAt: &used,
+			RateLimit: &client.RateLimit{Requests: 5, Per: "1s"}, AllowedCIDRs: []string{"10.0.0.0/8", "192.168.1.7/32", "2001:db8::/32"}},
 		// A name with a tab and a newline cannot break the columns.
 		{ID: "key_2", Name: "bad\tname\n", AppID: "app_2", Prefix: "cak_000000", State: client.StateOrphaned,
 			OrphanReason: client.OrphanAppDeleted, ExpiresAt: time.Date(2026, 12, 31, 23, 59, 0, 0, time.FixedZone("X", 3600)), CreatedBy: "usr_2"},
@@ -182,9 +183,9 @@ func TestKeysTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := "" +
-		"ID     NAME      APP           PREFIX      STATE                   EXPIRES               LAST USED             CREATED BY\n" +
-		"key_1  ci        shop (app_1)  cak_AbCdEf  active                  2027-02-01 00:00 UTC  2026-03-01 08:30 UTC  a@b.test\n" +
-		"key_2  bad name  app_2         cak_000000  orphaned (app_deleted)  2026-12-31 22:59 UTC  never                 usr_2\n"
+		"ID     NAME      APP           PREFIX      STATE                   EXPIRES               LAST USED             CREATED BY  LIMITS\n" +
+		"key_1  ci        shop (app_1)  cak_AbCdEf  active                  2027-02-01 00:00 UTC  2026-03-01 08:30 UTC  a@b.test    5/1s from 10.0.0.0/8 192.168.1.7/32 +1 more\n" +
+		"key_2  bad name  app_2         cak_000000  orphaned (app_deleted)  2026-12-31 22:59 UTC  never                 usr_2       -\n"
 	if b.String() != want {
 		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
 	}

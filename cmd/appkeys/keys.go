@@ -24,20 +24,36 @@ func newKeysCmd() *cobra.Command {
 	flags := addClientFlags(group)
 
 	var app, name, expires, saveAs string
+	var limits limitFlags
 	create := &cobra.Command{
-		Use:   "create --app APP --name NAME --expires 30d|12h|2027-01-31 [--save-as-secret SECRET]",
+		Use:   "create --app APP --name NAME --expires 30d|12h|2027-01-31 [--save-as-secret SECRET] [--rate-limit 5/s] [--allowed-cidrs 10.0.0.0/8,…]",
 		Short: "Create a key for an app; prints it once, or saves it into a secret",
 		Long: `Create a key for an app (--app takes an app id or name).
 
 --expires is a number of days (30d) or hours (12h) from now, a date
 (2027-01-31: the key lives through that whole day, until midnight UTC), or an
 RFC 3339 time. With --save-as-secret the key goes into that secret and is not
-printed; read it back with "appkeys secrets get".`,
+printed; read it back with "appkeys secrets get".
+
+--rate-limit (5/s, 100/m, 1000/h) and --allowed-cidrs (10.0.0.0/8,192.168.1.7)
+are optional limits the app's sidecars enforce; change them later with
+"appkeys keys update".`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			exp, err := parseExpires(expires, time.Now())
 			if err != nil {
 				return err
+			}
+			req := client.CreateKeyRequest{Name: name, ExpiresAt: exp, SaveAsSecret: saveAs}
+			if cmd.Flags().Changed("rate-limit") {
+				if req.RateLimit, err = parseRateLimit(limits.rate); err != nil {
+					return err
+				}
+			}
+			if cmd.Flags().Changed("allowed-cidrs") {
+				if req.AllowedCIDRs, err = parseCIDRs(limits.cidrs); err != nil {
+					return err
+				}
 			}
 			c, err := flags.client()
 			if err != nil {
@@ -47,7 +63,7 @@ printed; read it back with "appkeys secrets get".`,
 			if err != nil {
 				return err
 			}
-			k, err := c.CreateKey(cmd.Context(), appID, client.CreateKeyRequest{Name: name, ExpiresAt: exp, SaveAsSecret: saveAs})
+			k, err := c.CreateKey(cmd.Context(), appID, req)
 			if err != nil {
 				return fmt.Errorf("create key: %w", err)
 			}
@@ -60,13 +76,18 @@ printed; read it back with "appkeys secrets get".`,
 			if k.SecretName != "" {
 				saved = []string{k.SecretName}
 			}
-			return printNewKey(cmd, flags.json(), k, k.Key, k.PlainKey, saved)
+			var more [][2]string
+			if k.RateLimit != nil || len(k.AllowedCIDRs) > 0 {
+				more = append(more, [2]string{"LIMITS", limitsLabel(k.Key)})
+			}
+			return printNewKey(cmd, flags.json(), k, k.Key, k.PlainKey, saved, more...)
 		},
 	}
 	create.Flags().StringVar(&app, "app", "", "the app: its id (app_…) or its name")
 	create.Flags().StringVar(&name, "name", "", "a name for the key")
 	create.Flags().StringVar(&expires, "expires", "", "when the key expires: 30d, 12h, 2027-01-31 or an RFC 3339 time")
 	create.Flags().StringVar(&saveAs, "save-as-secret", "", "store the key in this secret instead of printing it")
+	limits.add(create, false)
 	for _, f := range []string{"app", "name", "expires"} {
 		_ = create.MarkFlagRequired(f)
 	}
@@ -158,7 +179,7 @@ from now (7d, 36h): the ones to roll or replace before their clients get
 	}
 	revoke.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
 
-	group.AddCommand(create, list, newKeysRollCmd(flags), revoke, newKeysLookupCmd(flags), newKeysUsageCmd(flags))
+	group.AddCommand(create, list, newKeysRollCmd(flags), revoke, newKeysLookupCmd(flags), newKeysUsageCmd(flags), newKeysUpdateCmd(flags))
 	return group
 }
 
@@ -202,14 +223,14 @@ func printNewKey(cmd *cobra.Command, asJSON bool, answer any, k client.Key, plai
 }
 
 func keysTable(w io.Writer, keys []client.Key) error {
-	t := newTable(w, "ID", "NAME", "APP", "PREFIX", "STATE", "EXPIRES", "LAST USED", "CREATED BY")
+	t := newTable(w, "ID", "NAME", "APP", "PREFIX", "STATE", "EXPIRES", "LAST USED", "CREATED BY", "LIMITS")
 	for _, k := range keys {
 		// People recognize an e-mail; the id stays for a deleted creator.
 		creator := k.CreatedByEmail
 		if creator == "" {
 			creator = k.CreatedBy
 		}
-		t.row(k.ID, k.Name, appLabel(k), k.Prefix, stateLabel(k), fmtTime(k.ExpiresAt), fmtLastUsed(k.LastUsedAt), creator)
+		t.row(k.ID, k.Name, appLabel(k), k.Prefix, stateLabel(k), fmtTime(k.ExpiresAt), fmtLastUsed(k.LastUsedAt), creator, limitsLabel(k))
 	}
 	return t.flush()
 }

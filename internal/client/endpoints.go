@@ -195,6 +195,18 @@ func (c *Client) RevokeKey(ctx context.Context, id string) error {
 	return c.do(ctx, request{method: http.MethodDelete, path: "/v1/keys/" + seg(id)}, nil)
 }
 
+// UpdateKey changes a key's limits and answers the key as it now is.
+func (c *Client) UpdateKey(ctx context.Context, id string, in UpdateKeyRequest) (*Key, error) {
+	if err := checkID("key id", id); err != nil {
+		return nil, err
+	}
+	var out Key
+	if err := c.do(ctx, request{method: http.MethodPatch, path: "/v1/keys/" + seg(id), body: in}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // RollKey replaces a key with a new one for the same app and name. The old
 // key keeps working for in.Overlap (never past its own expiry).
 func (c *Client) RollKey(ctx context.Context, id string, in RollKeyRequest) (*RolledKey, error) {

@@ -8,6 +8,7 @@ package client
 
 import (
 	"encoding/json"
+	"fmt"
 	"time"
 )
 
@@ -100,6 +101,9 @@ const (
 	// EventKeyExpiryChanged says a key now expires sooner (it was rolled):
 	// the event's ExpiresAt is its new expiry.
 	EventKeyExpiryChanged EventType = "key.expiry_changed"
+	// EventKeyUpdated says a key's limits changed: a sidecar drops what it
+	// cached of the key and asks again.
+	EventKeyUpdated EventType = "key.updated"
 )
 
 // CreateOrgRequest is the body of POST /v1/orgs.
@@ -189,6 +193,51 @@ type CreateKeyRequest struct {
 	Name         string    `json:"name"`
 	ExpiresAt    time.Time `json:"expires_at"`
 	SaveAsSecret string    `json:"save_as_secret,omitempty"`
+	// RateLimit and AllowedCIDRs, optional, are the key's limits.
+	RateLimit    *RateLimit `json:"rate_limit,omitempty"`
+	AllowedCIDRs []string   `json:"allowed_cidrs,omitempty"`
+}
+
+// RateLimit is a key's rate limit: Requests per Per ("1s", "1m" or "1h"),
+// with a burst of Requests, enforced by each sidecar.
+type RateLimit struct {
+	Requests int    `json:"requests"`
+	Per      string `json:"per"`
+}
+
+// String spells the limit as the command line takes it: 5/1s.
+func (r *RateLimit) String() string {
+	if r == nil {
+		return ""
+	}
+	return fmt.Sprintf("%d/%s", r.Requests, r.Per)
+}
+
+// UpdateKeyRequest changes a key's limits. A nil field is left as it is;
+// to remove a limit, set its Clear flag.
+type UpdateKeyRequest struct {
+	RateLimit         *RateLimit
+	ClearRateLimit    bool
+	AllowedCIDRs      []string
+	ClearAllowedCIDRs bool
+}
+
+// MarshalJSON writes only the fields that change; a cleared one is null.
+func (u UpdateKeyRequest) MarshalJSON() ([]byte, error) {
+	m := map[string]any{}
+	switch {
+	case u.ClearRateLimit:
+		m["rate_limit"] = nil
+	case u.RateLimit != nil:
+		m["rate_limit"] = u.RateLimit
+	}
+	switch {
+	case u.ClearAllowedCIDRs:
+		m["allowed_cidrs"] = nil
+	case u.AllowedCIDRs != nil:
+		m["allowed_cidrs"] = u.AllowedCIDRs
+	}
+	return json.Marshal(m)
 }
 
 // Key is an API key as listed: never the key itself, only its display prefix.
@@ -217,6 +266,9 @@ type Key struct {
 	// a user) are set for a revoked key, which only LookupKey answers.
 	RevokedAt    *time.Time `json:"revoked_at,omitempty"`
 	RevokeReason string     `json:"revoke_reason,omitempty"`
+	// RateLimit is nil and AllowedCIDRs empty when the key has none.
+	RateLimit    *RateLimit `json:"rate_limit"`
+	AllowedCIDRs []string   `json:"allowed_cidrs"`
 }
 
 // RevokeLeaked is the RevokeReason of a key revoked by a leak report.
@@ -303,6 +355,9 @@ type VerifyResult struct {
 	KeyName   string     `json:"key_name,omitempty"`
 	AppID     string     `json:"app_id,omitempty"`
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	// RateLimit and AllowedCIDRs are sent with a valid key that has them.
+	RateLimit    *RateLimit `json:"rate_limit,omitempty"`
+	AllowedCIDRs []string   `json:"allowed_cidrs,omitempty"`
 }
 
 // Event is one change on an app's events feed.

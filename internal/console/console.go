@@ -228,6 +228,8 @@ func parsePages(assets map[string]string) map[string]*template.Template {
 		"count":    groupDigits,
 		"add":      func(a, b int) int { return a + b },
 		"sub":      func(a, b int) int { return a - b },
+		"limits":   limitsText,
+		"periods":  func() any { return ratePeriods },
 		// dict passes several values to a shared template.
 		"dict": func(kv ...any) map[string]any {
 			m := map[string]any{}

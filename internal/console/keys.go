@@ -106,7 +106,8 @@ func formError(err error, taken string) (status int, msg string, ok bool) {
 	}
 	switch de.Kind {
 	case keyservice.KindInvalid:
-		m := strings.ReplaceAll(de.Message, "expires_at", "the expiration date")
+		m := strings.NewReplacer("expires_at", "the expiration date", "rate_limit.requests", "the rate limit",
+			"rate_limit.per", "the rate limit's period", "allowed_cidrs: ", "allowed networks: ", "allowed_cidrs", "allowed networks").Replace(de.Message)
 		return http.StatusUnprocessableEntity, sentence(m), true
 	case keyservice.KindConflict:
 		return http.StatusConflict, taken, true
@@ -134,10 +135,12 @@ func expiryFromDate(value string, now time.Time) (time.Time, string) {
 func (c *console) createKey(w http.ResponseWriter, r *http.Request, req *request) {
 	appID := r.PathValue("id")
 	name, expires := strings.TrimSpace(r.PostForm.Get("name")), r.PostForm.Get("expires")
+	rate, per, cidrs := r.PostForm.Get("rate_requests"), r.PostForm.Get("rate_per"), r.PostForm.Get("allowed_cidrs")
 	again := func(status int, msg string) {
 		c.renderKeys(w, r, req, appID, keyservice.StateActive, status, func(d *pageData) {
 			f := &d.Keys.Create
 			f.Open, f.Name, f.Expires, f.Error = true, name, expires, msg
+			f.RateRequests, f.RatePer, f.AllowedCIDRs = rate, per, cidrs
 		})
 	}
 	at, msg := expiryFromDate(expires, c.svc.Now())
@@ -145,7 +148,12 @@ func (c *console) createKey(w http.ResponseWriter, r *http.Request, req *request
 		again(http.StatusUnprocessableEntity, msg)
 		return
 	}
-	created, err := c.svc.CreateKey(r.Context(), req.caller, appID, keyservice.CreateKeyRequest{Name: name, ExpiresAt: at})
+	limits, msg := limitsFromForm(rate, per, cidrs)
+	if msg != "" {
+		again(http.StatusUnprocessableEntity, msg)
+		return
+	}
+	created, err := c.svc.CreateKey(r.Context(), req.caller, appID, keyservice.CreateKeyRequest{Name: name, ExpiresAt: at, Limits: limits})
 	if err != nil {
 		status, msg, ok := formError(err, fmt.Sprintf("An API key named “%s” already exists for this app. Choose another name.", name))
 		if !ok {

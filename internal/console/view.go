@@ -123,10 +123,12 @@ type keyForm struct {
 	Open    bool
 	Name    string
 	Expires string
-	Error   string
-	Min     string
-	Max     string
-	Quick   []quickChoice
+	// The optional limits as typed, for the form shown again.
+	RateRequests, RatePer, AllowedCIDRs string
+	Error                               string
+	Min                                 string
+	Max                                 string
+	Quick                               []quickChoice
 }
 
 type quickChoice struct {

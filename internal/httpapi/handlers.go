@@ -53,6 +53,9 @@ type keyJSON struct {
 	RevokeReason string     `json:"revoke_reason,omitempty"`
 	Key          string     `json:"key,omitempty"`
 	SecretName   string     `json:"secret_name,omitempty"`
+	// The key's limits: rate_limit null and allowed_cidrs [] when none.
+	RateLimit    *rateLimitJSON `json:"rate_limit"`
+	AllowedCIDRs []string       `json:"allowed_cidrs"`
 }
 
 type secretJSON struct {
@@ -79,7 +82,8 @@ func toKey(k keyservice.Key) keyJSON {
 	out := keyJSON{ID: k.ID, Name: k.Name, AppID: k.AppID, AppName: k.AppName, Prefix: k.Prefix,
 		State: k.State, ExpiresAt: k.ExpiresAt, CreatedAt: k.CreatedAt,
 		CreatedBy: k.CreatedBy, CreatedByEmail: k.CreatorEmail, LastUsedAt: k.LastUsedAt, RolledFrom: k.RolledFrom, RolledTo: k.RolledTo,
-		LeakedAt: k.LeakedAt, RevokedAt: k.RevokedAt, RevokeReason: k.RevokeReason}
+		LeakedAt: k.LeakedAt, RevokedAt: k.RevokedAt, RevokeReason: k.RevokeReason,
+		RateLimit: rateLimitOut(k.Limits.RateLimit), AllowedCIDRs: cidrsOut(k.Limits.AllowedCIDRs)}
 	if k.OrphanReason != "" {
 		r := k.OrphanReason
 		out.OrphanReason = &r
@@ -210,6 +214,9 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request) {
 		Name         string  `json:"name"`
 		ExpiresAt    *string `json:"expires_at"`
 		SaveAsSecret string  `json:"save_as_secret"`
+		// Optional limits; null or absent is none.
+		RateLimit    *rateLimitJSON `json:"rate_limit"`
+		AllowedCIDRs []string       `json:"allowed_cidrs"`
 	}
 	if !s.readBody(w, r, &req) {
 		return
@@ -218,8 +225,14 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	rl, err := rateLimitIn(req.RateLimit)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	res, err := s.svc.CreateKey(r.Context(), caller(r), r.PathValue("id"), keyservice.CreateKeyRequest{
 		Name: req.Name, ExpiresAt: exp, SaveAsSecret: req.SaveAsSecret,
+		Limits: keyservice.Limits{RateLimit: rl, AllowedCIDRs: req.AllowedCIDRs},
 	})
 	if err != nil {
 		s.fail(w, r, err)

@@ -60,6 +60,7 @@ func TestTenantIsolation(t *testing.T) {
 		{"GET", "/v1/keys?state=active", nil, 200},
 		{"GET", "/v1/keys?state=orphaned", nil, 200},
 		{"DELETE", "/v1/keys/" + key1.ID, nil, 404},
+		{"PATCH", "/v1/keys/" + key1.ID, map[string]any{"rate_limit": nil, "allowed_cidrs": []string{"0.0.0.0/0"}}, 404},
 		{"GET", "/v1/secrets", nil, 200},
 		{"GET", "/v1/secrets/ORG1_SECRET", nil, 404},
 		{"DELETE", "/v1/secrets/ORG1_SECRET", nil, 404},

@@ -49,6 +49,9 @@ func TestPermissions(t *testing.T) {
 	}
 	keyBody := func() any { return map[string]string{"name": "k-" + newMemberEmail(), "expires_at": exp()} }
 	appBody := func() any { return map[string]string{"name": "a-" + newMemberEmail(), "kind": "dashboard_app"} }
+	limitBody := func() any {
+		return map[string]any{"rate_limit": map[string]any{"requests": 5, "per": "1s"}, "allowed_cidrs": []string{"10.0.0.0/8"}}
+	}
 	secretBody := func() any { n++; return map[string]string{"name": fmt.Sprintf("S%d", n), "value": "x"} }
 	del := func(fresh func() string, prefix string) func() string {
 		return func() string { return prefix + fresh() }
@@ -69,6 +72,12 @@ func TestPermissions(t *testing.T) {
 		{"member creates own token", w.memTok, "POST", fixed("/v1/me/tokens"), func() any { return map[string]string{"name": "t"} }, 201, ""},
 		{"aura owner creates app", w.auraTok, "POST", fixed("/v1/apps"), appBody, 201, ""},
 		{"aura owner revokes active key", w.auraTok, "DELETE", del(freshKey, "/v1/keys/"), none, 204, ""},
+		// Limits: whoever may revoke an active key may limit it, whoever
+		// made it; an orphaned key cannot authenticate, so has none to set.
+		{"member limits another's key", w.memTok, "PATCH", del(freshKey, "/v1/keys/"), limitBody, 200, ""},
+		{"aura owner limits another's key", w.auraTok, "PATCH", del(freshKey, "/v1/keys/"), limitBody, 200, ""},
+		{"member limits orphaned key", w.memTok, "PATCH", del(freshOrphan, "/v1/keys/"), limitBody, 409, "conflict"},
+		{"owner limits orphaned key", w.ownerTok, "PATCH", del(freshOrphan, "/v1/keys/"), limitBody, 409, "conflict"},
 		// Orphaned keys: owners and aura owners only.
 		{"member revokes orphaned key", w.memTok, "DELETE", del(freshOrphan, "/v1/keys/"), none, 403, "forbidden"},
 		{"aura owner revokes orphaned key", w.auraTok, "DELETE", del(freshOrphan, "/v1/keys/"), none, 204, ""},
@@ -129,6 +138,7 @@ func TestPermissions(t *testing.T) {
 		{"GET", fixed("/v1/apps/" + w.appA.ID + "/keys"), none},
 		{"GET", fixed("/v1/keys"), none},
 		{"DELETE", del(freshKey, "/v1/keys/"), none},
+		{"PATCH", del(freshKey, "/v1/keys/"), limitBody},
 		{"GET", fixed("/v1/secrets"), none},
 		{"POST", fixed("/v1/secrets"), secretBody},
 		{"GET", fixed("/v1/secrets/SHARED"), none},

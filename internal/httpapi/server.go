@@ -77,6 +77,7 @@ var routes = []route{
 	{"DELETE /v1/keys/{id}", (*Server).revokeKey, true},
 	{"POST /v1/keys/{id}/roll", (*Server).rollKey, true},
 	{"POST /v1/keys/lookup", (*Server).lookupKey, true},
+	{"PATCH /v1/keys/{id}", (*Server).updateKey, true},
 	{leakRoute, (*Server).reportLeaks, false},
 	{"POST /v1/secrets", (*Server).createSecret, true},
 	{"GET /v1/secrets", (*Server).listSecrets, true},

@@ -25,19 +25,26 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.metrics.verifyResults.WithLabelValues(v.Code).Inc()
-	writeJSON(w, http.StatusOK, verdictJSON{AppID: v.AppID, Code: v.Code, ExpiresAt: v.ExpiresAt, KeyID: v.KeyID, KeyName: v.KeyName, Valid: v.Valid})
+	out := verdictJSON{AppID: v.AppID, Code: v.Code, ExpiresAt: v.ExpiresAt, KeyID: v.KeyID, KeyName: v.KeyName, Valid: v.Valid}
+	out.AllowedCIDRs, out.RateLimit = v.Limits.AllowedCIDRs, rateLimitOut(v.Limits.RateLimit)
+	writeJSON(w, http.StatusOK, out)
 }
 
 // verdictJSON is a verify answer. A struct rather than a map spares the hot
 // path a map and a sort per answer; the fields keep the map's (alphabetical)
-// order, so the bytes are the same.
+// order, so the bytes are the same. The limits appear only when the key has
+// them, so the answer for a key without limits is byte for byte what it
+// was. A sidecar older than limits ignores them (it skips unknown fields):
+// upgrade the sidecars before setting limits (docs/limits.md).
 type verdictJSON struct {
-	AppID     string     `json:"app_id"`
-	Code      string     `json:"code"`
-	ExpiresAt *time.Time `json:"expires_at"`
-	KeyID     string     `json:"key_id"`
-	KeyName   string     `json:"key_name"`
-	Valid     bool       `json:"valid"`
+	AllowedCIDRs []string       `json:"allowed_cidrs,omitempty"`
+	AppID        string         `json:"app_id"`
+	Code         string         `json:"code"`
+	ExpiresAt    *time.Time     `json:"expires_at"`
+	KeyID        string         `json:"key_id"`
+	KeyName      string         `json:"key_name"`
+	RateLimit    *rateLimitJSON `json:"rate_limit,omitempty"`
+	Valid        bool           `json:"valid"`
 }
 
 // events answers GET /v1/events, the long-poll of the app's change feed.

@@ -63,6 +63,8 @@ type Key struct {
 	// user) are set for a revoked key, which only LookupKey shows.
 	RevokedAt    *time.Time
 	RevokeReason string
+	// Limits are what the key's sidecars enforce.
+	Limits Limits
 }
 
 func keyOf(k store.Key, now time.Time) Key {
@@ -71,7 +73,7 @@ func keyOf(k store.Key, now time.Time) Key {
 		State: state, OrphanReason: k.OrphanReason, ExpiresAt: k.ExpiresAt, CreatedAt: k.CreatedAt,
 		CreatedBy: k.CreatedBy, CreatorEmail: k.CreatorEmail, LastUsedAt: k.LastUsedAt,
 		RolledFrom: k.RolledFrom, RolledTo: k.RolledTo, ExpiringSoon: expiringSoon(state, k.RolledTo, k.ExpiresAt, now),
-		LeakedAt: k.LeakedAt, RevokedAt: k.RevokedAt, RevokeReason: k.RevokeReason}
+		LeakedAt: k.LeakedAt, RevokedAt: k.RevokedAt, RevokeReason: k.RevokeReason, Limits: k.Limits}
 }
 
 // keyState returns the state a key is in at now.
@@ -94,6 +96,8 @@ type CreateKeyRequest struct {
 	// SaveAsSecret, when set, names a new secret that receives the key
 	// instead of the answer.
 	SaveAsSecret string
+	// Limits, optional, are what the key's sidecars enforce.
+	Limits Limits
 }
 
 // KeyCreated is the answer to CreateKey. Plain is the key itself, set only
@@ -121,6 +125,10 @@ func (s *Service) CreateKey(ctx context.Context, c Caller, appID string, req Cre
 	if req.SaveAsSecret != "" && !validSecretName(req.SaveAsSecret) {
 		return KeyCreated{}, errorf(KindInvalid, secretNameRule)
 	}
+	limits, err := checkLimits(req.Limits)
+	if err != nil {
+		return KeyCreated{}, err
+	}
 	app, err := s.store.LiveApp(ctx, u.OrgID, appID)
 	if err != nil {
 		return KeyCreated{}, s.notFound(err, "app %s not found", appID)
@@ -132,7 +140,7 @@ func (s *Service) CreateKey(ctx context.Context, c Caller, appID string, req Cre
 	k := store.Key{
 		ID: newID("key"), OrgID: u.OrgID, AppID: app.ID, AppName: app.Name, Name: name, Prefix: apikey.DisplayPrefix(plain),
 		Hash: s.hasher.Hash(plain).String(), ExpiresAt: req.ExpiresAt.UTC().Truncate(time.Microsecond), CreatedAt: now,
-		CreatedBy: u.ID, CreatorEmail: u.Email,
+		CreatedBy: u.ID, CreatorEmail: u.Email, Limits: limits,
 	}
 	var secret *store.Secret
 	if req.SaveAsSecret != "" {

@@ -29,6 +29,9 @@ type Verdict struct {
 	KeyName   string
 	AppID     string
 	ExpiresAt *time.Time
+	// Limits are the key's, for the sidecar to enforce; set with a valid
+	// verdict only.
+	Limits Limits
 }
 
 // Verify checks a key for the app whose verifier token the caller holds.
@@ -90,7 +93,7 @@ func (s *Service) verify(ctx context.Context, c Caller, key string, now time.Tim
 	case StateExpired:
 		v.Code = CodeExpired
 	default:
-		v.Valid, v.Code = true, CodeValid
+		v.Valid, v.Code, v.Limits = true, CodeValid, k.Limits
 		s.usage.mark(k, now)
 	}
 	return v, nil

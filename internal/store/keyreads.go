@@ -5,20 +5,25 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
 const keyCols = `k.id, k.org_id, k.app_id, a.name, k.name, k.prefix, k.hash, k.expires_at, k.created_at, k.created_by, u.email,
-	k.revoked_at, k.orphaned_at, k.orphan_reason, k.last_used_at, k.rolled_from, k.rolled_to, k.leaked_at, k.revoke_reason`
+	k.revoked_at, k.orphaned_at, k.orphan_reason, k.last_used_at, k.rolled_from, k.rolled_to, k.leaked_at, k.revoke_reason,
+	k.rate_requests, k.rate_per_seconds, k.allowed_cidrs`
 
 const keyFrom = ` FROM api_keys k JOIN apps a ON a.id = k.app_id JOIN users u ON u.id = k.created_by`
 
 func scanKey(row rowScanner) (Key, error) {
 	var k Key
 	var reason, from, to, revokeReason sql.NullString
+	var lim limitCols
 	err := row.Scan(&k.ID, &k.OrgID, &k.AppID, &k.AppName, &k.Name, &k.Prefix, &k.Hash, timeCol{&k.ExpiresAt}, timeCol{&k.CreatedAt}, &k.CreatedBy, &k.CreatorEmail,
-		nullTimeCol{&k.RevokedAt}, nullTimeCol{&k.OrphanedAt}, &reason, nullTimeCol{&k.LastUsedAt}, &from, &to, nullTimeCol{&k.LeakedAt}, &revokeReason)
+		nullTimeCol{&k.RevokedAt}, nullTimeCol{&k.OrphanedAt}, &reason, nullTimeCol{&k.LastUsedAt}, &from, &to, nullTimeCol{&k.LeakedAt}, &revokeReason,
+		&lim.requests, &lim.per, &lim.cidrs)
 	k.OrphanReason, k.RolledFrom, k.RolledTo, k.RevokeReason = reason.String, from.String, to.String, revokeReason.String
+	k.Limits = lim.limits()
 	return k, err
 }
 
@@ -27,15 +32,48 @@ const keyByHashSQL = `SELECT ` + keyCols + keyFrom + ` WHERE k.hash = $1`
 // keyForVerifySQL reads api_keys alone: a verdict needs neither the app's
 // name nor the creator's email, and the two joins cost two more index probes
 // and row reads per verify.
-const keyForVerifySQL = `SELECT id, org_id, app_id, name, expires_at, revoked_at, orphaned_at, orphan_reason, last_used_at FROM api_keys WHERE hash = $1`
+const keyForVerifySQL = `SELECT id, org_id, app_id, name, expires_at, revoked_at, orphaned_at, orphan_reason, last_used_at,
+	rate_requests, rate_per_seconds, allowed_cidrs FROM api_keys WHERE hash = $1`
 
 func scanKeyForVerify(row rowScanner) (Key, error) {
 	var k Key
 	var reason sql.NullString
+	var lim limitCols
 	err := row.Scan(&k.ID, &k.OrgID, &k.AppID, &k.Name, timeCol{&k.ExpiresAt},
-		nullTimeCol{&k.RevokedAt}, nullTimeCol{&k.OrphanedAt}, &reason, nullTimeCol{&k.LastUsedAt})
+		nullTimeCol{&k.RevokedAt}, nullTimeCol{&k.OrphanedAt}, &reason, nullTimeCol{&k.LastUsedAt},
+		&lim.requests, &lim.per, &lim.cidrs)
 	k.OrphanReason = reason.String
+	k.Limits = lim.limits()
 	return k, err
+}
+
+// limitCols are the columns of a key's Limits as scanned.
+type limitCols struct {
+	requests, per sql.NullInt64
+	cidrs         sql.NullString
+}
+
+func (c limitCols) limits() Limits {
+	var l Limits
+	if c.requests.Valid && c.per.Valid {
+		l.RateLimit = &RateLimit{Requests: int(c.requests.Int64), Per: time.Duration(c.per.Int64) * time.Second}
+	}
+	if c.cidrs.String != "" {
+		l.AllowedCIDRs = strings.Split(c.cidrs.String, ",")
+	}
+	return l
+}
+
+// limitArgs are the column values of l: rate_requests, rate_per_seconds,
+// allowed_cidrs.
+func limitArgs(l Limits) (requests, per, cidrs any) {
+	if l.RateLimit != nil {
+		requests, per = int64(l.RateLimit.Requests), int64(l.RateLimit.Per/time.Second)
+	}
+	if len(l.AllowedCIDRs) > 0 {
+		cidrs = strings.Join(l.AllowedCIDRs, ",")
+	}
+	return requests, per, cidrs
 }
 
 // byHash looks a key up by each candidate hash in turn; the first found

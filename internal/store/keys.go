@@ -24,8 +24,10 @@ func (s *Store) CreateKey(ctx context.Context, k Key, secret *Secret) error {
 		if err := execOne(ctx, tx, ErrCreatorGone, `UPDATE users SET deleted_at = deleted_at WHERE id = $1 AND org_id = $2 AND deleted_at IS NULL`, k.CreatedBy, k.OrgID); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO api_keys (id, org_id, app_id, name, prefix, hash, expires_at, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-			k.ID, k.OrgID, k.AppID, k.Name, k.Prefix, k.Hash, micros(k.ExpiresAt), micros(k.CreatedAt), k.CreatedBy)
+		rate, per, cidrs := limitArgs(k.Limits)
+		_, err := tx.ExecContext(ctx, `INSERT INTO api_keys (id, org_id, app_id, name, prefix, hash, expires_at, created_at, created_by, rate_requests, rate_per_seconds, allowed_cidrs)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+			k.ID, k.OrgID, k.AppID, k.Name, k.Prefix, k.Hash, micros(k.ExpiresAt), micros(k.CreatedAt), k.CreatedBy, rate, per, cidrs)
 		if err != nil {
 			return err
 		}
@@ -39,6 +41,9 @@ func (s *Store) CreateKey(ctx context.Context, k Key, secret *Secret) error {
 				return err
 			}
 			detail += ", saved as secret " + secret.Name
+		}
+		if d := k.Limits.String(); d != "" {
+			detail += ", " + d
 		}
 		return addAudit(ctx, tx, Audit{OrgID: k.OrgID, At: k.CreatedAt, Actor: k.CreatedBy, Action: "key.create", Target: k.ID, Detail: detail})
 	})

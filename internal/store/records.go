@@ -96,6 +96,25 @@ type Key struct {
 	// RevokeReason is RevokeLeaked for a key revoked by a leak report, ""
 	// otherwise.
 	RevokeReason string
+	// Limits are what the sidecars enforce for the key; the zero value
+	// limits nothing.
+	Limits Limits
+}
+
+// Limits are a key's restrictions, checked by the key service before they
+// are stored: the store keeps them as given.
+type Limits struct {
+	// RateLimit is nil when the key has none.
+	RateLimit *RateLimit
+	// AllowedCIDRs are client networks in canonical CIDR form; empty
+	// means any network.
+	AllowedCIDRs []string
+}
+
+// RateLimit is Requests per Per (a second, a minute or an hour).
+type RateLimit struct {
+	Requests int
+	Per      time.Duration
 }
 
 // RevokeLeaked is the RevokeReason of a key revoked by a leak report.
@@ -118,7 +137,7 @@ type Event struct {
 	Seq   int64
 	OrgID string
 	AppID string
-	Type  string // "key.revoked", "key.orphaned", "key.expiry_changed" or "app.deleted"
+	Type  string // "key.revoked", "key.orphaned", "key.expiry_changed", "key.updated" or "app.deleted"
 	KeyID string
 	At    time.Time
 	// ExpiresAt is a key.expiry_changed event's new expiry; nil otherwise.
@@ -132,6 +151,9 @@ const (
 	EventAppDeleted  = "app.deleted"
 	// EventKeyExpiryChanged: a key now expires sooner (it was rolled).
 	EventKeyExpiryChanged = "key.expiry_changed"
+	// EventKeyUpdated: a key's limits changed; sidecars drop what they
+	// cached of it and ask again.
+	EventKeyUpdated = "key.updated"
 )
 
 // Orphan reasons.

@@ -106,8 +106,13 @@ func (s *Store) RollKey(ctx context.Context, r KeyRoll) (RolledKey, error) {
 		}
 		nk := r.New
 		nk.OrgID, nk.AppID, nk.AppName, nk.Name, nk.RolledFrom = r.OrgID, old.AppID, old.AppName, old.Name, old.ID
-		_, err = tx.ExecContext(ctx, `INSERT INTO api_keys (id, org_id, app_id, name, prefix, hash, expires_at, created_at, created_by, rolled_from) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-			nk.ID, nk.OrgID, nk.AppID, nk.Name, nk.Prefix, nk.Hash, micros(nk.ExpiresAt), micros(nk.CreatedAt), nk.CreatedBy, nk.RolledFrom)
+		// The new key inherits the old one's limits: a roll must never
+		// lift a rate limit or a network restriction.
+		nk.Limits = old.Limits
+		rate, per, cidrs := limitArgs(nk.Limits)
+		_, err = tx.ExecContext(ctx, `INSERT INTO api_keys (id, org_id, app_id, name, prefix, hash, expires_at, created_at, created_by, rolled_from, rate_requests, rate_per_seconds, allowed_cidrs)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+			nk.ID, nk.OrgID, nk.AppID, nk.Name, nk.Prefix, nk.Hash, micros(nk.ExpiresAt), micros(nk.CreatedAt), nk.CreatedBy, nk.RolledFrom, rate, per, cidrs)
 		if err != nil {
 			return err
 		}

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -132,7 +133,16 @@ type verifyAnswer struct {
 	KeyName   string  `json:"key_name"`
 	AppID     string  `json:"app_id"`
 	ExpiresAt *string `json:"expires_at"`
+	RateLimit *struct {
+		Requests int    `json:"requests"`
+		Per      string `json:"per"`
+	} `json:"rate_limit"`
+	AllowedCIDRs []string `json:"allowed_cidrs"`
 }
+
+// maxAnswerNets bounds the networks a verify answer may carry; the key
+// service allows far fewer.
+const maxAnswerNets = 256
 
 // Verify asks the key service about key. The key must already have passed
 // apikey.Parse: it is placed in the JSON body without escaping, which is safe
@@ -196,7 +206,34 @@ func (a *verifyAnswer) result() (Result, error) {
 	if r.Valid && (r.KeyID == "" || r.AppID == "") {
 		return Result{}, errors.New("verify answer: a valid key without key_id or app_id")
 	}
+	if err := a.limits(&r); err != nil {
+		return Result{}, err
+	}
 	return r, nil
+}
+
+// limits reads the answer's limits into r. Limits that cannot be read
+// make the whole answer unusable: admitting the key without them would
+// lift them.
+func (a *verifyAnswer) limits(r *Result) error {
+	if rl := a.RateLimit; rl != nil {
+		per, ok := map[string]time.Duration{"1s": time.Second, "1m": time.Minute, "1h": time.Hour}[rl.Per]
+		if !ok || rl.Requests < 1 {
+			return fmt.Errorf("verify answer: rate_limit %d per %q is not a limit", rl.Requests, rl.Per)
+		}
+		r.Rate = Rate{Requests: rl.Requests, Per: per}
+	}
+	if len(a.AllowedCIDRs) > maxAnswerNets {
+		return fmt.Errorf("verify answer: %d allowed_cidrs, more than %d", len(a.AllowedCIDRs), maxAnswerNets)
+	}
+	for _, c := range a.AllowedCIDRs {
+		p, err := netip.ParsePrefix(c)
+		if err != nil || p.Masked() != p {
+			return fmt.Errorf("verify answer: allowed_cidrs: %q is not a network", c)
+		}
+		r.AllowedNets = append(r.AllowedNets, p)
+	}
+	return nil
 }
 
 // Event is one entry of the app's change feed.
@@ -217,6 +254,8 @@ const (
 	EventAppDeleted  = "app.deleted"
 	// EventKeyExpiryChanged: the key now expires sooner (it was rolled).
 	EventKeyExpiryChanged = "key.expiry_changed"
+	// EventKeyUpdated: the key's limits changed.
+	EventKeyUpdated = "key.updated"
 )
 
 // EventPage is one answer of GET /v1/events.

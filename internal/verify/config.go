@@ -45,6 +45,12 @@ type Config struct {
 	// BreakerCooldown is how long the open breaker refuses calls before it
 	// lets one probe through (default 1s).
 	BreakerCooldown time.Duration
+	// LimitShare divides each key's rate limit among this many sidecars
+	// (default 1: each enforces the whole limit). With N replicas of an
+	// app, each keeping its own bucket, a client may get N times a key's
+	// limit; LimitShare N brings that back to the limit (each sidecar
+	// allows Requests/N, at least one request per window).
+	LimitShare int
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -67,6 +73,9 @@ func (c *Config) defaults() error {
 	if c.MaxVerifyCalls == 0 {
 		c.MaxVerifyCalls = 64
 	}
+	if c.LimitShare == 0 {
+		c.LimitShare = 1
+	}
 	if c.BreakerThreshold == 0 {
 		c.BreakerThreshold = 5
 	}
@@ -83,6 +92,8 @@ func (c *Config) defaults() error {
 		c.Now = time.Now
 	}
 	switch {
+	case c.LimitShare < 0:
+		return errors.New("limit share must be positive")
 	case c.CacheSize < 0 || c.NegativeSize < 0:
 		return errors.New("cache sizes must be positive")
 	case c.CacheTTL < 0 || c.NegativeTTL < 0 || c.Timeout < 0 || c.FeedDownRevalidate < 0 || c.BreakerCooldown < 0:

@@ -3,6 +3,7 @@ package verify
 import (
 	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -29,6 +30,9 @@ func FuzzVerifyAnswer(f *testing.F) {
 		`{"valid":false,"code":"MAYBE"}`,
 		`{"valid":true,"code":"VALID","key_id":"k","app_id":"a","expires_at":"tomorrow"}`,
 		`{"valid":false,"code":"EXPIRED"} {}`,
+		`{"valid":true,"code":"VALID","key_id":"k","app_id":"a","expires_at":"2030-01-02T03:04:05Z","rate_limit":{"requests":5,"per":"1s"},"allowed_cidrs":["10.0.0.0/8","2001:db8::/32"]}`,
+		`{"valid":true,"code":"VALID","key_id":"k","app_id":"a","expires_at":"2030-01-02T03:04:05Z","rate_limit":{"requests":0,"per":"1h"}}`,
+		`{"valid":true,"code":"VALID","key_id":"k","app_id":"a","expires_at":"2030-01-02T03:04:05Z","allowed_cidrs":["10.0.0.1/8"]}`,
 		`{"valid":false,"code":"EXPIRED"`,
 		`[]`, `null`, ``, `{}`,
 	} {
@@ -41,7 +45,7 @@ func FuzzVerifyAnswer(f *testing.F) {
 			if !errors.As(err, &bad) {
 				t.Fatalf("error %T (%v) is not a *BadAnswerError", err, err)
 			}
-			if r != (Result{}) {
+			if !reflect.DeepEqual(r, Result{}) {
 				t.Fatalf("error %v came with a result %+v", err, r)
 			}
 			return
@@ -61,7 +65,8 @@ func FuzzVerifyAnswer(f *testing.F) {
 		if err != nil {
 			t.Fatalf("re-encoded %+v is refused: %v", r, err)
 		}
-		if again.Valid != r.Valid || again.Code != r.Code || again.KeyID != r.KeyID || again.AppID != r.AppID || !again.ExpiresAt.Equal(r.ExpiresAt) {
+		if again.Valid != r.Valid || again.Code != r.Code || again.KeyID != r.KeyID || again.AppID != r.AppID || !again.ExpiresAt.Equal(r.ExpiresAt) ||
+			again.Rate != r.Rate || !reflect.DeepEqual(again.AllowedNets, r.AllowedNets) {
 			t.Fatalf("round trip changed the verdict: %+v became %+v", r, again)
 		}
 	})
@@ -71,6 +76,12 @@ func encodeVerifyAnswer(t *testing.T, r Result) []byte {
 	a := map[string]any{"valid": r.Valid, "code": r.Code.String(), "key_id": r.KeyID, "key_name": r.KeyName, "app_id": r.AppID}
 	if !r.ExpiresAt.IsZero() {
 		a["expires_at"] = r.ExpiresAt.Format(time.RFC3339Nano)
+	}
+	if r.Rate.Requests > 0 {
+		a["rate_limit"] = map[string]any{"requests": r.Rate.Requests, "per": map[time.Duration]string{time.Second: "1s", time.Minute: "1m", time.Hour: "1h"}[r.Rate.Per]}
+	}
+	if len(r.AllowedNets) > 0 {
+		a["allowed_cidrs"] = r.AllowedNets
 	}
 	data, err := json.Marshal(a)
 	if err != nil {

@@ -40,8 +40,9 @@ func fingerprintOf(key string) fingerprint {
 // key's expiry earlier; the app id is the engine's own.
 type positive struct {
 	idName  string
-	stored  uint32 // when the key service said so
-	expires uint32 // the key's own expiry, always after stored
+	stored  uint32  // when the key service said so
+	expires uint32  // the key's own expiry, always after stored
+	lim     *Limits // nil when the key has no limits
 }
 
 func (p *positive) keyID() string {
@@ -200,6 +201,7 @@ func (e *Engine) validDecision(p *positive, src Source) Decision {
 	d.Valid, d.Code = true, CodeValid
 	d.KeyID, d.KeyName, d.AppID = p.keyID(), p.keyName(), e.cfg.App
 	d.ExpiresAt = time.Unix(0, e.at(p.expires))
+	d.Limits = p.lim
 	return d
 }
 

@@ -3,6 +3,7 @@ package verify
 import (
 	"context"
 	"errors"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -202,7 +203,7 @@ func TestKeyServiceThrottleIsNoOutage(t *testing.T) {
 		before := srv.VerifyCalls.Load()
 		d, err := e.Check(ctx, guess)
 		var te *ThrottledError
-		if !errors.As(err, &te) || !errors.Is(err, ErrThrottled) || errors.Is(err, ErrUnavailable) || te.RetryAfter != 7*time.Second || d != (Decision{}) {
+		if !errors.As(err, &te) || !errors.Is(err, ErrThrottled) || errors.Is(err, ErrUnavailable) || te.RetryAfter != 7*time.Second || !reflect.DeepEqual(d, Decision{}) {
 			t.Fatalf("guess %d: %+v, %v; want ErrThrottled with Retry-After 7s and no verdict", i, d, err)
 		}
 		if srv.VerifyCalls.Load() != before+1 {

@@ -243,6 +243,10 @@ func (f *Feed) apply(ev Event) {
 				exp = *ev.ExpiresAt
 			}
 			f.each(func(s Sink) { s.Shorten(ev.KeyID, exp) })
+		case EventKeyUpdated:
+			// The key's limits changed: drop the answer (a zero expiry),
+			// so the next request asks again and gets the new limits.
+			f.each(func(s Sink) { s.Shorten(ev.KeyID, time.Time{}) })
 		case EventAppDeleted:
 			f.purgeAll()
 			f.obs.RevocationApplied()

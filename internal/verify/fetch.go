@@ -93,8 +93,8 @@ func (e *Engine) call(wait context.Context, f *flight, key string, fp fingerprin
 		res.Valid, res.Code = false, code
 		return Decision{Result: res, Source: SourceService}, nil
 	}
-	e.store(fp, &res, now, gen)
-	return Decision{Result: res, Source: SourceService}, nil
+	lim := e.store(fp, &res, now, gen)
+	return Decision{Result: res, Source: SourceService, Limits: lim}, nil
 }
 
 // forget drops whatever valid answer is cached for fp.
@@ -119,7 +119,9 @@ func statusOf(err error) int {
 	return 0
 }
 
-func (e *Engine) store(fp fingerprint, res *Result, now int64, gen uint64) {
+// store caches the answer res, and returns the enforcement of a valid
+// key's limits (nil when it has none), which this request is held to too.
+func (e *Engine) store(fp fingerprint, res *Result, now int64, gen uint64) *Limits {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if !res.Valid {
@@ -127,28 +129,37 @@ func (e *Engine) store(fp fingerprint, res *Result, now int64, gen uint64) {
 		if e.neg.Add(fp, negative{code: res.Code, stored: now}) {
 			e.obs.CacheEvicted()
 		}
-		return
+		return nil
 	}
 	e.neg.Remove(fp)
+	// A refresh with the same limits keeps the bucket: refilling it at
+	// every refresh would hand a client a free burst each CacheTTL.
+	var lim *Limits
+	if old, ok := e.pos.get(fp, false); ok && old.lim.same(res.Rate, res.AllowedNets) {
+		lim = old.lim
+	} else {
+		lim = newLimits(res.Rate, res.AllowedNets, e.cfg.LimitShare)
+	}
 	if e.gen != gen {
 		// A revocation or purge landed while the call was in flight; this
 		// answer may predate it, so it answers this request but is not kept.
 		e.pos.remove(fp)
-		return
+		return lim
 	}
 	if strings.IndexByte(res.KeyID, 0) >= 0 {
-		return // cannot be stored unambiguously; never happens with real ids
+		return lim // cannot be stored unambiguously; never happens with real ids
 	}
 	// refusal let through only answers that expire after now.
-	p := positive{idName: res.KeyID + "\x00" + res.KeyName, stored: e.sec(now), expires: e.secOf(res.ExpiresAt)}
+	p := positive{idName: res.KeyID + "\x00" + res.KeyName, stored: e.sec(now), expires: e.secOf(res.ExpiresAt), lim: lim}
 	if p.expires <= p.stored {
 		// Expires within the second: answer this request, keep nothing.
 		e.pos.remove(fp)
-		return
+		return lim
 	}
 	if e.pos.add(fp, p) {
 		e.obs.CacheEvicted()
 	}
+	return lim
 }
 
 // fallback answers when the key service could not: a valid answer still

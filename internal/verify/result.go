@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"time"
 )
@@ -69,6 +70,10 @@ type Result struct {
 	AppID   string
 	// ExpiresAt is the key's own expiry; the zero time means none.
 	ExpiresAt time.Time
+	// Rate and AllowedNets are a valid key's limits; zero and empty when
+	// it has none.
+	Rate        Rate
+	AllowedNets []netip.Prefix
 }
 
 // Source says where a Decision came from, for metrics and logs.
@@ -107,6 +112,9 @@ func (s Source) String() string {
 type Decision struct {
 	Result
 	Source Source
+	// Limits enforces a valid key's limits; nil when it has none. The
+	// caller checks them (Permits, Take) before letting the request in.
+	Limits *Limits
 }
 
 // ErrUnavailable is matched (errors.Is) by every error that means "no

@@ -50,6 +50,8 @@ func Run(t *testing.T, open Open) {
 	t.Run("ConcurrentLeakReports", func(t *testing.T) { testConcurrentLeakReports(t, open(t)) })
 	t.Run("Usage", func(t *testing.T) { testUsage(t, open(t)) })
 	t.Run("UsageFullBatch", func(t *testing.T) { testUsageFullBatch(t, open(t)) })
+	t.Run("KeyLimits", func(t *testing.T) { testKeyLimits(t, open(t)) })
+	t.Run("ConcurrentLimitUpdates", func(t *testing.T) { testConcurrentLimitUpdates(t, open(t)) })
 }
 
 type fixture struct {
