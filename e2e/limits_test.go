@@ -208,3 +208,57 @@ func TestLimitShareAtTheEdge(t *testing.T) {
 		t.Errorf("Retry-After %q, want 1 to 12 seconds", refused.header.Get("Retry-After"))
 	}
 }
+
+// TestRefusedRequestsCountInUsage: a request refused by its key's own
+// limits reaches the key's usage as rate_limited or forbidden, beside the
+// allowed ones, so the console's chart shows a key hitting its limit.
+func TestRefusedRequestsCountInUsage(t *testing.T) {
+	s := newStack(t)
+	ctx := context.Background()
+	a := s.app("counted")
+	site := s.site(a, "usage_interval 1s")
+	newKey := func(rl *client.RateLimit, cidrs ...string) *client.CreatedKey {
+		t.Helper()
+		k, err := s.owner.CreateKey(ctx, a.ID, client.CreateKeyRequest{Name: "counted-" + time.Now().Format("150405.000000000"),
+			ExpiresAt: time.Now().Add(time.Hour), RateLimit: rl, AllowedCIDRs: cidrs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	rated := newKey(&client.RateLimit{Requests: 3, Per: "1m"})
+	outside := newKey(nil, "10.0.0.0/8")
+	s.load(s.ks.URL, site)
+
+	var want client.UsageCount
+	for range 10 {
+		switch got := s.get(site, "X-API-Key", rated.PlainKey); got.status {
+		case http.StatusOK:
+			want.Allowed++
+		case http.StatusTooManyRequests:
+			want.RateLimited++
+		default:
+			t.Fatalf("a rate-limited key: %d %s", got.status, got.body)
+		}
+	}
+	if want.Allowed != 3 || want.RateLimited != 7 {
+		t.Fatalf("3/min over 10 requests: %d allowed, %d refused", want.Allowed, want.RateLimited)
+	}
+	for range 4 {
+		if got := s.get(site, "X-API-Key", outside.PlainKey); got.status != http.StatusForbidden {
+			t.Fatalf("a key used from outside its networks: %d %s", got.status, got.body)
+		}
+	}
+	var rs, os client.UsageCount
+	for i := 0; ; i++ {
+		rs, os = s.keyUsage(rated.ID), s.keyUsage(outside.ID)
+		if rs.Allowed == want.Allowed && rs.RateLimited == want.RateLimited && rs.Forbidden == 0 &&
+			os.Forbidden == 4 && os.Allowed == 0 && os.RateLimited == 0 {
+			return
+		}
+		if i == 150 {
+			t.Fatalf("after 15 s the usage reads %+v and %+v; want %+v and 4 forbidden", rs, os, want)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
