@@ -118,6 +118,15 @@ func (c *console) register(mux *http.ServeMux) {
 	mux.Handle("POST /keys/{id}/roll", c.authed(c.rollKey))
 	mux.Handle("POST /keys/lookup", c.authed(c.lookupKey))
 	mux.Handle("POST /new-key/{flow}/secret", c.authed(c.saveAsSecret))
+	mux.Handle("GET /users", c.authed(c.usersPage))
+	mux.Handle("POST /users", c.authed(c.createUser))
+	mux.Handle("POST /users/{id}/role", c.authed(c.changeRole))
+	mux.Handle("POST /users/{id}/remove", c.authed(c.removeUser))
+	mux.Handle("GET /secrets", c.authed(c.secretsPage))
+	mux.Handle("POST /secrets", c.authed(c.createSecret))
+	mux.Handle("POST /secrets/reveal", c.authed(c.revealSecret))
+	mux.Handle("POST /secrets/delete", c.authed(c.deleteSecret))
+	mux.Handle("GET /audit", c.authed(c.auditPage))
 }
 
 // secured adds the headers every console response carries. The policy
@@ -237,7 +246,7 @@ func parsePages(assets map[string]string) map[string]*template.Template {
 	pages := map[string]*template.Template{}
 	// A page's file, and the files of its dialogs.
 	files := map[string][]string{"keys": {"roll.html"}}
-	for _, name := range []string{"login", "home", "app", "keys", "error"} {
+	for _, name := range []string{"login", "home", "app", "keys", "error", "users", "secrets", "audit"} {
 		t := template.Must(base.Clone())
 		for _, f := range append([]string{name + ".html"}, files[name]...) {
 			t = template.Must(t.ParseFS(templateFS, "templates/"+f))

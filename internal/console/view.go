@@ -37,6 +37,11 @@ type pageData struct {
 	// App instance and keys views
 	App  *appRow
 	Keys *keysView
+
+	// Users, Secrets and Audit log pages
+	Users   *usersView
+	Secrets *secretsView
+	Audit   *auditView
 }
 
 type crumb struct {

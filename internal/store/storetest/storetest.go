@@ -48,6 +48,8 @@ func Run(t *testing.T, open Open) {
 	t.Run("MarkLeakedRevokes", func(t *testing.T) { testMarkLeakedRevokes(t, open(t)) })
 	t.Run("MarkLeakedNotifies", func(t *testing.T) { testMarkLeakedNotifies(t, open(t)) })
 	t.Run("ConcurrentLeakReports", func(t *testing.T) { testConcurrentLeakReports(t, open(t)) })
+	t.Run("UserRoles", func(t *testing.T) { testUserRoles(t, open(t)) })
+	t.Run("AuditFilters", func(t *testing.T) { testAuditFilters(t, open(t)) })
 }
 
 type fixture struct {

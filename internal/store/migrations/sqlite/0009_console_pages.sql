@@ -1,0 +1,10 @@
+-- The console's Users, Secrets and Audit log pages and OIDC sign-in
+-- (issue 19). updated_at is when a secret's value last changed (a roll
+-- of the key it holds); NULL for a secret never changed since created.
+ALTER TABLE secrets ADD COLUMN updated_at INTEGER;
+-- The Audit log page filters an organization's log by action and actor,
+-- newest first, a page at a time.
+CREATE INDEX audit_org_action ON audit (org_id, action, id);
+CREATE INDEX audit_org_actor ON audit (org_id, actor, id);
+-- Sign-in with OpenID Connect finds the user by verified email.
+CREATE INDEX users_by_email ON users (email) WHERE deleted_at IS NULL;
