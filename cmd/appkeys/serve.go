@@ -35,6 +35,7 @@ type serveFlags struct {
 	leakKeysURL     string
 	leakKeysFile    string
 	leakAction      string
+	oidc            oidcFlags
 }
 
 func (f *serveFlags) register(cmd *cobra.Command, defaultAddr string) {
@@ -60,6 +61,7 @@ func (f *serveFlags) registerServe(cmd *cobra.Command) {
 	fl.StringVar(&f.leakKeysURL, "leak-keys-url", keyserver.GitHubLeakKeysURL, "where the public keys that sign GitHub's secret scanning leak reports (POST /v1/leaks/github) are read; empty refuses every report")
 	fl.StringVar(&f.leakKeysFile, "leak-keys-file", "", "read those public keys from this file instead (GitHub's meta/public_keys/secret_scanning document), for air-gapped installs")
 	fl.StringVar(&f.leakAction, "leak-action", "revoke", "what a verified leak report does to a live key: revoke (at once, reason leaked) or notify (keep it working, marked leaked)")
+	f.oidc.register(cmd)
 }
 
 func (f *serveFlags) config(stderr io.Writer) (keyserver.Config, error) {
@@ -124,6 +126,10 @@ func (f *serveFlags) config(stderr io.Writer) (keyserver.Config, error) {
 	if f.leakAction != "" && f.leakAction != "revoke" && f.leakAction != "notify" { // "": up, which has no such flag
 		return keyserver.Config{}, fmt.Errorf("invalid --leak-action %q: use revoke or notify", f.leakAction)
 	}
+	oidcOpts, tokenLogin, err := f.oidc.options()
+	if err != nil {
+		return keyserver.Config{}, err
+	}
 	logger := slog.New(h)
 	return keyserver.Config{
 		LeakKeysURL:        leakURL,
@@ -142,7 +148,7 @@ func (f *serveFlags) config(stderr io.Writer) (keyserver.Config, error) {
 		VerifyFailureRate:  f.failureRate,
 		VerifyFailureBurst: f.failureBurst,
 		Logger:             logger,
-		Console:            console.Options{PublicURL: f.publicURL, TrustedProxies: proxies, Logger: logger}.Mount,
+		Console:            console.Options{PublicURL: f.publicURL, TrustedProxies: proxies, Logger: logger, OIDC: oidcOpts, NoTokenLogin: !tokenLogin}.Mount,
 	}, nil
 }
 

@@ -23,6 +23,12 @@ type pageData struct {
 	// login
 	LoginMessage string
 	LoginCSRF    string
+	// OIDCName names the provider of "Sign in with …" ("" without OIDC);
+	// TokenLogin shows the token form; SignedIn is the page after a
+	// sign-in with OIDC, which moves on to the console by itself.
+	OIDCName   string
+	TokenLogin bool
+	SignedIn   bool
 
 	// Container Service
 	Apps       []appRow

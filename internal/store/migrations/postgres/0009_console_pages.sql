@@ -8,3 +8,12 @@ CREATE INDEX audit_org_action ON audit (org_id, action, id);
 CREATE INDEX audit_org_actor ON audit (org_id, actor, id);
 -- Sign-in with OpenID Connect finds the user by verified email.
 CREATE INDEX users_by_email ON users (email) WHERE deleted_at IS NULL;
+-- A sign-in with OpenID Connect under way: id is the SHA-256 of the flow
+-- cookie (whence the state, nonce and PKCE verifier are derived, so none
+-- is stored). The callback deletes the row: a flow completes once, on any
+-- replica, and a replayed callback finds nothing.
+CREATE TABLE oidc_logins (
+	id         TEXT PRIMARY KEY,
+	expires_at BIGINT NOT NULL
+);
+CREATE INDEX oidc_logins_expiry ON oidc_logins (expires_at);
