@@ -52,7 +52,7 @@ const oidcCallbackPath = "/login/oidc/callback"
 type oidcLogin struct {
 	cfg OIDC
 
-	mu       sync.Mutex
+	mu         sync.Mutex
 	discovered *oidc.Provider // nil until discovery succeeds
 }
 

@@ -303,4 +303,3 @@ func loginCSRF(t *testing.T, b *browserless) string {
 	t.Fatal("no login cookie")
 	return ""
 }
-
