@@ -164,3 +164,8 @@ func mustKeys(t *testing.T, ks *keyservice.Service, c keyservice.Caller, appID s
 	return keys
 }
 
+// chromedpSetSelect chooses value in the select css finds, as a user
+// picking from the list does (the change event included).
+func chromedpSetSelect(css, value string) chromedp.Action[chromedp.Void] {
+	return chromedp.SetValue(chromedp.CSS(css), value)
+}

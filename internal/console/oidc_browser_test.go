@@ -31,6 +31,7 @@ func TestOIDCSignInInTheBrowser(t *testing.T) {
 	p.user("stranger@appkeys.local", true)
 	b.click("Sign in with Mock IdP")
 	b.waitText("No appkeys user has the email stranger@appkeys.local.")
+	b.accessible(loadAxe(t), "a refused sign-in")
 }
 
 // TestOIDCSignInAcrossReplicas: the sign-in starts on replica A and the
