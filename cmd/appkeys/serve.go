@@ -192,7 +192,12 @@ its owner, and writes their tokens to <data>/admin.token and <data>/owner.token
 make them with 'appkeys gen-token admin' and 'appkeys gen-token owner'.
 The master key (32 bytes, base64) comes from APPKEYS_MASTER_KEY, or is
 generated into <data>/master.key. Losing it makes every stored secret
-unreadable and every stored key unverifiable: back it up.`,
+unreadable and every stored key unverifiable: back it up.
+
+With --oidc-issuer, --oidc-client-id and --oidc-client-secret-file the
+console also offers "Sign in with <--oidc-name>" (OpenID Connect, code flow
+with PKCE); users are found by verified email, and created only with
+--oidc-auto-create member. --console-token-login=false leaves only that.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := f.config(cmd.ErrOrStderr())
