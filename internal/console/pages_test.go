@@ -322,3 +322,70 @@ func TestAuditLogFiltersPagesAndLinks(t *testing.T) {
 }
 
 var olderRE = regexp.MustCompile(`href="(/audit\?[^"]*before=[0-9]+[^"]*)"[^>]*>Older entries`)
+
+// TestAuraOwnerCannotMakeOrUnmakeOwners: an Aura Owner manages users but
+// not owners: no owner role offered, and the forms posted anyway refused;
+// nobody changes their own role.
+func TestAuraOwnerCannotMakeOrUnmakeOwners(t *testing.T) {
+	f := newPagesFixture(t)
+	ctx := context.Background()
+	ks := f.svc.Server.Service
+	aura, auraToken, err := ks.CreateUser(ctx, f.owner, "aura@appkeys.local", keyservice.RoleAuraOwner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ownerID := userIDOf(t, ks, f.owner, "owner@appkeys.local")
+	b := newBrowserless(t, f.svc.URL)
+	b.login(auraToken)
+	_, page := b.get("/users")
+	if strings.Contains(page, `value="owner"`) || strings.Contains(page, "Remove user owner@appkeys.local") {
+		t.Errorf("an Aura Owner is offered the owner role or the owner's removal")
+	}
+	for _, tc := range []struct {
+		path string
+		form url.Values
+		want int
+	}{
+		{"/users/" + f.memberID + "/role", url.Values{"role": {"owner"}}, http.StatusForbidden},
+		{"/users/" + ownerID + "/role", url.Values{"role": {"member"}}, http.StatusForbidden},
+		{"/users/" + ownerID + "/remove", nil, http.StatusForbidden},
+		{"/users", url.Values{"email": {"boss2@appkeys.local"}, "role": {"owner"}}, http.StatusForbidden},
+		{"/users/" + aura.ID + "/role", url.Values{"role": {"owner"}}, http.StatusConflict},
+	} {
+		if code, _, _ := b.post(tc.path, tc.form); code != tc.want {
+			t.Errorf("Aura Owner POST %s %v = %d, want %d", tc.path, tc.form, code, tc.want)
+		}
+	}
+	if got := f.role(t, f.owner, ownerID); got != keyservice.RoleOwner {
+		t.Errorf("the owner's role: %s", got)
+	}
+	if got := f.role(t, f.owner, f.memberID); got != keyservice.RoleMember {
+		t.Errorf("the member's role: %s", got)
+	}
+	if got := f.role(t, f.owner, aura.ID); got != keyservice.RoleAuraOwner {
+		t.Errorf("the Aura Owner's own role: %s", got)
+	}
+	// What an Aura Owner may do: make a member an Aura Owner, audited.
+	if code, _, _ := b.post("/users/"+f.memberID+"/role", url.Values{"role": {"aura_owner"}}); code != http.StatusSeeOther {
+		t.Fatalf("Aura Owner promotes a member to Aura Owner = %d", code)
+	}
+	recs, _ := ks.ListAuditWhere(ctx, f.owner, keyservice.AuditQuery{Action: "user.role", Limit: 10})
+	if len(recs) != 1 || recs[0].Actor != aura.ID || recs[0].Target != f.memberID {
+		t.Errorf("user.role audit: %+v", recs)
+	}
+}
+
+func userIDOf(t *testing.T, ks *keyservice.Service, c keyservice.Caller, email string) string {
+	t.Helper()
+	users, err := ks.ListUsers(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range users {
+		if u.Email == email {
+			return u.ID
+		}
+	}
+	t.Fatalf("no user %s", email)
+	return ""
+}
