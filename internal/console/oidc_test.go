@@ -239,22 +239,18 @@ func flowCookie(t *testing.T, b *browserless) *http.Cookie {
 
 func TestOIDCAutoCreatesAMemberOnlyWhenTold(t *testing.T) {
 	p := startIDP(t)
-	var orgID string
+	var cfg *console.OIDC
 	svc := startOIDCConsole(t, p, func(o *console.Options) {
 		o.OIDC.AutoCreate = keyservice.RoleMember
-		o.OIDC.OrgID = "org_set_below"
+		cfg = o.OIDC
 	})
+	// The organization's id is known once the service bootstrapped it: a
+	// restart on the same data mounts the console with it.
 	owner := ownerCaller(t, svc, svc.OwnerToken)
-	orgID = owner.User.OrgID
-	// The console was started before the org id was known: run a second one
-	// on the same data, told the right organization.
-	svc.Stop()
-	svc2 := startOIDCConsole(t, p, func(o *console.Options) {
-		o.OIDC.AutoCreate = keyservice.RoleMember
-		o.OIDC.OrgID = orgID
-	}, servicetest.WithConfig(func(c *keyserver.Config) { c.DataDir = svc.DataDir }))
+	cfg.OrgID = owner.User.OrgID
+	svc.Restart()
 	p.user("newcomer@appkeys.local", true)
-	b := newBrowserless(t, svc2.URL)
+	b := newBrowserless(t, svc.URL)
 	if code, _, page := b.do(http.MethodGet, b.startSignIn(), nil); code != http.StatusOK {
 		t.Fatalf("auto-create sign-in = %d:\n%s", code, page)
 	}
@@ -262,9 +258,8 @@ func TestOIDCAutoCreatesAMemberOnlyWhenTold(t *testing.T) {
 	if code != http.StatusOK || !strings.Contains(page, "newcomer@appkeys.local") {
 		t.Fatalf("GET / after the sign-in = %d", code)
 	}
-	owner2 := ownerCaller(t, svc2, svc.OwnerToken)
-	us, _ := svc2.Server.Service.ListUsers(context.Background(), owner2)
 	var role string
+	us, _ := svc.Server.Service.ListUsers(context.Background(), owner)
 	for _, u := range us {
 		if u.Email == "newcomer@appkeys.local" {
 			role = u.Role
