@@ -66,6 +66,11 @@ func (s *Service) OIDCUser(ctx context.Context, email, orgID, autoCreate string)
 	case autoCreate != RoleMember || orgID == "":
 		return User{}, false, errorf(KindNotFound, "no user has this email")
 	}
+	if _, err := s.store.GetOrg(ctx, orgID); err != nil {
+		// --oidc-org names no organization: the operator's mistake, said
+		// as such rather than as a failed insert.
+		return User{}, false, s.notFound(err, "organization %s (--oidc-org) not found", truncate(orgID, 64))
+	}
 	// The token is made because every user has one, and never shown: the
 	// user signs in with the provider and makes their own tokens.
 	nu := s.withFirstToken(store.User{ID: newID("usr"), OrgID: orgID, Email: email, Role: RoleMember, CreatedAt: s.now().UTC()}, newToken(userTokenPrefix))
