@@ -169,3 +169,47 @@ func mustKeys(t *testing.T, ks *keyservice.Service, c keyservice.Caller, appID s
 func chromedpSetSelect(css, value string) chromedp.Action[chromedp.Void] {
 	return chromedp.SetValue(chromedp.CSS(css), value)
 }
+
+// TestNewDialogsByKeyboardOnly: the Users and Secrets dialogs open from
+// the keyboard, hold the focus, and give it back on Escape; Reveal is
+// completed by keys.
+func TestNewDialogsByKeyboardOnly(t *testing.T) {
+	svc := startConsole(t)
+	ctx := context.Background()
+	ks := svc.Server.Service
+	owner := ownerCaller(t, svc, svc.OwnerToken)
+	if _, _, err := ks.CreateUser(ctx, owner, "dev@appkeys.local", keyservice.RoleMember); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ks.CreateSecret(ctx, owner, "DB_PASSWORD", "hunter2-value"); err != nil {
+		t.Fatal(err)
+	}
+	b := newTab(t, svc.URL)
+	b.login(svc.OwnerToken)
+	for _, tc := range []struct{ path, opener, dialog string }{
+		{"/users", "Add User", "add-user"},
+		{"/users", "Remove user dev@appkeys.local", "remove-user"},
+		{"/secrets", "Create Secret", "new-secret"},
+		{"/secrets", "Delete secret DB_PASSWORD", "delete-secret"},
+		{"/secrets", "Reveal secret DB_PASSWORD", "reveal-secret"},
+	} {
+		b.open(tc.path)
+		b.waitUntil("the page", `document.readyState === "complete"`)
+		b.tabToControl(tc.opener)
+		b.press(kb.Enter)
+		b.waitUntil(tc.opener+" to open", dialogOpen(tc.dialog))
+		b.focusStaysIn(tc.dialog)
+		b.escapeReturnsFocus(tc.dialog, tc.opener)
+	}
+	b.press(kb.Enter) // Reveal again, from the focus Escape gave back
+	b.waitUntil("Reveal to open again", dialogOpen("reveal-secret"))
+	b.tabToControl("Reveal Value")
+	b.press(kb.Enter)
+	b.waitText("This reveal is in the audit log")
+	b.focusStaysIn("secret-revealed")
+	b.press(kb.Escape) // as Close: the value leaves the page
+	b.waitUntil("the value to leave the page", `!document.getElementById("secret-revealed") && document.readyState === "complete"`)
+	if b.hasText("hunter2-value") || eval[bool](b, `document.documentElement.outerHTML.includes("hunter2-value")`) {
+		t.Errorf("the value stays in the page after Escape")
+	}
+}
