@@ -102,7 +102,7 @@ func TestEveryPageInTheBrowser(t *testing.T) {
 	b.waitText("ops@appkeys.local is now a Member.")
 	b.screenshot("users")
 	b.click("Remove user dev@appkeys.local")
-	b.waitText("2 API keys they created will stop working")
+	b.waitText("2 API keys they created will become orphaned")
 	check("Remove user dialog")
 	b.click("Remove User")
 	b.waitText("Removed dev@appkeys.local. Their 2 API keys are now under Orphaned")
@@ -157,21 +157,21 @@ func TestEveryPageInTheBrowser(t *testing.T) {
 	b.screenshot("audit")
 	b.do("choose an action", chromedpSetSelect("#f-action", "secret.read"))
 	b.click("Apply Filters")
-	b.waitUntil("the filtered log", `location.search.includes("action=secret.read")`)
+	b.waitUntil("the filtered log", `location.search.includes("action=secret.read") && document.readyState === "complete" && !!document.querySelector("table.audit tbody")`)
 	rows := eval[int](b, `document.querySelectorAll("table.audit tbody tr").length`)
 	if rows != 1 || !b.hasText("DB_PASSWORD") {
 		t.Errorf("action filter secret.read: %d rows", rows)
 	}
 	b.do("choose an app", chromedpSetSelect("#f-action", ""), chromedpSetSelect("#f-app", app.App.ID))
 	b.click("Apply Filters")
-	b.waitUntil("the app's log", `location.search.includes("app=`+app.App.ID+`")`)
+	b.waitUntil("the app's log", `location.search.includes("app=`+app.App.ID+`") && document.readyState === "complete" && !!document.querySelector("table.audit tbody")`)
 	entries := eval[string](b, `document.querySelector("table.audit tbody").innerText`)
 	if !strings.Contains(entries, "key.create") || strings.Contains(entries, "secret.read") || strings.Contains(entries, "user.create") {
 		t.Errorf("the app filter shows the wrong entries")
 	}
 	check("filtered Audit log")
 	b.click("Clear")
-	b.waitUntil("the whole log", `location.search === ""`)
+	b.waitUntil("the whole log", `location.search === "" && document.readyState === "complete"`)
 
 	// A member: the list without controls, the audit log refused in words.
 	b.logout()

@@ -1,6 +1,7 @@
 package console
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -25,8 +26,8 @@ type usersView struct {
 
 type userRow struct {
 	keyservice.User
-	// Orphans is how many live keys they created: the keys a removal
-	// orphans.
+	// Orphans is how many keys they created that are not orphaned yet:
+	// the keys a removal orphans.
 	Orphans int
 	Self    bool
 }
@@ -54,14 +55,10 @@ func (c *console) renderUsers(w http.ResponseWriter, r *http.Request, req *reque
 		c.fail(w, r, req, err)
 		return
 	}
-	keys, err := c.svc.ListKeys(ctx, req.caller, "", keyservice.StateActive)
+	per, err := c.keysByCreator(ctx, req)
 	if err != nil {
 		c.fail(w, r, req, err)
 		return
-	}
-	per := map[string]int{}
-	for _, k := range keys {
-		per[k.CreatedBy]++
 	}
 	v := &usersView{CanManage: keyservice.CanRevokeOrphaned(req.user.Role), CanMakeOwners: req.user.Role == keyservice.RoleOwner,
 		Form: &userForm{Role: keyservice.RoleMember}, Roles: allRoles}
@@ -149,17 +146,12 @@ func (c *console) removeUser(w http.ResponseWriter, r *http.Request, req *reques
 		c.showError(w, r, req, http.StatusNotFound, "That user does not exist: they may have been removed already.")
 		return
 	}
-	keys, err := c.svc.ListKeys(ctx, req.caller, "", keyservice.StateActive)
+	per, err := c.keysByCreator(ctx, req)
 	if err != nil {
 		c.fail(w, r, req, err)
 		return
 	}
-	n := 0
-	for _, k := range keys {
-		if k.CreatedBy == id {
-			n++
-		}
-	}
+	n := per[id]
 	if err := c.svc.DeleteUser(ctx, req.caller, id); err != nil {
 		c.fail(w, r, req, err)
 		return
@@ -170,6 +162,22 @@ func (c *console) removeUser(w http.ResponseWriter, r *http.Request, req *reques
 	}
 	c.setFlash(ctx, req.sess, msg)
 	http.Redirect(w, r, "/users", http.StatusSeeOther)
+}
+
+// keysByCreator counts, per user, the listed keys not orphaned yet
+// (active and expired): the keys removing that user orphans.
+func (c *console) keysByCreator(ctx context.Context, req *request) (map[string]int, error) {
+	keys, err := c.svc.ListKeys(ctx, req.caller, "", "")
+	if err != nil {
+		return nil, err
+	}
+	per := map[string]int{}
+	for _, k := range keys {
+		if k.State != keyservice.StateOrphaned {
+			per[k.CreatedBy]++
+		}
+	}
+	return per, nil
 }
 
 func roleArticle(role string) string {
