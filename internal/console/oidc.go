@@ -40,9 +40,9 @@ type OIDC struct {
 }
 
 // oidcCookie carries a sign-in under way, from the click to the
-// provider's answer: a random flow token, whence the state, the nonce and
-// the PKCE verifier are derived, and whose hash the store keeps until the
-// callback uses it once. SameSite=Lax, unlike the session's: the
+// provider's answer: a flow token the service signed (random bits and an
+// expiry), whence the state, the nonce and the PKCE verifier are derived;
+// its hash is recorded once the callback used it, so it works only once. SameSite=Lax, unlike the session's: the
 // provider's redirect back is a cross-site navigation, on which a Strict
 // cookie is not sent.
 const oidcCookie = "appkeys_oidc"
@@ -118,12 +118,7 @@ func (c *console) startOIDC(w http.ResponseWriter, r *http.Request) {
 		c.renderLogin(w, r, http.StatusServiceUnavailable, fmt.Sprintf("%s cannot be reached right now. Try again in a moment.", c.oidc.cfg.Name))
 		return
 	}
-	flow := randomToken()
-	if err := c.svc.StartOIDCLogin(r.Context(), flow); err != nil {
-		c.log.Error("console: start a sign-in", "err", err)
-		c.renderLogin(w, r, http.StatusServiceUnavailable, "The key store cannot be reached right now. Try again in a moment.")
-		return
-	}
+	flow := c.svc.NewOIDCFlow() // signed, so starting stores nothing
 	c.setFlowCookie(w, r, flow, int(keyservice.OIDCLoginLifetime/time.Second))
 	url := c.oauthConfig(r, p).AuthCodeURL(derive(flow, "state"), oidc.Nonce(derive(flow, "nonce")), oauth2.S256ChallengeOption(derive(flow, "pkce")))
 	http.Redirect(w, r, url, http.StatusSeeOther)
@@ -149,17 +144,12 @@ func (c *console) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		refuse(http.StatusUnauthorized, "provider error "+truncateForLog(e), fmt.Sprintf("%s did not sign you in. Sign in again, or ask your administrator.", name))
 		return
 	}
-	if !sameToken(q.Get("state"), derive(flow, "state")) {
-		refuse(http.StatusBadRequest, "state mismatch", "This sign-in did not start in this browser. Sign in again.")
+	if _, err := c.svc.CheckOIDCFlow(flow); err != nil {
+		refuse(http.StatusBadRequest, "flow cookie forged or expired", "This sign-in did not start in this browser, or took too long. Sign in again.")
 		return
 	}
-	if err := c.svc.FinishOIDCLogin(ctx, flow); err != nil {
-		if keyservice.KindOf(err) == keyservice.KindUnauthorized {
-			refuse(http.StatusBadRequest, "flow replayed or expired", "This sign-in was used already or took too long. Sign in again.")
-			return
-		}
-		c.log.Error("console: finish a sign-in", "err", err)
-		c.renderLogin(w, r, http.StatusServiceUnavailable, "The key store cannot be reached right now. Try again in a moment.")
+	if !sameToken(q.Get("state"), derive(flow, "state")) {
+		refuse(http.StatusBadRequest, "state mismatch", "This sign-in did not start in this browser. Sign in again.")
 		return
 	}
 	p, err := c.oidc.provider(ctx)
@@ -188,6 +178,17 @@ func (c *console) oidcCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	if !sameToken(idt.Nonce, derive(flow, "nonce")) {
 		refuse(http.StatusUnauthorized, "nonce mismatch", fmt.Sprintf("The sign-in from %s was not made for this request. Sign in again.", name))
+		return
+	}
+	// Only now, the provider having vouched for this very flow, is it
+	// recorded as used: nothing unauthenticated writes to the store.
+	if err := c.svc.FinishOIDCLogin(ctx, flow); err != nil {
+		if keyservice.KindOf(err) == keyservice.KindUnauthorized {
+			refuse(http.StatusBadRequest, "flow replayed or expired", "This sign-in was used already or took too long. Sign in again.")
+			return
+		}
+		c.log.Error("console: finish a sign-in", "err", err)
+		c.renderLogin(w, r, http.StatusServiceUnavailable, "The key store cannot be reached right now. Try again in a moment.")
 		return
 	}
 	var claims struct {

@@ -109,16 +109,32 @@ func startOIDCConsole(t *testing.T, p *idp, edit func(*console.Options), opts ..
 	return servicetest.Start(t, opts...)
 }
 
-// signIn drives the flow through plain HTTP up to the callback, which it
-// returns unvisited: the console's redirect to the provider, the
+// startSignIn drives the flow through plain HTTP up to the callback,
+// which it returns unvisited: the console's redirect to the provider, the
 // provider's redirect back.
 func (b *browserless) startSignIn() string {
+	b.t.Helper()
+	_, cb := b.signInURLs()
+	return cb
+}
+
+// signInURLs is startSignIn that also returns the provider's authorize
+// URL the console sent the browser to.
+func (b *browserless) signInURLs() (authorize, callback string) {
 	b.t.Helper()
 	code, h, page := b.do(http.MethodGet, "/login/oidc", nil)
 	if code != http.StatusSeeOther {
 		b.t.Fatalf("GET /login/oidc = %d:\n%s", code, page)
 	}
-	resp, err := b.c.Get(h.Get("Location"))
+	authorize = h.Get("Location")
+	return authorize, b.authorize(authorize)
+}
+
+// authorize asks the provider, which signs the queued user in at once,
+// and returns the callback it redirects to.
+func (b *browserless) authorize(authorize string) string {
+	b.t.Helper()
+	resp, err := b.c.Get(authorize)
 	if err != nil {
 		b.t.Fatal(err)
 	}
@@ -195,20 +211,42 @@ func TestOIDCSignInRefusesWhatItCannotTrust(t *testing.T) {
 	t.Run("replayed state", func(t *testing.T) {
 		p.user("owner@appkeys.local", true)
 		b := newBrowserless(t, svc.URL)
-		cb := b.startSignIn()
+		authorize, cb := b.signInURLs()
 		flow := flowCookie(t, b)
 		if code, _, page := b.do(http.MethodGet, cb, nil); code != http.StatusOK || !strings.Contains(page, "Signed in") {
 			t.Fatalf("first callback = %d:\n%s", code, page)
 		}
-		// An attacker who captured the callback and its cookie replays both.
+		// An attacker who captured the flow cookie replays the state: the
+		// same callback (its code spent, the provider refuses it), and a
+		// fresh code for the same state, nonce and PKCE challenge (which
+		// appkeys itself must refuse: that flow finished).
 		atk := newBrowserless(t, svc.URL)
 		atk.c.Jar.SetCookies(mustURL(t, svc.URL), []*http.Cookie{flow})
-		code, _, page := atk.do(http.MethodGet, cb, nil)
-		if code != http.StatusBadRequest || !strings.Contains(page, "This sign-in was used already") {
+		if code, _, page := atk.do(http.MethodGet, cb, nil); code != http.StatusUnauthorized || !strings.Contains(page, "did not confirm the sign-in") {
 			t.Errorf("replayed callback = %d:\n%s", code, page)
+		}
+		p.user("owner@appkeys.local", true)
+		fresh := atk.authorize(authorize)
+		atk.c.Jar.SetCookies(mustURL(t, svc.URL), []*http.Cookie{flow})
+		code, _, page := atk.do(http.MethodGet, fresh, nil)
+		if code != http.StatusBadRequest || !strings.Contains(page, "This sign-in was used already") {
+			t.Errorf("a fresh code for a finished flow's state = %d:\n%s", code, page)
 		}
 		if code, _ := atk.get("/"); code != http.StatusSeeOther {
 			t.Errorf("the replay got a session: GET / = %d", code)
+		}
+	})
+	t.Run("forged flow cookie", func(t *testing.T) {
+		p.user("owner@appkeys.local", true)
+		b := newBrowserless(t, svc.URL)
+		cb := b.startSignIn()
+		flow := flowCookie(t, b)
+		// The attacker's own flow: random bits and an expiry, with a MAC
+		// they cannot make; the state in the callback matches it.
+		forged := &http.Cookie{Name: flow.Name, Value: "AAAA." + strings.SplitN(flow.Value, ".", 3)[1] + ".AAAA", Path: "/"}
+		b.c.Jar.SetCookies(mustURL(t, svc.URL), []*http.Cookie{forged})
+		if code, _, page := b.do(http.MethodGet, cb, nil); code != http.StatusBadRequest || !strings.Contains(page, "did not start in this browser") {
+			t.Errorf("a forged flow cookie = %d:\n%s", code, page)
 		}
 	})
 	t.Run("state of another browser", func(t *testing.T) {

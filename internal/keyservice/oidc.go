@@ -5,38 +5,9 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
-	"time"
 
 	"github.com/appkeys/appkeys/internal/store"
 )
-
-// OIDCLoginLifetime bounds a sign-in with OpenID Connect, from the click
-// on "Sign in with …" to the provider's answer.
-const OIDCLoginLifetime = 10 * time.Minute
-
-// StartOIDCLogin records a sign-in under way whose flow cookie is cookie;
-// FinishOIDCLogin ends it, once.
-func (s *Service) StartOIDCLogin(ctx context.Context, cookie string) error {
-	if !validCookie(cookie) {
-		return errorf(KindInvalid, "invalid sign-in flow")
-	}
-	now := s.now().UTC()
-	return s.storeErr(s.store.StartOIDCLogin(ctx, sessionID(cookie), now, now.Add(OIDCLoginLifetime)))
-}
-
-// FinishOIDCLogin ends the sign-in whose flow cookie is cookie. A flow
-// unknown, finished already (a replayed callback) or past its time is
-// KindUnauthorized.
-func (s *Service) FinishOIDCLogin(ctx context.Context, cookie string) error {
-	if !validCookie(cookie) {
-		return errorf(KindUnauthorized, "this sign-in is unknown, finished already or too old")
-	}
-	err := s.store.FinishOIDCLogin(ctx, sessionID(cookie), s.now().UTC())
-	if errors.Is(err, store.ErrNotFound) {
-		return errorf(KindUnauthorized, "this sign-in is unknown, finished already or too old")
-	}
-	return s.storeErr(err)
-}
 
 // OIDCUser finds the user an identity provider vouched for by a verified
 // email: the one live user with that email, in orgID when set. When there

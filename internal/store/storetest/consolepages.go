@@ -96,3 +96,19 @@ func testAuditFilters(t *testing.T, s *store.Store) {
 		t.Errorf("AuditActions = %v %v", acts, err)
 	}
 }
+
+// testOIDCLogins: a finished sign-in is recorded once; a second use is
+// ErrConflict until the record's time passes, when it is swept.
+func testOIDCLogins(t *testing.T, s *store.Store) {
+	ctx := context.Background()
+	flow := id("flow")
+	must(t, s.UseOIDCLogin(ctx, flow, t0, t0.Add(10*time.Minute)))
+	if err := s.UseOIDCLogin(ctx, flow, t0.Add(time.Minute), t0.Add(10*time.Minute)); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("second use of a flow: %v, want ErrConflict", err)
+	}
+	// Past its expiry the flow cookie itself is refused; the row is swept.
+	must(t, s.UseOIDCLogin(ctx, id("flow"), t0.Add(11*time.Minute), t0.Add(21*time.Minute)))
+	if err := s.UseOIDCLogin(ctx, flow, t0.Add(11*time.Minute), t0.Add(21*time.Minute)); err != nil {
+		t.Fatalf("the swept flow's record is still there: %v", err)
+	}
+}

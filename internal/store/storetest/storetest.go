@@ -50,6 +50,7 @@ func Run(t *testing.T, open Open) {
 	t.Run("ConcurrentLeakReports", func(t *testing.T) { testConcurrentLeakReports(t, open(t)) })
 	t.Run("UserRoles", func(t *testing.T) { testUserRoles(t, open(t)) })
 	t.Run("AuditFilters", func(t *testing.T) { testAuditFilters(t, open(t)) })
+	t.Run("OIDCLogins", func(t *testing.T) { testOIDCLogins(t, open(t)) })
 }
 
 type fixture struct {

@@ -8,10 +8,11 @@ CREATE INDEX audit_org_action ON audit (org_id, action, id);
 CREATE INDEX audit_org_actor ON audit (org_id, actor, id);
 -- Sign-in with OpenID Connect finds the user by verified email.
 CREATE INDEX users_by_email ON users (email) WHERE deleted_at IS NULL;
--- A sign-in with OpenID Connect under way: id is the SHA-256 of the flow
--- cookie (whence the state, nonce and PKCE verifier are derived, so none
--- is stored). The callback deletes the row: a flow completes once, on any
--- replica, and a replayed callback finds nothing.
+-- A sign-in with OpenID Connect that finished: id is the SHA-256 of its
+-- flow cookie (signed by the service; the state, nonce and PKCE verifier
+-- are derived from it, so none is stored). The row lives until the flow
+-- would have expired anyway: a flow completes once, on any replica, and a
+-- replayed callback finds its row. Starting a sign-in writes nothing.
 CREATE TABLE oidc_logins (
 	id         TEXT PRIMARY KEY,
 	expires_at BIGINT NOT NULL
