@@ -4,7 +4,7 @@
 GO ?= go
 FUZZTIME ?= 5s
 
-.PHONY: test vet lint-api gitleaks unit fuzz fuzz-quick build bench xcaddy bench-verify bench-verify-pg bench-sidecar bench-fanout bench-fanout-pg bench-usage bench-usage-pg bench-revocation-replicas soak soak-pg
+.PHONY: test vet lint-api gitleaks axe unit fuzz fuzz-quick build bench xcaddy bench-verify bench-verify-pg bench-sidecar bench-fanout bench-fanout-pg bench-usage bench-usage-pg bench-revocation-replicas soak soak-pg
 
 # Every test, with a throwaway PostgreSQL 15 cluster and chromium.
 test: vet lint-api gitleaks
@@ -27,7 +27,12 @@ lint-api:
 gitleaks:
 	GO=$(GO) scripts/ensure-gitleaks.sh
 
-unit: gitleaks
+# axe-core at the version tools/axe-core pins, for the console's browser
+# tests' accessibility check.
+axe:
+	scripts/ensure-axe.sh
+
+unit: gitleaks axe
 	$(GO) test -race -count=1 -timeout 20m ./...
 	# The end-to-end suites (key service, console, CLI, sidecar) once more, on PostgreSQL.
 	APPKEYS_TEST_STORE=postgres $(GO) test -race -count=1 -timeout 10m ./internal/httpapi ./internal/client ./internal/console ./cmd/appkeys ./e2e

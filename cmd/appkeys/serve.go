@@ -38,6 +38,7 @@ type serveFlags struct {
 	parkLongPolls   bool
 	serve           bool // these flags are registered (up has none of them)
 	usageRetention  time.Duration
+	oidc            oidcFlags
 }
 
 func (f *serveFlags) register(cmd *cobra.Command, defaultAddr string) {
@@ -66,6 +67,7 @@ func (f *serveFlags) registerServe(cmd *cobra.Command) {
 	fl.BoolVar(&f.parkLongPolls, "park-long-polls", true, "take waiting HTTP/1.1 long-polls on /v1/events off net/http while they wait, which holds each in a fraction of the memory; false keeps them in net/http (for comparison)")
 	fl.StringVar(&f.leakAction, "leak-action", "revoke", "what a verified leak report does to a live key: revoke (at once, reason leaked) or notify (keep it working, marked leaked)")
 	fl.DurationVar(&f.usageRetention, "usage-retention", keyserver.DefaultUsageRetention, "how long the hourly request counts the sidecars report are kept (older hours are pruned in the background)")
+	f.oidc.register(cmd)
 }
 
 func (f *serveFlags) config(stderr io.Writer) (keyserver.Config, error) {
@@ -133,6 +135,10 @@ func (f *serveFlags) config(stderr io.Writer) (keyserver.Config, error) {
 	if f.leakAction != "" && f.leakAction != "revoke" && f.leakAction != "notify" { // "": up, which has no such flag
 		return keyserver.Config{}, fmt.Errorf("invalid --leak-action %q: use revoke or notify", f.leakAction)
 	}
+	oidcOpts, tokenLogin, err := f.oidc.options()
+	if err != nil {
+		return keyserver.Config{}, err
+	}
 	logger := slog.New(h)
 	return keyserver.Config{
 		LeakKeysURL:        leakURL,
@@ -153,7 +159,7 @@ func (f *serveFlags) config(stderr io.Writer) (keyserver.Config, error) {
 		VerifyFailureRate:  f.failureRate,
 		VerifyFailureBurst: f.failureBurst,
 		Logger:             logger,
-		Console:            console.Options{PublicURL: f.publicURL, TrustedProxies: proxies, Logger: logger}.Mount,
+		Console:            console.Options{PublicURL: f.publicURL, TrustedProxies: proxies, Logger: logger, OIDC: oidcOpts, NoTokenLogin: !tokenLogin}.Mount,
 	}, nil
 }
 
@@ -197,7 +203,12 @@ its owner, and writes their tokens to <data>/admin.token and <data>/owner.token
 make them with 'appkeys gen-token admin' and 'appkeys gen-token owner'.
 The master key (32 bytes, base64) comes from APPKEYS_MASTER_KEY, or is
 generated into <data>/master.key. Losing it makes every stored secret
-unreadable and every stored key unverifiable: back it up.`,
+unreadable and every stored key unverifiable: back it up.
+
+With --oidc-issuer, --oidc-client-id and --oidc-client-secret-file the
+console also offers "Sign in with <--oidc-name>" (OpenID Connect, code flow
+with PKCE); users are found by verified email, and created only with
+--oidc-auto-create member. --console-token-login=false leaves only that.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := f.config(cmd.ErrOrStderr())

@@ -175,9 +175,14 @@ func (b *tab) waitUntil(what, cond string) {
 func (b *tab) hasText(text string) bool { return eval[bool](b, pageHas(text)) }
 
 // screenshot saves the whole page to the test's temp dir and, when
-// APPKEYS_UPDATE_SCREENSHOTS=1, to docs/ for the README.
+// APPKEYS_UPDATE_SCREENSHOTS=1, to docs/ for the README. A page worth a
+// screenshot is worth an accessibility check too: with axe-core installed
+// (scripts/ensure-axe.sh), it runs on the page first.
 func (b *tab) screenshot(name string) {
 	b.t.Helper()
+	if axe, err := os.ReadFile(axePath); err == nil {
+		b.accessible(string(axe), "page "+name)
+	}
 	ctx, cancel := context.WithTimeout(b.ctx, stepTimeout)
 	defer cancel()
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))

@@ -54,6 +54,11 @@ type Options struct {
 	TrustedProxies []netip.Prefix
 	// Logger receives the console's logs; slog.Default() when nil.
 	Logger *slog.Logger
+	// OIDC, when set, offers "Sign in with <name>" (see OIDC).
+	OIDC *OIDC
+	// NoTokenLogin turns off login by pasting a user token
+	// (--console-token-login=false), for installs that sign in with OIDC.
+	NoTokenLogin bool
 }
 
 // Mount registers the console on mux with default options: GET / and its
@@ -76,11 +81,21 @@ type console struct {
 	assets map[string]string // file name → URL with a content hash
 
 	publicHTTPS    bool // PublicURL is https
+	publicURL      string
 	trustedProxies []netip.Prefix
+
+	oidc       *oidcLogin // nil without OIDC
+	tokenLogin bool
 }
 
 func newConsole(svc *keyservice.Service, o Options) *console {
-	c := &console{svc: svc, log: o.Logger, trustedProxies: o.TrustedProxies}
+	c := &console{svc: svc, log: o.Logger, trustedProxies: o.TrustedProxies, publicURL: o.PublicURL, tokenLogin: !o.NoTokenLogin}
+	if o.OIDC != nil {
+		c.oidc = &oidcLogin{cfg: *o.OIDC}
+		if c.oidc.cfg.Name == "" {
+			c.oidc.cfg.Name = "your identity provider"
+		}
+	}
 	if c.log == nil {
 		c.log = slog.Default()
 	}
@@ -107,6 +122,10 @@ func (c *console) register(mux *http.ServeMux) {
 	mux.Handle("GET /login", secured(http.HandlerFunc(c.loginPage)))
 	mux.Handle("POST /login", secured(http.HandlerFunc(c.login)))
 	mux.Handle("POST /logout", c.authed(c.logout))
+	if c.oidc != nil {
+		mux.Handle("GET /login/oidc", secured(http.HandlerFunc(c.startOIDC)))
+		mux.Handle("GET "+oidcCallbackPath, secured(http.HandlerFunc(c.oidcCallback)))
+	}
 	mux.Handle("GET /{$}", c.authed(c.home))
 	mux.Handle("POST /apps", c.authed(c.createApp))
 	mux.Handle("GET /apps/{id}", c.authed(c.appPage))
@@ -119,6 +138,15 @@ func (c *console) register(mux *http.ServeMux) {
 	mux.Handle("POST /keys/{id}/roll", c.authed(c.rollKey))
 	mux.Handle("POST /keys/lookup", c.authed(c.lookupKey))
 	mux.Handle("POST /new-key/{flow}/secret", c.authed(c.saveAsSecret))
+	mux.Handle("GET /users", c.authed(c.usersPage))
+	mux.Handle("POST /users", c.authed(c.createUser))
+	mux.Handle("POST /users/{id}/role", c.authed(c.changeRole))
+	mux.Handle("POST /users/{id}/remove", c.authed(c.removeUser))
+	mux.Handle("GET /secrets", c.authed(c.secretsPage))
+	mux.Handle("POST /secrets", c.authed(c.createSecret))
+	mux.Handle("POST /secrets/reveal", c.authed(c.revealSecret))
+	mux.Handle("POST /secrets/delete", c.authed(c.deleteSecret))
+	mux.Handle("GET /audit", c.authed(c.auditPage))
 }
 
 // secured adds the headers every console response carries. The policy
@@ -243,7 +271,7 @@ func parsePages(assets map[string]string) map[string]*template.Template {
 	pages := map[string]*template.Template{}
 	// A page's file, and the files of its dialogs.
 	files := map[string][]string{"keys": {"roll.html"}}
-	for _, name := range []string{"login", "home", "app", "keys", "error", "key"} {
+	for _, name := range []string{"login", "home", "app", "keys", "error", "key", "users", "secrets", "audit", "signedin"} {
 		t := template.Must(base.Clone())
 		for _, f := range append([]string{name + ".html"}, files[name]...) {
 			t = template.Must(t.ParseFS(templateFS, "templates/"+f))

@@ -29,12 +29,21 @@ func (c *console) renderLogin(w http.ResponseWriter, r *http.Request, status int
 	c.setCookie(w, r, loginCookie, token, 3600)
 	d := c.data(r, nil, "Log in")
 	d.LoginCSRF, d.LoginMessage, d.Status = token, msg, status
+	d.TokenLogin = c.tokenLogin
+	if c.oidc != nil {
+		d.OIDCName = c.oidc.cfg.Name
+	}
 	c.render(w, status, "login", d)
 }
 
 func (c *console) login(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil {
 		c.renderLogin(w, r, http.StatusBadRequest, "The form could not be read. Try again.")
+		return
+	}
+	if !c.tokenLogin {
+		c.refusedLogin(r, "token login turned off")
+		c.renderLogin(w, r, http.StatusForbidden, "Logging in with a user token is turned off here. Use the sign-in above.")
 		return
 	}
 	if formToken, ok := c.cookie(r, loginCookie); !ok || !sameToken(r.PostForm.Get("csrf"), formToken) {

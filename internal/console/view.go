@@ -23,6 +23,12 @@ type pageData struct {
 	// login
 	LoginMessage string
 	LoginCSRF    string
+	// OIDCName names the provider of "Sign in with …" ("" without OIDC);
+	// TokenLogin shows the token form; SignedIn is the page after a
+	// sign-in with OIDC, which moves on to the console by itself.
+	OIDCName   string
+	TokenLogin bool
+	SignedIn   bool
 
 	// Container Service
 	Apps       []appRow
@@ -39,6 +45,11 @@ type pageData struct {
 	Keys *keysView
 	// Key is a key's detail page.
 	Key *keyView
+
+	// Users, Secrets and Audit log pages
+	Users   *usersView
+	Secrets *secretsView
+	Audit   *auditView
 }
 
 type crumb struct {

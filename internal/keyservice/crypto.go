@@ -79,6 +79,9 @@ type keyring struct {
 	// token from its cookie, so the token needs no storing.
 	newKeys     cipher.AEAD
 	sessionCSRF []byte
+	// oidcFlow signs a sign-in with OpenID Connect's flow cookie, so the
+	// start of a sign-in stores nothing (see NewOIDCFlow).
+	oidcFlow []byte
 }
 
 func newKeyring(master []byte) (*keyring, error) {
@@ -121,7 +124,11 @@ func newKeyring(master []byte) (*keyring, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &keyring{keyHash: kh, tokenHash: th, secrets: aead, newKeys: newKeys, sessionCSRF: csrf}, nil
+	oidcFlow, err := derive("console-oidc-flow v1")
+	if err != nil {
+		return nil, err
+	}
+	return &keyring{keyHash: kh, tokenHash: th, secrets: aead, newKeys: newKeys, sessionCSRF: csrf, oidcFlow: oidcFlow}, nil
 }
 
 func (k *keyring) hashToken(token string) string {

@@ -26,10 +26,16 @@ type SecretInfo struct {
 	Name      string
 	CreatedAt time.Time
 	CreatedBy string
+	// UpdatedAt is when the value last changed (a roll of the key it
+	// holds); nil when never. KeyID is the key it holds, when it was saved
+	// from one (Save As Secret, a roll); "" for a value set by hand. Both
+	// are filled by ListSecrets.
+	UpdatedAt *time.Time
+	KeyID     string
 }
 
 func secretInfoOf(s store.Secret) SecretInfo {
-	return SecretInfo{Name: s.Name, CreatedAt: s.CreatedAt, CreatedBy: s.CreatedBy}
+	return SecretInfo{Name: s.Name, CreatedAt: s.CreatedAt, CreatedBy: s.CreatedBy, UpdatedAt: s.UpdatedAt, KeyID: s.KeyID}
 }
 
 // CreateSecret stores a secret value, encrypted, in the caller's organization.

@@ -130,6 +130,9 @@ type Secret struct {
 	// KeyID is the key the secret holds, when it was saved from one (Save
 	// As Secret, a roll); "" for a value set by hand.
 	KeyID string
+	// UpdatedAt is when the value last changed (a roll of its key); nil
+	// when it never changed since created.
+	UpdatedAt *time.Time
 }
 
 // Event is an entry of the change feed.

@@ -173,8 +173,8 @@ func rollSecrets(ctx context.Context, tx *sql.Tx, r KeyRoll, oldID, newID string
 		if err != nil {
 			return nil, err
 		}
-		res, err := tx.ExecContext(ctx, `UPDATE secrets SET ciphertext = $1, key_id = $2 WHERE org_id = $3 AND name = $4 AND key_id = $5`,
-			sealed, newID, r.OrgID, name, oldID)
+		res, err := tx.ExecContext(ctx, `UPDATE secrets SET ciphertext = $1, key_id = $2, updated_at = $6 WHERE org_id = $3 AND name = $4 AND key_id = $5`,
+			sealed, newID, r.OrgID, name, oldID, micros(at))
 		if err != nil {
 			return nil, err
 		}

@@ -30,9 +30,11 @@ func (s *Store) CreateSecret(ctx context.Context, sec Secret) error {
 func (s *Store) ListSecrets(ctx context.Context, orgID string) ([]Secret, error) {
 	secrets, err := queryAll(ctx, s.db, func(row rowScanner) (Secret, error) {
 		var sec Secret
-		err := row.Scan(&sec.OrgID, &sec.Name, timeCol{&sec.CreatedAt}, &sec.CreatedBy)
+		var keyID sql.NullString
+		err := row.Scan(&sec.OrgID, &sec.Name, timeCol{&sec.CreatedAt}, &sec.CreatedBy, &keyID, nullTimeCol{&sec.UpdatedAt})
+		sec.KeyID = keyID.String
 		return sec, err
-	}, `SELECT org_id, name, created_at, created_by FROM secrets WHERE org_id = $1 ORDER BY name`, orgID)
+	}, `SELECT org_id, name, created_at, created_by, key_id, updated_at FROM secrets WHERE org_id = $1 ORDER BY name`, orgID)
 	return secrets, classify(err)
 }
 

@@ -92,6 +92,31 @@
     }
   });
 
+  // Focus stays inside an open dialog: Tab from its last control goes to
+  // its first, Shift+Tab from its first to its last. (A modal dialog
+  // makes the page behind it inert, but Tab would still leave for the
+  // browser's own controls.)
+  var focusable = 'a[href], button:not([disabled]), input:not([disabled]):not([type="hidden"]), select:not([disabled]), textarea:not([disabled]), [tabindex]:not([tabindex="-1"])';
+  document.addEventListener("keydown", function (e) {
+    if (e.key !== "Tab") return;
+    var open = document.querySelectorAll("dialog[open]");
+    var d = open[open.length - 1];
+    if (!d) return;
+    var items = Array.prototype.filter.call(d.querySelectorAll(focusable), function (el) {
+      return el.offsetParent !== null || el === document.activeElement;
+    });
+    if (!items.length) return;
+    var first = items[0], last = items[items.length - 1];
+    var inside = d.contains(document.activeElement);
+    if (e.shiftKey && (document.activeElement === first || !inside)) {
+      e.preventDefault();
+      last.focus();
+    } else if (!e.shiftKey && (document.activeElement === last || !inside)) {
+      e.preventDefault();
+      first.focus();
+    }
+  });
+
   document.querySelectorAll("dialog[data-autoopen]").forEach(function (d) {
     if (!d.open) d.showModal();
   });

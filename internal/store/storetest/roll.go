@@ -123,6 +123,24 @@ func testRollSecrets(t *testing.T, s *store.Store) {
 	if err != nil || len(r2.Secrets) != 2 {
 		t.Fatalf("second roll secrets = %v, %v", r2.Secrets, err)
 	}
+	// The list says which key each holds and when a roll last changed it;
+	// a value set by hand holds none and never changed.
+	list, err := s.ListSecrets(ctx, f.org.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sec := range list {
+		switch sec.Name {
+		case "A", "B":
+			if sec.KeyID != r2.New.ID || sec.UpdatedAt == nil || !sec.UpdatedAt.Equal(t0) {
+				t.Errorf("secret %s lists key %q updated %v; want %s, updated by the roll", sec.Name, sec.KeyID, sec.UpdatedAt, r2.New.ID)
+			}
+		case "HAND":
+			if sec.KeyID != "" || sec.UpdatedAt != nil {
+				t.Errorf("a secret set by hand lists key %q updated %v", sec.KeyID, sec.UpdatedAt)
+			}
+		}
+	}
 }
 
 // Of concurrent rolls of one key exactly one succeeds; the others are

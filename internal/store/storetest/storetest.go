@@ -52,6 +52,9 @@ func Run(t *testing.T, open Open) {
 	t.Run("UsageFullBatch", func(t *testing.T) { testUsageFullBatch(t, open(t)) })
 	t.Run("KeyLimits", func(t *testing.T) { testKeyLimits(t, open(t)) })
 	t.Run("ConcurrentLimitUpdates", func(t *testing.T) { testConcurrentLimitUpdates(t, open(t)) })
+	t.Run("UserRoles", func(t *testing.T) { testUserRoles(t, open(t)) })
+	t.Run("AuditFilters", func(t *testing.T) { testAuditFilters(t, open(t)) })
+	t.Run("OIDCLogins", func(t *testing.T) { testOIDCLogins(t, open(t)) })
 }
 
 type fixture struct {
