@@ -47,7 +47,6 @@ func newTab(t *testing.T, base string, extra ...chromedp.ExecAllocatorOption) *t
 		chromedp.ExecPath(chromiumPath),
 		chromedp.NoSandbox,
 		chromedp.Headless,
-		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1440, 900),
 		// Without these Chromium keeps dialing hosts this network refuses.
 		chromedp.Flag("disable-background-networking", true),
@@ -56,13 +55,27 @@ func newTab(t *testing.T, base string, extra ...chromedp.ExecAllocatorOption) *t
 		chromedp.Flag("no-first-run", true),
 	)
 	opts = append(opts, extra...)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	t.Cleanup(func() { cancel(); cancelAlloc() })
-	// The first run starts the browser; it must not carry a step timeout,
-	// which would end the browser with it.
-	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
-		t.Fatalf("start Chromium: %v", err)
+	// On a loaded machine Chromium now and then exits before it is up
+	// ("chrome failed to start"); a second try with a fresh profile is
+	// what a person would do, and says nothing about the console.
+	var ctx context.Context
+	for attempt := 1; ; attempt++ {
+		allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(opts, chromedp.UserDataDir(t.TempDir()))...)
+		var cancel context.CancelFunc
+		ctx, cancel = chromedp.NewContext(allocCtx)
+		// The first run starts the browser; it must not carry a step
+		// timeout, which would end the browser with it.
+		err := chromedp.Do(ctx, chromedp.Navigate("about:blank"))
+		if err == nil {
+			t.Cleanup(func() { cancel(); cancelAlloc() })
+			break
+		}
+		cancel()
+		cancelAlloc()
+		if attempt == 3 || !strings.Contains(err.Error(), "failed to start") {
+			t.Fatalf("start Chromium (attempt %d): %v", attempt, err)
+		}
+		t.Logf("start Chromium (attempt %d): %v; trying again", attempt, err)
 	}
 	// Let the page use the clipboard, so the test reads what Copy API Key put there.
 	c := chromedp.FromContext(ctx)
