@@ -801,12 +801,23 @@ func asList(v any) []any { l, _ := v.([]any); return l }
 
 // TestDeploySettingsTable checks that docs/deploy.md's settings table names
 // every flag and environment variable `appkeys serve` reads (as written in
-// cmd/appkeys/serve.go), and nothing else.
+// cmd/appkeys/serve*.go), and nothing else.
 func TestDeploySettingsTable(t *testing.T) {
 	fset := token.NewFileSet()
-	f, err := goparser.ParseFile(fset, "../cmd/appkeys/serve.go", nil, 0)
+	files, err := filepath.Glob("../cmd/appkeys/serve*.go")
 	if err != nil {
 		t.Fatal(err)
+	}
+	var parsed []*ast.File
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := goparser.ParseFile(fset, name, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		parsed = append(parsed, f)
 	}
 	var flags, envs []string
 	lit := func(e ast.Expr) (string, bool) {
@@ -817,27 +828,29 @@ func TestDeploySettingsTable(t *testing.T) {
 		s, err := strconv.Unquote(bl.Value)
 		return s, err == nil
 	}
-	ast.Inspect(f, func(n ast.Node) bool {
-		call, ok := n.(*ast.CallExpr)
-		if !ok {
-			return true
-		}
-		sel, ok := call.Fun.(*ast.SelectorExpr)
-		if !ok {
-			return true
-		}
-		switch {
-		case strings.HasSuffix(sel.Sel.Name, "Var") && len(call.Args) >= 2: // fl.StringVar(&x, "name", …)
-			if s, ok := lit(call.Args[1]); ok {
-				flags = append(flags, "--"+s)
+	for _, f := range parsed {
+		ast.Inspect(f, func(n ast.Node) bool {
+			call, ok := n.(*ast.CallExpr)
+			if !ok {
+				return true
 			}
-		case (sel.Sel.Name == "Getenv" || sel.Sel.Name == "LookupEnv") && len(call.Args) == 1:
-			if s, ok := lit(call.Args[0]); ok {
-				envs = append(envs, s)
+			sel, ok := call.Fun.(*ast.SelectorExpr)
+			if !ok {
+				return true
 			}
-		}
-		return true
-	})
+			switch {
+			case strings.HasSuffix(sel.Sel.Name, "Var") && len(call.Args) >= 2: // fl.StringVar(&x, "name", …)
+				if s, ok := lit(call.Args[1]); ok {
+					flags = append(flags, "--"+s)
+				}
+			case (sel.Sel.Name == "Getenv" || sel.Sel.Name == "LookupEnv") && len(call.Args) == 1:
+				if s, ok := lit(call.Args[0]); ok {
+					envs = append(envs, s)
+				}
+			}
+			return true
+		})
+	}
 	if len(flags) < 5 || len(envs) < 3 {
 		t.Fatalf("read %v and %v from serve.go; the parse is broken", flags, envs)
 	}
