@@ -48,6 +48,10 @@ func Run(t *testing.T, open Open) {
 	t.Run("MarkLeakedRevokes", func(t *testing.T) { testMarkLeakedRevokes(t, open(t)) })
 	t.Run("MarkLeakedNotifies", func(t *testing.T) { testMarkLeakedNotifies(t, open(t)) })
 	t.Run("ConcurrentLeakReports", func(t *testing.T) { testConcurrentLeakReports(t, open(t)) })
+	t.Run("WebhookQueue", func(t *testing.T) { testWebhookQueue(t, open(t)) })
+	t.Run("WebhookSecretRotation", func(t *testing.T) { testWebhookSecretRotation(t, open(t)) })
+	t.Run("WebhookExpiryNotices", func(t *testing.T) { testWebhookExpiryNotices(t, open(t)) })
+	t.Run("WebhookConcurrentClaims", func(t *testing.T) { testWebhookConcurrentClaims(t, open(t)) })
 }
 
 type fixture struct {
