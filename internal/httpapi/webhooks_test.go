@@ -1,18 +1,16 @@
 package httpapi_test
 
 import (
-	"io"
-	"net"
 	"net/http"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/appkeys/appkeys/internal/client"
 	"github.com/appkeys/appkeys/internal/keyserver"
 	"github.com/appkeys/appkeys/internal/servicetest"
+	"github.com/appkeys/appkeys/internal/webhook/webhooktest"
 )
 
 // withWebhooks lets deliveries reach 127.0.0.1 alone, and looks at the
@@ -27,56 +25,12 @@ func withWebhooks(allowLoopback bool) servicetest.Option {
 	})
 }
 
-// hookRequest is a request a receiver got.
-type hookRequest struct {
-	Header http.Header
-	Body   []byte
-}
-
-// receiver is a webhook receiver on 127.0.0.1 that records what it gets
-// and answers what answer says (200 when nil).
-type receiver struct {
-	URL    string
-	mu     sync.Mutex
-	got    []hookRequest
-	answer func(n int) int
-}
-
-func newReceiver(t *testing.T, answer func(n int) int) *receiver {
-	t.Helper()
-	r := &receiver{answer: answer}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	must(t, err)
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		body, _ := io.ReadAll(io.LimitReader(req.Body, 1<<20))
-		r.mu.Lock()
-		r.got = append(r.got, hookRequest{Header: req.Header.Clone(), Body: body})
-		n := len(r.got)
-		r.mu.Unlock()
-		status := http.StatusOK
-		if r.answer != nil {
-			status = r.answer(n)
-		}
-		w.WriteHeader(status)
-	})}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	r.URL = "http://" + ln.Addr().String() + "/hook"
-	return r
-}
-
-func (r *receiver) requests() []hookRequest {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]hookRequest(nil), r.got...)
-}
-
 // A member, a sidecar and another organization's owner can neither
 // register, read, change, rotate, test nor delete an organization's
 // webhooks, nor see its deliveries; the signing secret is shown once.
 func TestWebhooksOnlyForOwnersOfTheOrganization(t *testing.T) {
 	w := newWorld(t, withWebhooks(true))
-	rcv := newReceiver(t, nil)
+	rcv := webhooktest.NewReceiver(t, nil, nil)
 	body := map[string]any{"url": rcv.URL, "events": []string{"*"}, "description": "ops"}
 	w.do("POST", "/v1/webhooks", w.memTok, body).WantError(http.StatusForbidden, "")
 	w.do("POST", "/v1/webhooks", w.appA.VerifierToken, body).WantError(http.StatusForbidden, "")
@@ -123,8 +77,8 @@ func TestWebhooksOnlyForOwnersOfTheOrganization(t *testing.T) {
 	_, err = oc.CreateKey(ctx(t), app.ID, client.CreateKeyRequest{Name: "theirs", ExpiresAt: w.clock.Now().Add(time.Hour)})
 	must(t, err)
 	must(t, w.owner.SendTestWebhook(ctx(t), created.ID))
-	eventually(t, "the test event arrives", func() bool { return len(rcv.requests()) > 0 })
-	for _, r := range rcv.requests() {
+	eventually(t, "the test event arrives", func() bool { return len(rcv.Requests()) > 0 })
+	for _, r := range rcv.Requests() {
 		if strings.Contains(string(r.Body), app.ID) {
 			t.Fatalf("another organization's event reached this endpoint: %s", r.Body)
 		}
@@ -167,7 +121,7 @@ func TestWebhookSSRFRefused(t *testing.T) {
 	for _, u := range []string{"http://169.254.169.254/latest/meta-data/", "http://10.0.0.1/", "http://[::1]:8080/", "http://127.0.0.1/", "http://[::ffff:127.0.0.1]/", "http://0.0.0.0/"} {
 		w.do("POST", "/v1/webhooks", w.ownerTok, map[string]any{"url": u, "events": []string{"*"}}).WantError(http.StatusUnprocessableEntity, "")
 	}
-	rcv := newReceiver(t, nil)
+	rcv := webhooktest.NewReceiver(t, nil, nil)
 	sneaky := strings.Replace(rcv.URL, "127.0.0.1", "localhost", 1) // resolves to 127.0.0.1
 	hook, err := w.owner.CreateWebhook(ctx(t), client.CreateWebhookRequest{URL: sneaky, Events: []string{"*"}})
 	must(t, err)
@@ -181,7 +135,7 @@ func TestWebhookSSRFRefused(t *testing.T) {
 	if ds[0].Status != "pending" || ds[0].LastResponseCode != 0 || !strings.Contains(ds[0].LastError, "not public") {
 		t.Fatalf("delivery to a name of 127.0.0.1: %+v", ds[0])
 	}
-	if n := len(rcv.requests()); n != 0 {
+	if n := len(rcv.Requests()); n != 0 {
 		t.Fatalf("the receiver behind localhost got %d requests", n)
 	}
 }
@@ -191,7 +145,7 @@ func TestWebhookSSRFRefused(t *testing.T) {
 // and 2 min (on the service's clock).
 func TestWebhookRetriesKeepTheWebhookID(t *testing.T) {
 	w := newWorld(t, withWebhooks(true))
-	rcv := newReceiver(t, func(n int) int {
+	rcv := webhooktest.NewReceiver(t, nil, func(n int, _ webhooktest.Request) int {
 		if n <= 3 {
 			return http.StatusInternalServerError
 		}
@@ -202,14 +156,14 @@ func TestWebhookRetriesKeepTheWebhookID(t *testing.T) {
 	w.createKey(w.owner, w.appA.ID, "ci")
 	for i, wait := range []time.Duration{0, 6 * time.Second, 35 * time.Second, 2*time.Minute + 15*time.Second} {
 		w.clock.Advance(wait)
-		eventually(t, "attempt arrives", func() bool { return len(rcv.requests()) >= i+1 })
+		eventually(t, "attempt arrives", func() bool { return len(rcv.Requests()) >= i+1 })
 		if i < 3 {
 			eventually(t, "attempt recorded", func() bool {
 				ds, err := w.owner.ListWebhookDeliveries(ctx(t), hook.ID)
 				must(t, err)
 				return len(ds) == 1 && ds[0].Attempts == i+1
 			})
-			if n := len(rcv.requests()); n != i+1 {
+			if n := len(rcv.Requests()); n != i+1 {
 				t.Fatalf("after attempt %d the receiver got %d requests: a retry came before it was due", i+1, n)
 			}
 		}
@@ -225,8 +179,8 @@ func TestWebhookRetriesKeepTheWebhookID(t *testing.T) {
 	}
 	w.clock.Advance(2 * time.Hour)
 	must(t, w.owner.SendTestWebhook(ctx(t), hook.ID)) // a later message flushes the queue
-	eventually(t, "the test event arrives", func() bool { return len(rcv.requests()) == 5 })
-	reqs := rcv.requests()
+	eventually(t, "the test event arrives", func() bool { return len(rcv.Requests()) == 5 })
+	reqs := rcv.Requests()
 	id := reqs[0].Header.Get("webhook-id")
 	for i, r := range reqs[:4] {
 		if r.Header.Get("webhook-id") != id || string(r.Body) != string(reqs[0].Body) {
