@@ -17,6 +17,7 @@ import (
 
 	"github.com/appkeys/appkeys/internal/console"
 	"github.com/appkeys/appkeys/internal/keyserver"
+	"github.com/appkeys/appkeys/internal/webhook"
 )
 
 func init() { commands = append(commands, newServeCmd) }
@@ -35,6 +36,8 @@ type serveFlags struct {
 	leakKeysURL     string
 	leakKeysFile    string
 	leakAction      string
+	// webhooksAllowPrivate: prefixes webhooks may reach though not public.
+	webhooksAllowPrivate []string
 }
 
 func (f *serveFlags) register(cmd *cobra.Command, defaultAddr string) {
@@ -60,6 +63,7 @@ func (f *serveFlags) registerServe(cmd *cobra.Command) {
 	fl.StringVar(&f.leakKeysURL, "leak-keys-url", keyserver.GitHubLeakKeysURL, "where the public keys that sign GitHub's secret scanning leak reports (POST /v1/leaks/github) are read; empty refuses every report")
 	fl.StringVar(&f.leakKeysFile, "leak-keys-file", "", "read those public keys from this file instead (GitHub's meta/public_keys/secret_scanning document), for air-gapped installs")
 	fl.StringVar(&f.leakAction, "leak-action", "revoke", "what a verified leak report does to a live key: revoke (at once, reason leaked) or notify (keep it working, marked leaked)")
+	fl.StringSliceVar(&f.webhooksAllowPrivate, "webhooks-allow-private", nil, "address prefixes webhook deliveries may reach though not public, for receivers on premises (CIDRs or addresses, comma-separated or repeated, such as 10.20.0.0/16); by default loopback, private, link-local and metadata addresses are refused when a delivery connects")
 }
 
 func (f *serveFlags) config(stderr io.Writer) (keyserver.Config, error) {
@@ -124,8 +128,12 @@ func (f *serveFlags) config(stderr io.Writer) (keyserver.Config, error) {
 	if f.leakAction != "" && f.leakAction != "revoke" && f.leakAction != "notify" { // "": up, which has no such flag
 		return keyserver.Config{}, fmt.Errorf("invalid --leak-action %q: use revoke or notify", f.leakAction)
 	}
+	hooksAllow, err := webhook.ParsePrefixes(strings.Join(f.webhooksAllowPrivate, ","))
+	if err != nil {
+		return keyserver.Config{}, fmt.Errorf("invalid --webhooks-allow-private: %w", err)
+	}
 	logger := slog.New(h)
-	return keyserver.Config{
+	cfg := keyserver.Config{
 		LeakKeysURL:        leakURL,
 		LeakKeysFile:       f.leakKeysFile,
 		LeakAction:         f.leakAction,
@@ -143,7 +151,9 @@ func (f *serveFlags) config(stderr io.Writer) (keyserver.Config, error) {
 		VerifyFailureBurst: f.failureBurst,
 		Logger:             logger,
 		Console:            console.Options{PublicURL: f.publicURL, TrustedProxies: proxies, Logger: logger}.Mount,
-	}, nil
+	}
+	cfg.WebhooksAllowPrivate = hooksAllow
+	return cfg, nil
 }
 
 // suppliedToken checks a bootstrap token read from the environment variable

@@ -1,8 +1,13 @@
 package httpapi_test
 
 import (
+	"bytes"
+	"fmt"
+	"log/slog"
 	"net/http"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -189,5 +194,47 @@ func TestWebhookRetriesKeepTheWebhookID(t *testing.T) {
 	}
 	if reqs[4].Header.Get("webhook-id") == id {
 		t.Fatal("another message reused the webhook-id")
+	}
+}
+
+// A webhook's signing secrets, current and previous, reach neither the
+// logs (at debug level), nor the database files, nor the audit log, nor a
+// delivery; only the create and rotate answers show them.
+func TestWebhookSecretsNeverInClear(t *testing.T) {
+	logs := &servicetest.LogBuffer{}
+	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	w := newWorld(t, withWebhooks(true), servicetest.WithLogger(logger))
+	rcv := webhooktest.NewReceiver(t, nil, nil)
+	hook, err := w.owner.CreateWebhook(ctx(t), client.CreateWebhookRequest{URL: rcv.URL, Events: []string{"*"}})
+	must(t, err)
+	rotated, err := w.owner.RotateWebhookSecret(ctx(t), hook.ID)
+	must(t, err)
+	k := w.createKey(w.owner, w.appA.ID, "ci")
+	must(t, w.owner.SendTestWebhook(ctx(t), hook.ID))
+	eventually(t, "deliveries", func() bool { return len(rcv.Requests()) == 2 })
+	list := w.do("GET", "/v1/webhooks", w.ownerTok, nil).WantStatus(http.StatusOK)
+	audit := w.do("GET", "/v1/audit?limit=1000", w.ownerTok, nil).WantStatus(http.StatusOK)
+	w.svc.Stop()
+	var disk []byte
+	for _, name := range []string{"appkeys.db", "appkeys.db-wal"} {
+		b, _ := os.ReadFile(filepath.Join(w.svc.DataDir, name))
+		disk = append(disk, b...)
+	}
+	if os.Getenv(servicetest.EnvStore) != "postgres" && !bytes.Contains(disk, []byte(hook.ID)) {
+		t.Fatal("read no database")
+	}
+	var sent []byte
+	for _, r := range rcv.Requests() {
+		sent = append(sent, r.Body...)
+		sent = append(sent, fmt.Sprint(r.Header)...)
+	}
+	for _, s := range []string{hook.Secret, rotated.Secret, k.PlainKey} {
+		for _, probe := range []string{s, s[6:]} {
+			for where, b := range map[string][]byte{"log": []byte(logs.String()), "database": disk, "list": list.Body, "audit": audit.Body, "delivery": sent} {
+				if bytes.Contains(b, []byte(probe)) {
+					t.Errorf("the %s holds a secret %.10s…", where, s)
+				}
+			}
+		}
 	}
 }
