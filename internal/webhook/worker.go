@@ -83,9 +83,10 @@ func jitter(d time.Duration) time.Duration {
 }
 
 // lease is how long a claimed message is this replica's: longer than an
-// attempt can take, so that no live replica loses a message it is still
-// sending, and short enough that one killed mid-attempt delays it little.
-const lease = 4 * Timeout
+// attempt can take (the client gives up after Timeout), so that no live
+// replica loses a message it is still sending, and short enough that one
+// killed mid-attempt holds its endpoint's queue little.
+const lease = Timeout + 10*time.Second
 
 // Config configures a Worker.
 type Config struct {
