@@ -82,7 +82,11 @@ func TestWebhooksTwoReplicasKillNine(t *testing.T) {
 	seen := map[string]bool{}
 	again := 0
 	for _, r := range reqs {
-		var p struct{ Data struct{ KeyID string `json:"key_id"` } }
+		var p struct {
+			Data struct {
+				KeyID string `json:"key_id"`
+			}
+		}
 		if err := json.Unmarshal(r.Body, &p); err != nil {
 			t.Fatalf("delivery %s: %v", r.Body, err)
 		}
