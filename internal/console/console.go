@@ -118,6 +118,7 @@ func (c *console) register(mux *http.ServeMux) {
 	mux.Handle("POST /keys/{id}/roll", c.authed(c.rollKey))
 	mux.Handle("POST /keys/lookup", c.authed(c.lookupKey))
 	mux.Handle("POST /new-key/{flow}/secret", c.authed(c.saveAsSecret))
+	c.registerWebhooks(mux)
 }
 
 // secured adds the headers every console response carries. The policy
@@ -237,7 +238,7 @@ func parsePages(assets map[string]string) map[string]*template.Template {
 	pages := map[string]*template.Template{}
 	// A page's file, and the files of its dialogs.
 	files := map[string][]string{"keys": {"roll.html"}}
-	for _, name := range []string{"login", "home", "app", "keys", "error"} {
+	for _, name := range []string{"login", "home", "app", "keys", "error", "webhooks"} {
 		t := template.Must(base.Clone())
 		for _, f := range append([]string{name + ".html"}, files[name]...) {
 			t = template.Must(t.ParseFS(templateFS, "templates/"+f))

@@ -37,6 +37,9 @@ type pageData struct {
 	// App instance and keys views
 	App  *appRow
 	Keys *keysView
+
+	// Webhooks page (owners and aura owners)
+	Webhooks *webhooksView
 }
 
 type crumb struct {
