@@ -116,6 +116,9 @@ func TestWebhooksOnlyForOwnersOfTheOrganization(t *testing.T) {
 			t.Errorf("the audit log has no %s record", want)
 		}
 	}
+	if strings.Contains(string(audit.Body), "/hook") {
+		t.Error("the audit log repeats an endpoint's path, which may be its receiver's secret")
+	}
 }
 
 // Without --webhooks-allow-private, no endpoint may name the metadata

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	neturl "net/url"
 	"slices"
 	"strings"
 	"time"
@@ -105,7 +106,7 @@ func (s *Store) CreateWebhookEndpoint(ctx context.Context, e WebhookEndpoint, se
 		if err := insertWebhookSecret(ctx, tx, sec); err != nil {
 			return err
 		}
-		return addAudit(ctx, tx, Audit{OrgID: e.OrgID, At: e.CreatedAt, Actor: e.CreatedBy, Action: AuditWebhookCreate, Target: e.ID, Detail: e.URL})
+		return addAudit(ctx, tx, Audit{OrgID: e.OrgID, At: e.CreatedAt, Actor: e.CreatedBy, Action: AuditWebhookCreate, Target: e.ID, Detail: origin(e.URL)})
 	})
 }
 
@@ -142,7 +143,7 @@ func (s *Store) UpdateWebhookEndpoint(ctx context.Context, e WebhookEndpoint, ac
 		if !e.Enabled {
 			detail = "disabled"
 		}
-		return addAudit(ctx, tx, Audit{OrgID: e.OrgID, At: at, Actor: actor, Action: AuditWebhookUpdate, Target: e.ID, Detail: detail + ", " + e.URL + ", events " + strings.Join(e.Events, " ")})
+		return addAudit(ctx, tx, Audit{OrgID: e.OrgID, At: at, Actor: actor, Action: AuditWebhookUpdate, Target: e.ID, Detail: detail + ", " + origin(e.URL) + ", events " + strings.Join(e.Events, " ")})
 	})
 }
 
@@ -158,7 +159,7 @@ func (s *Store) DeleteWebhookEndpoint(ctx context.Context, orgID, id, actor stri
 				return err
 			}
 		}
-		return addAudit(ctx, tx, Audit{OrgID: orgID, At: at, Actor: actor, Action: AuditWebhookDelete, Target: id, Detail: url})
+		return addAudit(ctx, tx, Audit{OrgID: orgID, At: at, Actor: actor, Action: AuditWebhookDelete, Target: id, Detail: origin(url)})
 	})
 }
 
@@ -259,4 +260,15 @@ func (s *Store) SendWebhookTest(ctx context.Context, orgID, endpointID string, p
 		}
 		return addAudit(ctx, tx, Audit{OrgID: orgID, At: at, Actor: actor, Action: AuditWebhookTest, Target: endpointID})
 	})
+}
+
+// origin is a URL's scheme and host, for the audit log: an endpoint's path
+// and query may be its receiver's own secret (a chat tool's incoming-hook
+// URL), which the audit log, read by more people, does not repeat.
+func origin(raw string) string {
+	u, err := neturl.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
 }
