@@ -46,7 +46,8 @@ CREATE TABLE webhook_messages (
 	delivered_at    BIGINT,
 	UNIQUE (endpoint_id, seq)
 );
-CREATE INDEX webhook_messages_pending ON webhook_messages (next_attempt_at) WHERE status = 'pending';
+-- Each endpoint's oldest pending message, which is all a claim looks at.
+CREATE INDEX webhook_messages_pending ON webhook_messages (endpoint_id, seq) WHERE status = 'pending';
 CREATE INDEX webhook_messages_endpoint ON webhook_messages (endpoint_id, seq);
 
 -- key.expiring and key.expired, once per key and threshold ('7d', '1d',
