@@ -134,16 +134,23 @@ func NewWorker(cfg Config) *Worker {
 	return &Worker{cfg: cfg}
 }
 
-// Run delivers until ctx ends.
+// Run delivers until ctx ends, and then waits for the attempts in flight.
+// Up to Concurrency attempts run at once, each to another endpoint; a
+// slow receiver holds its own slot only, and a finished attempt claims the
+// next message at once.
 func (w *Worker) Run(ctx context.Context) {
 	poll := time.NewTicker(w.cfg.Poll)
 	defer poll.Stop()
 	expiry := time.NewTicker(w.cfg.ExpiryEvery)
 	defer expiry.Stop()
+	slots := make(chan struct{}, w.cfg.Concurrency)
+	freed := make(chan struct{}, 1)
+	var inflight sync.WaitGroup
+	defer inflight.Wait()
 	w.expiryNotices(ctx)
 	for {
-		for range 100 { // while there is work, without waiting for the tick
-			if n := w.deliverDue(ctx); n == 0 || ctx.Err() != nil {
+		for range 100 { // while there is work and room, without waiting for the tick
+			if n := w.startDue(ctx, slots, freed, &inflight); n == 0 || ctx.Err() != nil {
 				break
 			}
 		}
@@ -153,6 +160,7 @@ func (w *Worker) Run(ctx context.Context) {
 		case <-expiry.C:
 			w.expiryNotices(ctx)
 		case <-poll.C:
+		case <-freed:
 		}
 	}
 }
@@ -163,27 +171,33 @@ func (w *Worker) expiryNotices(ctx context.Context) {
 	}
 }
 
-// deliverDue claims the due messages and attempts each; it answers how
-// many it claimed.
-func (w *Worker) deliverDue(ctx context.Context) int {
-	msgs, err := w.cfg.Queue.Claim(ctx, w.cfg.Now(), lease, 4*w.cfg.Concurrency)
+// startDue claims as many due messages as there are free slots and starts
+// an attempt at each; it answers how many it claimed.
+func (w *Worker) startDue(ctx context.Context, slots chan struct{}, freed chan struct{}, inflight *sync.WaitGroup) int {
+	free := cap(slots) - len(slots)
+	if free == 0 {
+		return 0
+	}
+	msgs, err := w.cfg.Queue.Claim(ctx, w.cfg.Now(), lease, free)
 	if err != nil {
 		if ctx.Err() == nil {
 			w.cfg.Logger.Warn("claim webhook messages", "err", err)
 		}
 		return 0
 	}
-	sem := make(chan struct{}, w.cfg.Concurrency)
-	var wg sync.WaitGroup
 	for _, m := range msgs {
-		sem <- struct{}{}
-		wg.Add(1)
+		slots <- struct{}{} // never blocks: at most free were claimed
+		inflight.Add(1)
 		go func() {
-			defer func() { <-sem; wg.Done() }()
+			defer inflight.Done()
 			w.deliver(ctx, m)
+			<-slots
+			select {
+			case freed <- struct{}{}:
+			default:
+			}
 		}()
 	}
-	wg.Wait()
 	if w.cfg.Metrics != nil {
 		if n, err := w.cfg.Queue.Depth(ctx); err == nil {
 			w.cfg.Metrics.depth.Set(float64(n))
