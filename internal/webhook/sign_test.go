@@ -8,7 +8,7 @@ import (
 // The specification's own example: secret, id, timestamp and body, and the
 // signature its reference libraries compute for them.
 func TestSignatureMatchesTheSpecificationExample(t *testing.T) {
-	key, err := SecretBytes("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+	key, err := SecretBytes("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw") // the specification's public example; gitleaks:allow
 	if err != nil {
 		t.Fatal(err)
 	}
