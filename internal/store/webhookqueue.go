@@ -139,7 +139,8 @@ func webhookForAudit(ctx context.Context, tx *sql.Tx, a Audit) error {
 
 // QueueExpiryNotices queues typ (key.expiring or key.expired) with the
 // given threshold for up to limit live keys expiring in (from, to] of
-// organizations with an enabled endpoint, and records each notice: a key
+// organizations with an enabled endpoint that receives typ, and records
+// each notice (an endpoint added later still hears of the rest): a key
 // hears of a threshold once, whichever replica finds it first, across
 // restarts. It answers how many keys it queued for.
 func (s *Store) QueueExpiryNotices(ctx context.Context, typ, threshold string, from, to, at time.Time, limit int) (int, error) {
@@ -158,9 +159,9 @@ func (s *Store) QueueExpiryNotices(ctx context.Context, typ, threshold string, f
 			return k, err
 		}, `SELECT k.org_id, k.id, k.name, k.app_id, a.name, k.expires_at FROM api_keys k JOIN apps a ON a.id = k.app_id
 			WHERE k.expires_at > $1 AND k.expires_at <= $2 AND k.revoked_at IS NULL AND k.orphaned_at IS NULL AND k.rolled_to IS NULL
-			AND k.org_id IN (SELECT org_id FROM webhook_endpoints WHERE enabled = 1)
+			AND k.org_id IN (SELECT org_id FROM webhook_endpoints WHERE enabled = 1 AND (events = '*' OR ' ' || events || ' ' LIKE $5))
 			AND NOT EXISTS (SELECT 1 FROM webhook_expiry_notices n WHERE n.key_id = k.id AND n.threshold = $3)
-			ORDER BY k.expires_at, k.id LIMIT $4`, micros(from), micros(to), threshold, limit)
+			ORDER BY k.expires_at, k.id LIMIT $4`, micros(from), micros(to), threshold, limit, "% "+typ+" %")
 		if err != nil {
 			return err
 		}

@@ -219,8 +219,12 @@ func testWebhookSecretRotation(t *testing.T, s *store.Store) {
 func testWebhookExpiryNotices(t *testing.T, s *store.Store) {
 	ctx := context.Background()
 	f := setup(t, s)
-	e := f.endpoint(t, "key.expiring")
+	f.endpoint(t, "key.revoked") // hears of no expiry: no notice is spent on it
 	soon := f.key(t, f.app.ID, f.owner.ID, "soon", t0.Add(6*24*time.Hour))
+	if n, err := s.QueueExpiryNotices(ctx, "key.expiring", "7d", t0.Add(24*time.Hour), t0.Add(7*24*time.Hour), t0, 100); err != nil || n != 0 {
+		t.Fatalf("queued %d (%v) for an organization whose endpoints do not ask for key.expiring", n, err)
+	}
+	e := f.endpoint(t, "key.expiring")
 	f.key(t, f.app.ID, f.owner.ID, "later", t0.Add(30*24*time.Hour))
 	var wg sync.WaitGroup
 	var mu sync.Mutex
