@@ -292,10 +292,12 @@ func (s *Store) ListWebhookMessages(ctx context.Context, orgID, endpointID strin
 }
 
 // RetryWebhookMessage puts a delivered or failed message of an endpoint
-// back in the queue, due at at; it keeps its webhook-id.
+// back in the queue, due at at, or makes a pending one due at at; it keeps
+// its webhook-id. A lease stays: a message in flight is not sent twice at
+// once.
 func (s *Store) RetryWebhookMessage(ctx context.Context, orgID, endpointID, id, actor string, at time.Time) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
-		if err := execOne(ctx, tx, ErrNotFound, `UPDATE webhook_messages SET status = 'pending', next_attempt_at = $1, lease_until = 0 WHERE id = $2 AND endpoint_id = $3 AND org_id = $4`,
+		if err := execOne(ctx, tx, ErrNotFound, `UPDATE webhook_messages SET status = 'pending', next_attempt_at = $1 WHERE id = $2 AND endpoint_id = $3 AND org_id = $4`,
 			micros(at), id, endpointID, orgID); err != nil {
 			return err
 		}
