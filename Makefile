@@ -1,13 +1,14 @@
 # make test runs every test. It installs or starts what the tests need
 # (Go modules, a throwaway PostgreSQL 15 cluster, Debian's chromium, the
-# Redocly CLI pinned in tools/redocly, gitleaks pinned in tools/gitleaks).
+# Redocly CLI pinned in tools/redocly, gitleaks pinned in tools/gitleaks,
+# the Standard Webhooks library pinned in tools/standardwebhooks).
 GO ?= go
 FUZZTIME ?= 5s
 
-.PHONY: test vet lint-api gitleaks axe unit fuzz fuzz-quick build bench xcaddy bench-verify bench-verify-pg bench-sidecar bench-fanout bench-fanout-pg bench-usage bench-usage-pg bench-revocation-replicas soak soak-pg
+.PHONY: test vet lint-api gitleaks axe standardwebhooks unit fuzz fuzz-quick build bench xcaddy bench-verify bench-verify-pg bench-sidecar bench-fanout bench-fanout-pg bench-usage bench-usage-pg bench-revocation-replicas soak soak-pg
 
 # Every test, with a throwaway PostgreSQL 15 cluster and chromium.
-test: vet lint-api gitleaks
+test: vet lint-api gitleaks standardwebhooks
 	scripts/ensure-chromium.sh
 	scripts/with-postgres.sh $(MAKE) --no-print-directory unit fuzz-quick
 
@@ -32,7 +33,12 @@ gitleaks:
 axe:
 	scripts/ensure-axe.sh
 
-unit: gitleaks axe
+# The npm standardwebhooks package at the version tools/standardwebhooks
+# pins, installed once, with which the webhook tests check signatures.
+standardwebhooks:
+	scripts/ensure-standardwebhooks.sh
+
+unit: gitleaks axe standardwebhooks
 	$(GO) test -race -count=1 -timeout 20m ./...
 	# The end-to-end suites (key service, console, CLI, sidecar) once more, on PostgreSQL.
 	APPKEYS_TEST_STORE=postgres $(GO) test -race -count=1 -timeout 10m ./internal/httpapi ./internal/client ./internal/console ./cmd/appkeys ./e2e

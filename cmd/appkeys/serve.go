@@ -17,6 +17,7 @@ import (
 
 	"github.com/appkeys/appkeys/internal/console"
 	"github.com/appkeys/appkeys/internal/keyserver"
+	"github.com/appkeys/appkeys/internal/webhook"
 )
 
 func init() { commands = append(commands, newServeCmd) }
@@ -39,6 +40,8 @@ type serveFlags struct {
 	serve           bool // these flags are registered (up has none of them)
 	usageRetention  time.Duration
 	oidc            oidcFlags
+	// webhooksAllowPrivate: prefixes webhooks may reach though not public.
+	webhooksAllowPrivate []string
 }
 
 func (f *serveFlags) register(cmd *cobra.Command, defaultAddr string) {
@@ -68,6 +71,7 @@ func (f *serveFlags) registerServe(cmd *cobra.Command) {
 	fl.StringVar(&f.leakAction, "leak-action", "revoke", "what a verified leak report does to a live key: revoke (at once, reason leaked) or notify (keep it working, marked leaked)")
 	fl.DurationVar(&f.usageRetention, "usage-retention", keyserver.DefaultUsageRetention, "how long the hourly request counts the sidecars report are kept (older hours are pruned in the background)")
 	f.oidc.register(cmd)
+	fl.StringSliceVar(&f.webhooksAllowPrivate, "webhooks-allow-private", nil, "address prefixes webhook deliveries may reach though not public, for receivers on premises (CIDRs or addresses, comma-separated or repeated, such as 10.20.0.0/16); by default loopback, private, link-local and metadata addresses are refused when a delivery connects")
 }
 
 func (f *serveFlags) config(stderr io.Writer) (keyserver.Config, error) {
@@ -139,8 +143,12 @@ func (f *serveFlags) config(stderr io.Writer) (keyserver.Config, error) {
 	if err != nil {
 		return keyserver.Config{}, err
 	}
+	hooksAllow, err := webhook.ParsePrefixes(strings.Join(f.webhooksAllowPrivate, ","))
+	if err != nil {
+		return keyserver.Config{}, fmt.Errorf("invalid --webhooks-allow-private: %w", err)
+	}
 	logger := slog.New(h)
-	return keyserver.Config{
+	cfg := keyserver.Config{
 		LeakKeysURL:        leakURL,
 		LeakKeysFile:       f.leakKeysFile,
 		LeakAction:         f.leakAction,
@@ -160,7 +168,9 @@ func (f *serveFlags) config(stderr io.Writer) (keyserver.Config, error) {
 		VerifyFailureBurst: f.failureBurst,
 		Logger:             logger,
 		Console:            console.Options{PublicURL: f.publicURL, TrustedProxies: proxies, Logger: logger, OIDC: oidcOpts, NoTokenLogin: !tokenLogin}.Mount,
-	}, nil
+	}
+	cfg.WebhooksAllowPrivate = hooksAllow
+	return cfg, nil
 }
 
 // suppliedToken checks a bootstrap token read from the environment variable

@@ -147,6 +147,7 @@ func (c *console) register(mux *http.ServeMux) {
 	mux.Handle("POST /secrets/reveal", c.authed(c.revealSecret))
 	mux.Handle("POST /secrets/delete", c.authed(c.deleteSecret))
 	mux.Handle("GET /audit", c.authed(c.auditPage))
+	c.registerWebhooks(mux)
 }
 
 // secured adds the headers every console response carries. The policy
@@ -271,7 +272,7 @@ func parsePages(assets map[string]string) map[string]*template.Template {
 	pages := map[string]*template.Template{}
 	// A page's file, and the files of its dialogs.
 	files := map[string][]string{"keys": {"roll.html"}}
-	for _, name := range []string{"login", "home", "app", "keys", "error", "key", "users", "secrets", "audit", "signedin"} {
+	for _, name := range []string{"login", "home", "app", "keys", "error", "key", "users", "secrets", "audit", "signedin", "webhooks"} {
 		t := template.Must(base.Clone())
 		for _, f := range append([]string{name + ".html"}, files[name]...) {
 			t = template.Must(t.ParseFS(templateFS, "templates/"+f))

@@ -50,6 +50,9 @@ type pageData struct {
 	Users   *usersView
 	Secrets *secretsView
 	Audit   *auditView
+
+	// Webhooks page (owners and aura owners)
+	Webhooks *webhooksView
 }
 
 type crumb struct {

@@ -41,12 +41,12 @@ type service struct {
 }
 
 // startService starts `appkeys serve` on dataDir (and on database, a
-// PostgreSQL URL, when not empty) and waits until /readyz answers. The
-// process is killed when t ends, whatever happened.
-func startService(t testing.TB, dataDir, database, name string) *service {
+// PostgreSQL URL, when not empty), with the flags extra, and waits until
+// /readyz answers. The process is killed when t ends, whatever happened.
+func startService(t testing.TB, dataDir, database, name string, extra ...string) *service {
 	t.Helper()
 	for attempt := 1; ; attempt++ {
-		s, err := tryStart(t, dataDir, database, name)
+		s, err := tryStart(t, dataDir, database, name, extra)
 		if err == nil {
 			return s
 		}
@@ -59,7 +59,7 @@ func startService(t testing.TB, dataDir, database, name string) *service {
 	}
 }
 
-func tryStart(t testing.TB, dataDir, database, name string) (*service, error) {
+func tryStart(t testing.TB, dataDir, database, name string, extra []string) (*service, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -68,6 +68,7 @@ func tryStart(t testing.TB, dataDir, database, name string) (*service, error) {
 	if database != "" {
 		args = append(args, "--database", database)
 	}
+	args = append(args, extra...)
 	logPath := filepath.Join(dataDir, name+".log")
 	logFile, err := os.Create(logPath)
 	if err != nil {

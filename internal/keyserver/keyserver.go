@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,6 +22,7 @@ import (
 	"github.com/appkeys/appkeys/internal/httpapi"
 	"github.com/appkeys/appkeys/internal/keyservice"
 	"github.com/appkeys/appkeys/internal/store"
+	"github.com/appkeys/appkeys/internal/webhook"
 )
 
 // Config configures a key service.
@@ -80,6 +82,14 @@ type Config struct {
 	// HeldLongPolls keeps waiting long-polls in net/http, as before they
 	// parked (httpapi.ParkingListener): for measuring one against the other.
 	HeldLongPolls bool
+	// WebhooksAllowPrivate lists the address prefixes webhook deliveries
+	// may reach although they are not public (--webhooks-allow-private);
+	// none by default.
+	WebhooksAllowPrivate []netip.Prefix
+	// WebhookPoll and WebhookExpiryEvery override how often the webhook
+	// queue is looked at when idle and how often keys near expiry are
+	// looked for (the webhook package's defaults when zero).
+	WebhookPoll, WebhookExpiryEvery time.Duration
 }
 
 // Bootstrap tells what an empty store was given on first start.
@@ -144,6 +154,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		VerifyFailureRate: cfg.VerifyFailureRate, VerifyFailureBurst: cfg.VerifyFailureBurst,
 		LeakAction: cfg.LeakAction, LeakKeysURL: cfg.LeakKeysURL, LeakKeysFile: cfg.LeakKeysFile,
 		LeakReportRate: cfg.LeakReportRate, LeakReportBurst: cfg.LeakReportBurst,
+		WebhookPolicy: webhook.Policy{AllowPrivate: cfg.WebhooksAllowPrivate},
 	})
 	if err != nil {
 		st.Close()
@@ -247,9 +258,21 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			}
 		}()
 	}
+	hooks, err := webhookWorker(cfg, svc, reg, log)
+	if err != nil {
+		ln.Close()
+		st.Close()
+		return nil, err
+	}
 	go func() {
 		defer close(s.done)
+		hooksDone := make(chan struct{})
+		go func() {
+			defer close(hooksDone)
+			hooks.Run(runCtx)
+		}()
 		svc.Run(runCtx)
+		<-hooksDone
 	}()
 	// Long-polls park off net/http while they wait (httpapi.ParkingListener),
 	// on plain HTTP/1.1 and on TLS alike: the TLS listener is made here,
@@ -331,4 +354,17 @@ func writeSecretFile(path, content string) error {
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+// webhookWorker builds the worker that delivers webhooks, on the service's
+// clock, dialling only what cfg allows.
+func webhookWorker(cfg Config, svc *keyservice.Service, reg *prometheus.Registry, log *slog.Logger) (*webhook.Worker, error) {
+	m, err := webhook.NewMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	return webhook.NewWorker(webhook.Config{
+		Queue: svc.WebhookQueue(), Client: webhook.NewClient(webhook.Policy{AllowPrivate: cfg.WebhooksAllowPrivate}, webhook.Timeout),
+		Now: cfg.Now, Logger: log, Poll: cfg.WebhookPoll, ExpiryEvery: cfg.WebhookExpiryEvery, Metrics: m,
+	}), nil
 }

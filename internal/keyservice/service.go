@@ -13,6 +13,7 @@ import (
 
 	"github.com/appkeys/appkeys/internal/apikey"
 	"github.com/appkeys/appkeys/internal/store"
+	"github.com/appkeys/appkeys/internal/webhook"
 )
 
 // Config configures a Service.
@@ -60,6 +61,9 @@ type Config struct {
 	// address; the defaults when zero.
 	LeakReportRate  float64
 	LeakReportBurst int
+	// WebhookPolicy says which addresses webhook endpoints may name; only
+	// public ones by default.
+	WebhookPolicy webhook.Policy
 }
 
 // Service is the key service's domain logic.
@@ -87,6 +91,8 @@ type Service struct {
 	leakAction   string
 	leakKeys     *leakKeys
 	leakThrottle *failureThrottle
+	// Webhooks (webhooks.go).
+	webhookPolicy webhook.Policy
 }
 
 // New returns a Service. Call Run to start its background work.
@@ -120,6 +126,7 @@ func New(cfg Config) (*Service, error) {
 		verifiers:      newVerifierCache(),
 		throttle:       newFailureThrottle(cfg.VerifyFailureRate, cfg.VerifyFailureBurst),
 	}
+	s.webhookPolicy = cfg.WebhookPolicy
 	if s.now == nil {
 		s.now = time.Now
 	}

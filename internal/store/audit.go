@@ -14,7 +14,7 @@ func addAudit(ctx context.Context, tx *sql.Tx, a Audit) error {
 	if err != nil {
 		return fmt.Errorf("write audit: %w", err)
 	}
-	return nil
+	return webhooksForAudits(ctx, tx, []Audit{a})
 }
 
 // addAudits writes audit records inside tx with one statement (see
@@ -32,7 +32,7 @@ func addAudits(ctx context.Context, tx *sql.Tx, recs []Audit) error {
 	if _, err := tx.ExecContext(ctx, `INSERT INTO audit (org_id, at, actor, action, target, detail) VALUES `+strings.Join(rows, ", "), args...); err != nil {
 		return fmt.Errorf("write audit: %w", err)
 	}
-	return nil
+	return webhooksForAudits(ctx, tx, recs)
 }
 
 // RecordAudit writes an audit record on its own, for an act that changes

@@ -19,7 +19,7 @@ import (
 
 // settled are errors classify passes on unchanged: the store's own, and
 // the end of the caller's context.
-var settled = []error{ErrNotFound, ErrConflict, ErrOrphaned, ErrCreatorGone, ErrKeyRevoked, ErrKeyExpired, ErrKeyRolled, ErrCursorExpired, ErrCursorAhead, ErrUnavailable,
+var settled = []error{ErrNotFound, ErrConflict, ErrOrphaned, ErrCreatorGone, ErrKeyRevoked, ErrKeyExpired, ErrKeyRolled, ErrCursorExpired, ErrCursorAhead, ErrUnavailable, ErrWebhookDisabled,
 	context.Canceled, context.DeadlineExceeded}
 
 // classify maps a driver's error to the store's: a unique violation is

@@ -55,6 +55,10 @@ func Run(t *testing.T, open Open) {
 	t.Run("UserRoles", func(t *testing.T) { testUserRoles(t, open(t)) })
 	t.Run("AuditFilters", func(t *testing.T) { testAuditFilters(t, open(t)) })
 	t.Run("OIDCLogins", func(t *testing.T) { testOIDCLogins(t, open(t)) })
+	t.Run("WebhookQueue", func(t *testing.T) { testWebhookQueue(t, open(t)) })
+	t.Run("WebhookSecretRotation", func(t *testing.T) { testWebhookSecretRotation(t, open(t)) })
+	t.Run("WebhookExpiryNotices", func(t *testing.T) { testWebhookExpiryNotices(t, open(t)) })
+	t.Run("WebhookConcurrentClaims", func(t *testing.T) { testWebhookConcurrentClaims(t, open(t)) })
 }
 
 type fixture struct {
