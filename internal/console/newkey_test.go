@@ -137,7 +137,9 @@ func TestSaveAsSecretRetryAfterAFailedCreate(t *testing.T) {
 	}
 	svc, b, appID, _ := consoleWithApp(t, opts...)
 	raw := func() *sql.DB {
-		driver, dsn := "sqlite", "file:"+filepath.Join(svc.DataDir, "appkeys.db")
+		// The service writes in the background too (usage pruning, the
+		// webhook queue): wait for its lock as the store itself does.
+		driver, dsn := "sqlite", "file:"+filepath.Join(svc.DataDir, "appkeys.db")+"?_pragma=busy_timeout(5000)"
 		if pg {
 			driver, dsn = "pgx", pgURL
 		}
