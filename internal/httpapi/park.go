@@ -234,9 +234,12 @@ func (s *Server) park(w http.ResponseWriter, r *http.Request, after *int64, wait
 		// their connections: handed back, they would look like new ones
 		// to Shutdown, which waits seconds for those.
 		keep = keep && p.ctx.Err() == nil
-		err := b.writeTo(conn, keep)
+		// Counted before it is sent, as net/http's middleware counts a
+		// held answer before net/http flushes it: a client that reads its
+		// answer finds it counted.
+		b.WriteHeader(http.StatusOK)
 		s.record(r, pattern, b.status, start)
-		if err != nil || !keep {
+		if err := b.writeTo(conn, keep); err != nil || !keep {
 			conn.Close()
 			return
 		}
