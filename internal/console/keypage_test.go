@@ -74,6 +74,22 @@ func TestKeyPageShowsItsHistory(t *testing.T) {
 	if code, page := owner.get("/keys/" + owners.Key.ID); code != http.StatusOK || len(historyRows(t, page)) != 2 || !strings.Contains(historyRows(t, page)[0], "Revoked") {
 		t.Errorf("revoked key's page = %d, history %q", code, historyRows(t, page))
 	}
+	// A roll shows on both keys' pages: the old one rolled (and revoked,
+	// with no overlap), the new one created from it, each linking the other
+	// in its detail.
+	nightly := f.keyIDs[1]
+	rolled, err := ks.RollKey(ctx, f.owner, nightly, keyservice.RollKeyRequest{ExpiresAt: time.Now().AddDate(0, 0, 30)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, page = owner.get("/keys/" + nightly)
+	if rows := historyRows(t, page); len(rows) != 4 || !strings.Contains(strings.Join(rows, ""), "Rolled") || !strings.Contains(strings.Join(rows, ""), "rolled from "+nightly) || !strings.Contains(rows[3], "Created") {
+		t.Errorf("the old key's history after a roll: %q", rows)
+	}
+	_, page = owner.get("/keys/" + rolled.Key.ID)
+	if rows := historyRows(t, page); len(rows) != 3 || !strings.Contains(strings.Join(rows, ""), "to "+rolled.Key.ID) {
+		t.Errorf("the new key's history after a roll: %q", rows)
+	}
 	// The Audit log filtered for the key holds the same entries.
 	if code, page := owner.get("/audit?key=" + ci); code != http.StatusOK || strings.Count(page, `href="/keys/`+ci+`"`) < 2 || strings.Contains(page, owners.Key.ID) {
 		t.Errorf("audit filtered by key = %d", code)
