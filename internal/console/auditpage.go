@@ -30,6 +30,9 @@ type auditView struct {
 // auditFilter is the filter form as the user sent it.
 type auditFilter struct {
 	Action, Actor, App, From, To string
+	// Key keeps the entries about one key (a key page's "All of its
+	// history" link).
+	Key string
 }
 
 // auditRow is an entry, with links to what it names.
@@ -42,8 +45,8 @@ type auditRow struct {
 func (c *console) auditPage(w http.ResponseWriter, r *http.Request, req *request) {
 	ctx := r.Context()
 	q := r.URL.Query()
-	f := auditFilter{Action: q.Get("action"), Actor: q.Get("actor"), App: q.Get("app"), From: q.Get("from"), To: q.Get("to")}
-	query := keyservice.AuditQuery{Action: f.Action, Actor: f.Actor, AppID: f.App, Limit: auditPageSize}
+	f := auditFilter{Action: q.Get("action"), Actor: q.Get("actor"), App: q.Get("app"), From: q.Get("from"), To: q.Get("to"), Key: q.Get("key")}
+	query := keyservice.AuditQuery{Action: f.Action, Actor: f.Actor, AppID: f.App, KeyID: f.Key, Limit: auditPageSize}
 	bad := func(msg string) { c.showError(w, r, req, http.StatusBadRequest, msg) }
 	var err error
 	if f.From != "" {
@@ -111,7 +114,7 @@ func (c *console) auditPage(w http.ResponseWriter, r *http.Request, req *request
 		v.Rows = append(v.Rows, auditRowOf(a, emails, apps))
 	}
 	page := url.Values{}
-	for k, val := range map[string]string{"action": f.Action, "actor": f.Actor, "app": f.App, "from": f.From, "to": f.To, "per": q.Get("per")} {
+	for k, val := range map[string]string{"action": f.Action, "actor": f.Actor, "app": f.App, "from": f.From, "to": f.To, "key": f.Key, "per": q.Get("per")} {
 		if val != "" {
 			page.Set(k, val)
 		}

@@ -136,6 +136,7 @@ func (c *console) register(mux *http.ServeMux) {
 	mux.Handle("GET /keys/{id}", c.authed(c.keyPage))
 	mux.Handle("POST /keys/{id}/revoke", c.authed(c.revokeKey))
 	mux.Handle("POST /keys/{id}/roll", c.authed(c.rollKey))
+	mux.Handle("POST /keys/{id}/limits", c.authed(c.editLimits))
 	mux.Handle("POST /keys/lookup", c.authed(c.lookupKey))
 	mux.Handle("POST /new-key/{flow}/secret", c.authed(c.saveAsSecret))
 	mux.Handle("GET /users", c.authed(c.usersPage))
@@ -271,7 +272,7 @@ func parsePages(assets map[string]string) map[string]*template.Template {
 	base := template.Must(template.New("").Funcs(funcs).ParseFS(templateFS, "templates/layout.html"))
 	pages := map[string]*template.Template{}
 	// A page's file, and the files of its dialogs.
-	files := map[string][]string{"keys": {"roll.html"}}
+	files := map[string][]string{"keys": {"roll.html", "limitsfields.html"}, "key": {"limitsfields.html"}}
 	for _, name := range []string{"login", "home", "app", "keys", "error", "key", "users", "secrets", "audit", "signedin", "webhooks"} {
 		t := template.Must(base.Clone())
 		for _, f := range append([]string{name + ".html"}, files[name]...) {

@@ -13,7 +13,8 @@ import (
 // dialog open in turn, by the words on its controls, as an owner and as a
 // member: Users (add, change a role, remove with the orphan count),
 // Secrets (create, reveal behind its confirmation, copy, delete, a Save
-// As Secret secret naming its key), the Audit log's filters and pages;
+// As Secret secret naming its key), the Audit log's filters and pages, a
+// key's page with its chart, history and Edit limits dialog;
 // and on each page axe-core finds no serious or critical violation.
 func TestEveryPageInTheBrowser(t *testing.T) {
 	axe := loadAxe(t)
@@ -75,6 +76,13 @@ func TestEveryPageInTheBrowser(t *testing.T) {
 	check("new key dialog")
 	b.click("Close")
 	b.waitUntil("the new key dialog to go", `!document.getElementById("new-key")`)
+	// A key's page: its fields, its chart, its history (created and saved
+	// as a secret) and the Edit limits dialog.
+	b.open("/keys/" + saved.Key.ID)
+	b.waitText("saved as secret WIDGET_KEY")
+	b.waitUntil("the chart", `!!document.getElementById("usage-chart")`)
+	check("key page")
+	openDialog("Edit limits", "Save limits", "Edit limits dialog")
 	b.open("/keys?tab=orphaned")
 	b.waitText("No orphaned API keys")
 	check("Orphaned tab")
@@ -182,6 +190,9 @@ func TestEveryPageInTheBrowser(t *testing.T) {
 		t.Errorf("a member sees the Users controls")
 	}
 	check("Users as a member")
+	b.open("/keys/" + saved.Key.ID)
+	b.waitText("Only an Organization Owner or Aura Owner can see the history of a key someone else created.")
+	check("key page as a member")
 	b.click("Audit log")
 	b.waitText("Only an Organization Owner or Aura Owner can read the audit log.")
 	check("Audit log refused")

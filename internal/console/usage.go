@@ -7,14 +7,19 @@ import (
 	"github.com/appkeys/appkeys/internal/keyservice"
 )
 
-// keyView is a key's detail page: its fields and its usage chart.
+// keyView is a key's detail page: its fields, its usage chart, its
+// history and the Edit limits dialog.
 type keyView struct {
 	Key     keyservice.Key
 	AppLive bool
 	Chart   usageChart
 	// Unread says the usage could not be read (the store away): the page
 	// still shows the key.
-	Unread bool
+	Unread  bool
+	History keyHistory
+	// Edit is the Edit limits dialog; nil when the key's limits cannot
+	// change (not active).
+	Edit *limitsForm
 }
 
 // usageRanges are the chart's choices: the last 24 hours (the default) or
@@ -25,13 +30,21 @@ var usageRanges = map[string]time.Duration{"24h": 24 * time.Hour, "7d": 7 * 24 *
 // other is not found, as one that does not exist) with its requests per
 // hour, allowed vs limited.
 func (c *console) keyPage(w http.ResponseWriter, r *http.Request, req *request) {
-	ctx := r.Context()
-	k, err := c.svc.GetKey(ctx, req.caller, r.PathValue("id"))
+	d, err := c.keyData(r, req, r.PathValue("id"), r.URL.Query().Get("range"))
 	if err != nil {
 		c.fail(w, r, req, err)
 		return
 	}
-	rng := r.URL.Query().Get("range")
+	c.render(w, http.StatusOK, "key", d)
+}
+
+// keyData loads a key's page; rng is the chart's period.
+func (c *console) keyData(r *http.Request, req *request, id, rng string) (*pageData, error) {
+	ctx := r.Context()
+	k, err := c.svc.GetKey(ctx, req.caller, id)
+	if err != nil {
+		return nil, err
+	}
 	span, ok := usageRanges[rng]
 	if !ok {
 		rng, span = "24h", usageRanges["24h"]
@@ -46,6 +59,10 @@ func (c *console) keyPage(w http.ResponseWriter, r *http.Request, req *request) 
 		v.Unread = true
 	}
 	v.Chart = newUsageChart(rng, pts)
+	v.History = c.keyHistory(r, req, k.ID)
+	if k.State == keyservice.StateActive {
+		v.Edit = limitsFormOf(k.Limits)
+	}
 	d := c.data(r, req, "API Key · "+k.Name)
 	d.Crumbs = []crumb{{Label: "Container Service", URL: "/"}}
 	if v.AppLive {
@@ -53,5 +70,5 @@ func (c *console) keyPage(w http.ResponseWriter, r *http.Request, req *request) 
 	}
 	d.Crumbs = append(d.Crumbs, crumb{Label: k.Name})
 	d.Key = v
-	c.render(w, http.StatusOK, "key", d)
+	return d, nil
 }

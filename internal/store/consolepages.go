@@ -39,6 +39,11 @@ type AuditFilter struct {
 	Actor  string
 	// AppID keeps the records about the app itself or about one of its keys.
 	AppID string
+	// KeyID keeps the records about one key: those whose target it is
+	// (created, limits changed, revoked, looked up, leaked, rolled), and
+	// those that name it in their detail (the other key of a roll, a
+	// secret that holds it).
+	KeyID string
 	// Since and Until bound At: Since <= At < Until.
 	Since, Until time.Time
 	// Before, when set, keeps records older than that id: the next page.
@@ -62,6 +67,12 @@ func (s *Store) ListAuditWhere(ctx context.Context, orgID string, f AuditFilter)
 	}
 	if f.AppID != "" {
 		add("(target = ? OR target IN (SELECT id FROM api_keys WHERE org_id = $1 AND app_id = ?))", f.AppID)
+	}
+	if f.KeyID != "" {
+		// The id is matched literally: LIKE's wildcards in it are escaped.
+		like := "%" + strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`).Replace(f.KeyID) + "%"
+		args = append(args, f.KeyID, like)
+		where = append(where, fmt.Sprintf(`(target = $%d OR detail LIKE $%d ESCAPE '\')`, len(args)-1, len(args)))
 	}
 	if !f.Since.IsZero() {
 		add("at >= ?", micros(f.Since))

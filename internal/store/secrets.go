@@ -22,7 +22,11 @@ func (s *Store) CreateSecret(ctx context.Context, sec Secret) error {
 		if err := insertSecret(ctx, tx, sec); err != nil {
 			return err
 		}
-		return addAudit(ctx, tx, Audit{OrgID: sec.OrgID, At: sec.CreatedAt, Actor: sec.CreatedBy, Action: "secret.create", Target: sec.Name})
+		var detail string
+		if sec.KeyID != "" { // Save As Secret: the key's history shows it
+			detail = "holds key " + sec.KeyID
+		}
+		return addAudit(ctx, tx, Audit{OrgID: sec.OrgID, At: sec.CreatedAt, Actor: sec.CreatedBy, Action: "secret.create", Target: sec.Name, Detail: detail})
 	})
 }
 

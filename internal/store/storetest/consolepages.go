@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -94,6 +95,44 @@ func testAuditFilters(t *testing.T, s *store.Store) {
 	}
 	if acts, err := s.AuditActions(ctx, f.org.ID); err != nil || len(acts) < 2 {
 		t.Errorf("AuditActions = %v %v", acts, err)
+	}
+}
+
+// testAuditByKey: a key's history holds the records whose target it is and
+// those that name it (the other side of a roll, a secret that holds it),
+// never a look-alike id (LIKE's "_" is not a wildcard here) nor another
+// organization's record.
+func testAuditByKey(t *testing.T, s *store.Store) {
+	ctx := context.Background()
+	f, other := setup(t, s), setup(t, s)
+	k := f.key(t, f.app.ID, f.owner.ID, "k1", t0.Add(24*time.Hour))
+	k2 := f.key(t, f.app.ID, f.owner.ID, "k2", t0.Add(24*time.Hour))
+	lookalike := strings.Replace(k.ID, "_", "x", 1)
+	must(t, s.RecordAudit(ctx, store.Audit{OrgID: f.org.ID, At: t0, Actor: f.owner.ID, Action: "key.lookup", Target: k.ID}))
+	must(t, s.RecordAudit(ctx, store.Audit{OrgID: f.org.ID, At: t0, Actor: f.owner.ID, Action: "key.create", Target: k2.ID, Detail: "app " + f.app.ID + ", rolled from " + k.ID}))
+	must(t, s.RecordAudit(ctx, store.Audit{OrgID: f.org.ID, At: t0, Actor: f.owner.ID, Action: "key.lookup", Target: lookalike, Detail: "rolled from " + lookalike}))
+	must(t, s.RecordAudit(ctx, store.Audit{OrgID: other.org.ID, At: t0, Actor: other.owner.ID, Action: "key.lookup", Target: k.ID}))
+	must(t, s.CreateSecret(ctx, store.Secret{OrgID: f.org.ID, Name: "K1", Ciphertext: []byte("x"), CreatedAt: t0, CreatedBy: f.owner.ID, KeyID: k.ID}))
+	recs, err := s.ListAuditWhere(ctx, f.org.ID, store.AuditFilter{KeyID: k.ID, Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, a := range recs {
+		got = append(got, a.Action+" "+a.Target)
+	}
+	want := []string{"secret.create K1", "key.create " + k2.ID, "key.lookup " + k.ID, "key.create " + k.ID}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("history of %s =\n%v\nwant\n%v", k.ID, got, want)
+	}
+	if recs[0].Detail != "holds key "+k.ID {
+		t.Errorf("secret.create detail = %q", recs[0].Detail)
+	}
+	if recs, _ := s.ListAuditWhere(ctx, f.org.ID, store.AuditFilter{KeyID: k.ID, Limit: 2}); len(recs) != 2 {
+		t.Errorf("limit 2 gave %d", len(recs))
+	}
+	if recs, _ := s.ListAuditWhere(ctx, other.org.ID, store.AuditFilter{KeyID: k.ID, Limit: 100}); len(recs) != 1 || recs[0].Actor != other.owner.ID {
+		t.Errorf("the other org sees %+v", recs)
 	}
 }
 

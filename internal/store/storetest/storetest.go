@@ -54,6 +54,7 @@ func Run(t *testing.T, open Open) {
 	t.Run("ConcurrentLimitUpdates", func(t *testing.T) { testConcurrentLimitUpdates(t, open(t)) })
 	t.Run("UserRoles", func(t *testing.T) { testUserRoles(t, open(t)) })
 	t.Run("AuditFilters", func(t *testing.T) { testAuditFilters(t, open(t)) })
+	t.Run("AuditByKey", func(t *testing.T) { testAuditByKey(t, open(t)) })
 	t.Run("OIDCLogins", func(t *testing.T) { testOIDCLogins(t, open(t)) })
 	t.Run("WebhookQueue", func(t *testing.T) { testWebhookQueue(t, open(t)) })
 	t.Run("WebhookSecretRotation", func(t *testing.T) { testWebhookSecretRotation(t, open(t)) })
