@@ -208,10 +208,10 @@ func (w *Worker) startDue(ctx context.Context, slots chan struct{}, freed chan s
 
 // Deliver makes one attempt at m and records it.
 func (w *Worker) deliver(ctx context.Context, m Message) {
-	a := w.Attempt(ctx, m)
-	if ctx.Err() != nil && !a.Delivered {
-		return // shutting down: the lease ends and another attempt follows
-	}
+	// An attempt under way when the service stops is finished, within the
+	// client's 10 s timeout, and recorded: cut off after the receiver took
+	// the message but before its answer came, it would be sent again.
+	a := w.Attempt(context.WithoutCancel(ctx), m)
 	// Recorded even as the service stops: a delivered message left
 	// unrecorded would be sent again.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
