@@ -35,7 +35,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/appkeys/appkeys/bench/harness"
@@ -84,20 +83,12 @@ func run(ctx context.Context, o options) error {
 	}
 	// Each request in flight holds a connection in this process and in
 	// Caddy, and uncapped, one more from Caddy to the key service.
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil {
-		lim.Cur = lim.Max
-		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
-	}
-	dir, err := os.MkdirTemp("", "appkeys-bench-coldstart-")
+	harness.RaiseFileLimit() // as far as it goes; a low limit shows as errors
+	dir, done, err := harness.TempDir("appkeys-bench-coldstart-", o.keep)
 	if err != nil {
 		return err
 	}
-	if o.keep {
-		fmt.Fprintln(os.Stderr, "directory:", dir)
-	} else {
-		defer os.RemoveAll(dir)
-	}
+	defer done()
 	ksBin, err := harness.Build(ctx, dir, "./cmd/appkeys")
 	if err != nil {
 		return err

@@ -3,20 +3,11 @@ package main
 import (
 	"fmt"
 	"io"
-	"math"
 	"runtime"
-	"slices"
 	"time"
-)
 
-func quantile(xs []time.Duration, q float64) time.Duration {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	return s[min(max(int(math.Ceil(float64(len(s))*q))-1, 0), len(s)-1)]
-}
+	"github.com/appkeys/appkeys/bench/harness"
+)
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }
 
@@ -45,7 +36,7 @@ func (p *phase) total() window {
 
 func (w window) String() string {
 	return fmt.Sprintf("%d sent, %d ok, %d 503, %d no answer, %d shed; p50 %s p99 %s; %d verify calls, peak %d in flight",
-		w.sent, w.ok, w.unavailable, w.timeouts, w.shed, ms(quantile(w.lat, .5)), ms(quantile(w.lat, .99)), w.calls, w.peak)
+		w.sent, w.ok, w.unavailable, w.timeouts, w.shed, ms(harness.Quantile(w.lat, .5)), ms(harness.Quantile(w.lat, .99)), w.calls, w.peak)
 }
 
 func report(out io.Writer, o options, s seed, phases []*phase, loadBefore, loadAfter string, took time.Duration) {
@@ -64,7 +55,7 @@ func report(out io.Writer, o options, s seed, phases []*phase, loadBefore, loadA
 		for i, w := range p.windows {
 			from, to := time.Duration(i)*o.window, time.Duration(i+1)*o.window
 			fmt.Fprintf(out, "| %s | %v–%v | %d | %d | %d | %d | %d | %s | %s | %.0f | %d | %s | %s | %s |\n",
-				p.cap, from, to, w.sent, w.ok, w.unavailable, w.timeouts, w.shed, ms(quantile(w.lat, .5)), ms(quantile(w.lat, .99)),
+				p.cap, from, to, w.sent, w.ok, w.unavailable, w.timeouts, w.shed, ms(harness.Quantile(w.lat, .5)), ms(harness.Quantile(w.lat, .99)),
 				float64(w.calls)/o.window.Seconds(), w.peak, cores(w.ksCPU, o.window), cores(w.caddyCPU, o.window), cores(w.harnessCPU, o.window))
 		}
 	}
@@ -79,7 +70,7 @@ func report(out io.Writer, o options, s seed, phases []*phase, loadBefore, loadA
 			perCall = float64(t.ksCPU.Microseconds()) / float64(t.calls)
 		}
 		fmt.Fprintf(out, "| %s | %d | %d | %d | %d | %d | %s | %s | %s | %d | %.0f | %d | %.1f s | %.0f | %.1f s | %s | %.0f |\n",
-			p.cap, t.sent, t.ok, t.unavailable, t.timeouts, t.shed, ms(quantile(t.lat, .5)), ms(quantile(t.lat, .99)), ms(quantile(t.lat, 1)),
+			p.cap, t.sent, t.ok, t.unavailable, t.timeouts, t.shed, ms(harness.Quantile(t.lat, .5)), ms(harness.Quantile(t.lat, .99)), ms(harness.Quantile(t.lat, 1)),
 			t.calls, float64(t.calls)/wall.Seconds(), t.peak, t.ksCPU.Seconds(), perCall, t.caddyCPU.Seconds(), ms(p.servedMean), p.slowServed)
 	}
 	fmt.Fprintln(out)

@@ -40,7 +40,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/appkeys/appkeys/bench/harness"
@@ -92,20 +91,6 @@ func main() {
 	})
 }
 
-// raiseFileLimit sets this process's open-file limit to its hard limit and
-// returns the hard limit; children inherit it.
-func raiseFileLimit() (uint64, error) {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return 0, err
-	}
-	lim.Cur = lim.Max
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return 0, err
-	}
-	return lim.Max, nil
-}
-
 func run(ctx context.Context, o options) error {
 	if o.perApp < 1 || o.writes < 1 || o.interval <= 0 || o.sources < 1 || o.sources > 200 {
 		return errors.New("-per-app, -writes, -interval and -sources (at most 200) must be positive")
@@ -113,7 +98,7 @@ func run(ctx context.Context, o options) error {
 	if o.database != "" && len(o.modes) > 1 {
 		return errors.New("-database: the service needs an empty database for each -long-polls mode; name one mode")
 	}
-	hard, err := raiseFileLimit()
+	hard, err := harness.RaiseFileLimit()
 	if err != nil {
 		return fmt.Errorf("raise RLIMIT_NOFILE: %w", err)
 	}
@@ -127,15 +112,11 @@ func run(ctx context.Context, o options) error {
 		}
 		sizes = append(sizes, size{asked: n, n: min(n, fit)})
 	}
-	dir, err := os.MkdirTemp("", "appkeys-bench-fanout-")
+	dir, done, err := harness.TempDir("appkeys-bench-fanout-", o.keep)
 	if err != nil {
 		return err
 	}
-	if o.keep {
-		fmt.Fprintln(os.Stderr, "directory:", dir)
-	} else {
-		defer os.RemoveAll(dir)
-	}
+	defer done()
 	bin, err := harness.Build(ctx, dir, "./cmd/appkeys")
 	if err != nil {
 		return err
@@ -214,7 +195,7 @@ func runMode(ctx context.Context, o options, mode, bin, dir string, hard uint64,
 			}
 		}
 		fmt.Fprintf(os.Stderr, "%d subscribers: feed reads/write %.2f, wake p50 %s p99 %s, %s per subscriber, CPU/write %v\n",
-			s.n, s.feedPerWrite, ms(quantile(s.wake, 0.5)), ms(quantile(s.wake, 0.99)), kib(s.goPerSub), s.cpuPerWrite.Round(time.Microsecond))
+			s.n, s.feedPerWrite, ms(harness.Quantile(s.wake, 0.5)), ms(harness.Quantile(s.wake, 0.99)), kib(s.goPerSub), s.cpuPerWrite.Round(time.Microsecond))
 	}
 	store := "SQLite"
 	if o.database != "" {

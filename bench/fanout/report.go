@@ -5,20 +5,10 @@ import (
 	"io"
 	"math"
 	"runtime"
-	"slices"
 	"time"
 
 	"github.com/appkeys/appkeys/bench/harness"
 )
-
-func quantile(xs []time.Duration, q float64) time.Duration {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	return s[min(max(int(math.Ceil(float64(len(s))*q))-1, 0), len(s)-1)]
-}
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }
 
@@ -42,7 +32,7 @@ func report(w io.Writer, o options, store string, hard uint64, sizes []size, loa
 		}
 		fmt.Fprintf(w, "| %s | %d | %.2f | %.2f, %.2f, %.2f | %.2f | %s | %s | %s | %s | %s | %s | %.0f µs | %d | %d | %d |\n",
 			n, s.apps, s.feedPerWrite, s.byKind["subscriber"], s.byKind["head"], s.byKind["follow"], s.opsPerWrite,
-			ms(quantile(s.wake, 0.5)), ms(quantile(s.wake, 0.99)), ms(quantile(s.wake, 1)), ms(quantile(s.revoke, 0.5)),
+			ms(harness.Quantile(s.wake, 0.5)), ms(harness.Quantile(s.wake, 0.99)), ms(harness.Quantile(s.wake, 1)), ms(harness.Quantile(s.revoke, 0.5)),
 			kib(s.goPerSub), kib(s.rssPerSub), float64(s.cpuPerWrite)/float64(time.Microsecond), s.missed, s.empty, s.foreign)
 	}
 	fmt.Fprintln(w)
@@ -76,7 +66,7 @@ func report(w io.Writer, o options, store string, hard uint64, sizes []size, loa
 	for _, s := range sizes {
 		if s.n == 10_000 {
 			fmt.Fprintf(w, "\nGoals at 10,000 subscribers: store reads per write %.2f (≤ 2: %s); wake p99 %s (< 50 ms: %s); memory per idle subscriber %s (< 16 KiB: %s).\n",
-				s.feedPerWrite, harness.Verdict(math.Round(s.feedPerWrite*100) <= 200), ms(quantile(s.wake, 0.99)), harness.Verdict(quantile(s.wake, 0.99) < 50*time.Millisecond),
+				s.feedPerWrite, harness.Verdict(math.Round(s.feedPerWrite*100) <= 200), ms(harness.Quantile(s.wake, 0.99)), harness.Verdict(harness.Quantile(s.wake, 0.99) < 50*time.Millisecond),
 				kib(s.goPerSub), harness.Verdict(s.goPerSub < 16*1024))
 		}
 	}
