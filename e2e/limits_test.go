@@ -172,23 +172,7 @@ func TestLimitShareAtTheEdge(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.load(s.ks.URL, site)
-	// The feed's start from its head purges the cache, and with it any
-	// bucket made before: wait until it has started, by an event applied.
-	throwaway := s.key(nil, a.ID, time.Now().Add(time.Hour))
-	if err := s.owner.RevokeKey(context.Background(), throwaway.ID); err != nil {
-		t.Fatal(err)
-	}
-	sidecar, err := client.New(s.ks.URL, a.VerifierToken)
-	if err != nil {
-		t.Fatal(err)
-	}
-	head, err := sidecar.EventsHead(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, 5*time.Second, "the feed started", func() bool {
-		return metric(adminMetrics(t), "appkey_auth_events_last_seq", "app", a.ID) >= float64(head)
-	})
+	s.waitFeedStarted(a)
 	passed := 0
 	var refused answer
 	for range 20 {
@@ -229,6 +213,7 @@ func TestRefusedRequestsCountInUsage(t *testing.T) {
 	rated := newKey(&client.RateLimit{Requests: 3, Per: "1m"})
 	outside := newKey(nil, "10.0.0.0/8")
 	s.load(s.ks.URL, site)
+	s.waitFeedStarted(a)
 
 	var want client.UsageCount
 	for range 10 {
@@ -261,4 +246,27 @@ func TestRefusedRequestsCountInUsage(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// waitFeedStarted waits until the sidecar of app a has started following
+// the feed, by an event it applied. The feed's start from its head purges
+// the cache, and with it any rate-limit bucket made before: a test that
+// counts a bucket's requests starts after it.
+func (s *stack) waitFeedStarted(a *client.CreatedApp) {
+	s.t.Helper()
+	throwaway := s.key(nil, a.ID, time.Now().Add(time.Hour))
+	if err := s.owner.RevokeKey(context.Background(), throwaway.ID); err != nil {
+		s.t.Fatal(err)
+	}
+	sidecar, err := client.New(s.ks.URL, a.VerifierToken)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	head, err := sidecar.EventsHead(context.Background())
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	waitFor(s.t, 5*time.Second, "the feed started", func() bool {
+		return metric(adminMetrics(s.t), "appkey_auth_events_last_seq", "app", a.ID) >= float64(head)
+	})
 }
