@@ -25,43 +25,7 @@ func TestOpenAPIDescribesRealAnswers(t *testing.T) {
 	svc := servicetest.Start(t)
 	call := func(token, method, path string, body any, wantStatus int) map[string]any {
 		t.Helper()
-		var rd io.Reader
-		if body != nil {
-			b, _ := json.Marshal(body)
-			rd = bytes.NewReader(b)
-		}
-		req, _ := http.NewRequest(method, svc.URL+path, rd)
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		if body != nil {
-			req.Header.Set("Content-Type", "application/json")
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		raw, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != wantStatus {
-			t.Fatalf("%s %s: %d %s, want %d", method, path, resp.StatusCode, raw, wantStatus)
-		}
-		schema := responseSchema(t, d, method, path, resp.StatusCode, resp.Header.Get("Content-Type"))
-		if schema == nil {
-			if len(bytes.TrimSpace(raw)) > 0 && wantStatus == http.StatusNoContent {
-				t.Errorf("%s %s: a 204 with a body", method, path)
-			}
-			return nil
-		}
-		var v any
-		if err := json.Unmarshal(raw, &v); err != nil {
-			t.Fatalf("%s %s: not JSON: %v", method, path, err)
-		}
-		for _, problem := range check(d, schema, v, "$") {
-			t.Errorf("%s %s (%d): %s", method, path, resp.StatusCode, problem)
-		}
-		m, _ := v.(map[string]any)
-		return m
+		return callChecked(t, d, svc.URL, token, method, path, body, wantStatus)
 	}
 	owner := svc.OwnerToken
 	exp := time.Now().UTC().Add(48 * time.Hour).Format(time.RFC3339)
@@ -370,4 +334,49 @@ func eventTypes(page map[string]any) []string {
 		}
 	}
 	return out
+}
+
+// callChecked makes one call on the service at base with token (none when
+// empty) and a JSON body (none when nil), fails the test unless it is
+// answered wantStatus, checks the answer against the operation's schema in
+// d, and returns it as a JSON object (nil when it is none).
+func callChecked(t *testing.T, d doc, base, token, method, path string, body any, wantStatus int) map[string]any {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, base+path, rd)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != wantStatus {
+		t.Fatalf("%s %s: %d %s, want %d", method, path, resp.StatusCode, raw, wantStatus)
+	}
+	schema := responseSchema(t, d, method, path, resp.StatusCode, resp.Header.Get("Content-Type"))
+	if schema == nil {
+		if len(bytes.TrimSpace(raw)) > 0 && wantStatus == http.StatusNoContent {
+			t.Errorf("%s %s: a 204 with a body", method, path)
+		}
+		return nil
+	}
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		t.Fatalf("%s %s: not JSON: %v", method, path, err)
+	}
+	for _, problem := range check(d, schema, v, "$") {
+		t.Errorf("%s %s (%d): %s", method, path, resp.StatusCode, problem)
+	}
+	m, _ := v.(map[string]any)
+	return m
 }

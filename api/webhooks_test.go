@@ -1,9 +1,6 @@
 package api
 
 import (
-	"bytes"
-	"encoding/json"
-	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -31,38 +28,7 @@ func TestOpenAPIDescribesWebhookAnswers(t *testing.T) {
 	}))
 	call := func(method, path string, body any, want int) map[string]any {
 		t.Helper()
-		var rd io.Reader
-		if body != nil {
-			b, _ := json.Marshal(body)
-			rd = bytes.NewReader(b)
-		}
-		req, _ := http.NewRequest(method, svc.URL+path, rd)
-		req.Header.Set("Authorization", "Bearer "+svc.OwnerToken)
-		if body != nil {
-			req.Header.Set("Content-Type", "application/json")
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		raw, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != want {
-			t.Fatalf("%s %s: %d %s, want %d", method, path, resp.StatusCode, raw, want)
-		}
-		schema := responseSchema(t, d, method, path, resp.StatusCode, resp.Header.Get("Content-Type"))
-		if schema == nil {
-			return nil
-		}
-		var v any
-		if err := json.Unmarshal(raw, &v); err != nil {
-			t.Fatalf("%s %s: not JSON: %v", method, path, err)
-		}
-		for _, problem := range checkSchema(d, schema, v) {
-			t.Errorf("%s %s (%d): %s", method, path, resp.StatusCode, problem)
-		}
-		m, _ := v.(map[string]any)
-		return m
+		return callChecked(t, d, svc.URL, svc.OwnerToken, method, path, body, want)
 	}
 	url := "http://" + ln.Addr().String() + "/hook"
 	hook := call("POST", "/v1/webhooks", map[string]any{"url": url, "events": []string{"key.revoked", "key.created"}, "description": "ops"}, 201)

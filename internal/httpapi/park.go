@@ -237,8 +237,7 @@ func (s *Server) park(w http.ResponseWriter, r *http.Request, after *int64, wait
 		// Counted before it is sent, as net/http's middleware counts a
 		// held answer before net/http flushes it: a client that reads its
 		// answer finds it counted.
-		b.WriteHeader(http.StatusOK)
-		s.record(r, pattern, b.status, start)
+		s.record(r, pattern, b.status, start) // 0: 200, as writeTo sends it
 		if err := b.writeTo(conn, keep); err != nil || !keep {
 			conn.Close()
 			return
